@@ -1,0 +1,68 @@
+"""The Hydra view: every value as an override that a job receives exactly.
+
+This is the one place that renders overrides. Strings are always quoted, so
+``"1"``, ``"true"`` and ``"null"`` stay strings; quotes and backslashes are
+escaped the way Hydra's override grammar un-escapes them; ``${`` is escaped the
+way OmegaConf un-escapes it, so a literal ``${x}`` is not resolved; floats use
+Python's shortest round-trip form. Keys get ``++`` so that parameters missing
+from the app's config are added and existing ones replaced.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, List, Mapping, Tuple
+
+from exp_compat.space import check_key, check_value
+
+_OMEGACONF_INTERPOLATION = re.compile(r"(\\*)\$\{")
+_QUOTE = re.compile(r"(\\*)'")
+_TRAILING_BACKSLASHES = re.compile(r"(\\+)\Z")
+
+
+def quote_string(text: str) -> str:
+    """A single-quoted Hydra string whose value, once OmegaConf resolves it, is ``text``."""
+    # OmegaConf: backslashes right before "${" escape each other, and "\${" is a literal "${".
+    text = _OMEGACONF_INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
+    # Hydra: backslashes right before a quote, or before the closing quote, escape each other.
+    text = _QUOTE.sub(lambda m: m.group(1) * 2 + "\\'", text)
+    text = _TRAILING_BACKSLASHES.sub(lambda m: m.group(1) * 2, text)
+    return f"'{text}'"
+
+
+def render_value(value: Any) -> str:
+    """The right-hand side of an override that gives a job exactly ``value`` (same type too)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return quote_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(render_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{render_value(item)}" for key, item in value.items()) + "}"
+    if hasattr(value, "item"):  # a numpy scalar
+        return render_value(value.item())
+    raise TypeError(f"cannot render {value!r} of type {type(value).__name__} as a Hydra value")
+
+
+def render_override(name: str, value: Any, prefix: str = "++") -> str:
+    """``++name=value``, checked first so that nothing unrenderable reaches Hydra."""
+    check_key(name)
+    check_value(value, name)
+    return f"{prefix}{name}={render_value(value)}"
+
+
+def render_overrides(config: Mapping[str, Any] | Iterable[Tuple[str, Any]], prefix: str = "++") -> List[str]:
+    """One override per key (dotted names), in the given order."""
+    items = config.items() if isinstance(config, Mapping) else config
+    return [render_override(name, value, prefix) for name, value in items]

@@ -1,0 +1,508 @@
+"""The typed model of an EXP parameter space.
+
+EXP users keep their spaces in TOML files; everything else in hydra-exp (the
+grid runner, the optimizer, the Hydra override rendering, the CLI) reads this
+one model instead of the raw TOML, so every rule and every check lives here
+once. The views over it are in :mod:`exp_compat.grid`,
+:mod:`exp_compat.search` and :mod:`exp_compat.overrides`.
+
+TOML shape: every table with a ``type`` key is a parameter; a table without
+one is a namespace, so ``[model.lr]`` is the parameter ``model.lr``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+from exp_compat.errors import SpaceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+if TYPE_CHECKING:  # the views import numpy / skopt; the model itself stays light
+    from exp_compat.grid import Grid
+    from exp_compat.search import SearchSpace
+
+PARAM_TYPES = ("value", "list", "range", "random")
+DTYPES = ("float", "int")
+PRIORS = ("uniform", "log-uniform")
+RESERVED_NAMES = ("id", "run")
+MISSING = "???"  # OmegaConf's marker for a mandatory value that is not set
+
+# Each dotted part of a name must be an identifier in Hydra's override grammar,
+# otherwise no override could address the parameter.
+_NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+_KIND_OF = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "table"}
+
+
+def check_key(name: str) -> None:
+    """Reject config keys that no Hydra override can address."""
+    if not isinstance(name, str) or not all(_NAME_PART.match(part) for part in name.split(".")):
+        raise SpaceError(
+            "invalid name: use dot-separated identifiers (letters, digits, '_' and '-', "
+            "not starting with a digit) so that Hydra overrides can address it",
+            param=str(name),
+        )
+
+
+def check_name(name: str) -> None:
+    """Reject parameter names that Hydra cannot address or that EXP reserves."""
+    check_key(name)
+    if name in RESERVED_NAMES:
+        raise SpaceError(
+            f"the names {' and '.join(RESERVED_NAMES)} are reserved: every configuration "
+            "carries its configuration id and run number under them; rename the parameter",
+            param=name,
+        )
+
+
+def value_kind(value: Any) -> str:
+    """The TOML kind of a value ('number' covers int and float), used for homogeneity."""
+    if value is None:
+        return "null"
+    return _KIND_OF.get(type(value), type(value).__name__)
+
+
+def check_value(value: Any, name: str) -> None:
+    """Accept only values a Hydra config can hold exactly."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise SpaceError("strings may not contain the NUL character (\\u0000)", param=name)
+        if value == MISSING:
+            raise SpaceError(
+                f"the string {MISSING!r} means 'missing value' to Hydra and OmegaConf; a job cannot receive it",
+                param=name,
+            )
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_value(item, name)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not _NAME_PART.match(key):
+                raise SpaceError(
+                    f"inline-table key {key!r} cannot be passed to Hydra: keys must be "
+                    "identifiers (letters, digits, '_' and '-', not starting with a digit)",
+                    param=name,
+                )
+            check_value(item, name)
+        return
+    if isinstance(value, (datetime.date, datetime.time)):
+        raise SpaceError(
+            f"TOML dates and times are not supported ({value!r}): Hydra configs cannot hold them; "
+            "write the value as a string",
+            param=name,
+        )
+    raise SpaceError(
+        f"unsupported value {value!r} of type {type(value).__name__}: "
+        "allowed are booleans, numbers, strings, arrays and tables",
+        param=name,
+    )
+
+
+def _number(value: Any, name: str, what: str) -> Union[int, float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpaceError(f"{what} must be a finite number, got {value!r}", param=name)
+    return value
+
+
+def _integral(value: Union[int, float], name: str, what: str) -> int:
+    if float(value) != int(value):
+        raise SpaceError(f"{what} must be a whole number for dtype \"int\", got {value!r}", param=name)
+    return int(value)
+
+
+def _choice(value: Any, allowed: Tuple[str, ...], name: str, what: str) -> str:
+    if value not in allowed:
+        raise SpaceError(
+            f"unknown {what} {value!r}; allowed: {', '.join(repr(a) for a in allowed)}", param=name
+        )
+    return value
+
+
+def _bounds(low: Any, high: Any, name: str, dtype: str) -> Tuple[Union[int, float], Union[int, float]]:
+    low = _number(low, name, "the low bound")
+    high = _number(high, name, "the high bound")
+    if low >= high:
+        raise SpaceError(f"bounds must have low < high, got [{low!r}, {high!r}]", param=name)
+    if dtype == "int":
+        return _integral(low, name, "the low bound"), _integral(high, name, "the high bound")
+    return low, high
+
+
+def canonical(value: Any) -> Any:
+    """A hashable key equal only for values of the same TOML type and content.
+
+    Python says ``1 == 1.0 == True``; a job must not receive ``True`` where the
+    file said ``1``, so de-duplication compares types too.
+    """
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("table", tuple((k, canonical(v)) for k, v in value.items()))
+    if isinstance(value, float) and math.isnan(value):
+        return ("float", "nan")
+    return (type(value).__name__, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueParam:
+    """A single fixed value (TOML ``type = "value"``)."""
+
+    name: str
+    value: Any
+    type: ClassVar[str] = "value"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        check_value(self.value, self.name)
+
+    def to_toml(self) -> Dict[str, Any]:
+        return {"type": self.type, "value": self.value}
+
+
+@dataclasses.dataclass(frozen=True)
+class ListParam:
+    """A list of alternatives (TOML ``type = "list"``); categorical in optimization."""
+
+    name: str
+    values: Tuple[Any, ...]
+    type: ClassVar[str] = "list"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if isinstance(self.values, (str, bytes)) or not isinstance(self.values, Iterable):
+            raise SpaceError(f"'value' of a list must be an array, got {self.values!r}", param=self.name)
+        values = tuple(self.values)
+        object.__setattr__(self, "values", values)
+        if not values:
+            raise SpaceError("'value' of a list must not be empty", param=self.name)
+        for item in values:
+            check_value(item, self.name)
+        kinds = sorted({value_kind(v) for v in values})
+        if len(kinds) > 1:
+            raise SpaceError(
+                f"list values must all be of one kind, got a mix of {' and '.join(kinds)}: {list(values)!r}",
+                param=self.name,
+            )
+
+    @property
+    def unique_values(self) -> Tuple[Any, ...]:
+        """The distinct values in first-seen order (what optimization chooses from)."""
+        seen = {}
+        for item in self.values:
+            seen.setdefault(canonical(item), item)
+        return tuple(seen.values())
+
+    def to_toml(self) -> Dict[str, Any]:
+        return {"type": self.type, "value": list(self.values)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeParam:
+    """An evenly spaced range (TOML ``type = "range"``).
+
+    The grid excludes ``high`` (like ``numpy.arange``); optimization treats
+    ``[low, high]`` as a bounded dimension including both ends.
+    """
+
+    name: str
+    low: Union[int, float]
+    high: Union[int, float]
+    step: Union[int, float] = 1
+    dtype: str = "float"
+    type: ClassVar[str] = "range"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        _choice(self.dtype, DTYPES, self.name, "dtype")
+        low, high = _bounds(self.low, self.high, self.name, self.dtype)
+        step = _number(self.step, self.name, "step")
+        if step <= 0:
+            raise SpaceError(f"step must be > 0, got {step!r}", param=self.name)
+        if self.dtype == "int":
+            step = _integral(step, self.name, "step")
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+        object.__setattr__(self, "step", step)
+        if self.grid_size < 1:  # only reachable through float rounding, but then nothing would run
+            raise SpaceError(f"step {step!r} gives an empty grid for bounds [{low!r}, {high!r}]", param=self.name)
+
+    @property
+    def grid_size(self) -> int:
+        """How many values ``numpy.arange(low, high, step)`` gives, without building them."""
+        if self.dtype == "int":
+            return max(0, -(-(self.high - self.low) // self.step))
+        return max(0, math.ceil((float(self.high) - float(self.low)) / float(self.step)))
+
+    def to_toml(self) -> Dict[str, Any]:
+        return {"type": self.type, "bounds": [self.low, self.high], "step": self.step, "dtype": self.dtype}
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomParam:
+    """Values drawn from a prior (TOML ``type = "random"``).
+
+    The grid draws ``n`` values within ``[low, high)``; optimization treats the
+    bounds as a dimension including both ends, with the same prior.
+    """
+
+    name: str
+    low: Union[int, float] = 0.0
+    high: Union[int, float] = 1.0
+    prior: str = "uniform"
+    dtype: str = "float"
+    n: int = 1
+    type: ClassVar[str] = "random"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        _choice(self.dtype, DTYPES, self.name, "dtype")
+        _choice(self.prior, PRIORS, self.name, "prior")
+        low, high = _bounds(self.low, self.high, self.name, self.dtype)
+        if self.prior == "log-uniform" and low <= 0:
+            raise SpaceError(
+                f"a log-uniform prior needs bounds > 0, got [{low!r}, {high!r}]", param=self.name
+            )
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise SpaceError(f"n must be a whole number >= 1, got {self.n!r}", param=self.name)
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def to_toml(self) -> Dict[str, Any]:
+        return {
+            "type": self.type,
+            "bounds": [self.low, self.high],
+            "prior": self.prior,
+            "dtype": self.dtype,
+            "n": self.n,
+        }
+
+
+Param = Union[ValueParam, ListParam, RangeParam, RandomParam]
+
+# Keys each TOML parameter table may hold, beside "type".
+_TABLE_KEYS = {
+    "value": ("value",),
+    "list": ("value",),
+    "range": ("bounds", "step", "dtype"),
+    "random": ("bounds", "prior", "dtype", "n"),
+}
+
+
+def _table_bounds(table: Mapping[str, Any], name: str, default: Optional[List[float]]) -> List[Any]:
+    bounds = table.get("bounds", default)
+    if bounds is None:
+        raise SpaceError("missing 'bounds = [low, high]'", param=name)
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise SpaceError(f"'bounds' must be an array of two numbers [low, high], got {bounds!r}", param=name)
+    return bounds
+
+
+def param_from_table(name: str, table: Mapping[str, Any]) -> Param:
+    """Build one parameter from its TOML table, checking every key."""
+    kind = table.get("type")
+    if not isinstance(kind, str) or kind not in PARAM_TYPES:
+        raise SpaceError(f"unknown type {kind!r}; allowed: {', '.join(PARAM_TYPES)}", param=name)
+    allowed = _TABLE_KEYS[kind]
+    for key in table:
+        if key != "type" and key not in allowed:
+            raise SpaceError(
+                f"unknown key {key!r} for a {kind} parameter; allowed: type, {', '.join(allowed)}", param=name
+            )
+    if kind in ("value", "list") and "value" not in table:
+        raise SpaceError(f"missing 'value' for a {kind} parameter", param=name)
+    if kind == "value":
+        return ValueParam(name, table["value"])
+    if kind == "list":
+        if not isinstance(table["value"], list):
+            raise SpaceError(f"'value' of a list must be an array, got {table['value']!r}", param=name)
+        return ListParam(name, tuple(table["value"]))
+    if kind == "range":
+        low, high = _table_bounds(table, name, None)
+        return RangeParam(name, low, high, table.get("step", 1), table.get("dtype", "float"))
+    low, high = _table_bounds(table, name, [0.0, 1.0])
+    return RandomParam(
+        name, low, high, table.get("prior", "uniform"), table.get("dtype", "float"), table.get("n", 1)
+    )
+
+
+def _walk_tables(mapping: Mapping[str, Any], prefix: str) -> Iterator[Param]:
+    for key, item in mapping.items():
+        name = f"{prefix}{key}"
+        if not isinstance(item, dict):
+            raise SpaceError(
+                f"expected a table, got {item!r}: each parameter is a TOML table with a 'type', "
+                f'e.g. [{name}] type = "value" value = ...',
+                param=name,
+            )
+        if "type" in item:
+            yield param_from_table(name, item)
+        elif not item:
+            raise SpaceError("this table has no 'type' and no parameters inside it", param=name)
+        else:
+            yield from _walk_tables(item, f"{name}.")
+
+
+def _describe_decode_error(data: bytes, error: UnicodeDecodeError) -> str:
+    before = data[: error.start]
+    line = before.count(b"\n") + 1
+    column = error.start - (before.rfind(b"\n") + 1) + 1
+    return f"not UTF-8 text: byte 0x{data[error.start]:02x} at line {line}, column {column}"
+
+
+def read_toml(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Read a TOML file, turning every way it can fail into a :class:`SpaceError`."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise SpaceError("no such file").located(source) from None
+    except IsADirectoryError:
+        raise SpaceError("is a directory, not a TOML file").located(source) from None
+    except OSError as error:
+        raise SpaceError(f"cannot read the file: {error.strerror}").located(source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpaceError(_describe_decode_error(data, error)).located(source) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpaceError(f"invalid TOML: {error}").located(source) from None
+
+
+class Space:
+    """An ordered collection of parameters: the one model every view reads.
+
+    Order is the file order; it defines the grid's Cartesian product order and
+    therefore the configuration ids.
+    """
+
+    def __init__(self, params: Iterable[Param] = (), source: Optional[str] = None):
+        self.source = source
+        self._params: Dict[str, Param] = {}
+        for param in params:
+            if param.name in self._params:
+                raise SpaceError("defined twice", param=param.name, source=source)
+            self._params[param.name] = param
+        self._check_prefixes()
+
+    def _check_prefixes(self) -> None:
+        names = set(self._params)
+        for name in names:
+            parts = name.split(".")
+            for end in range(1, len(parts)):
+                parent = ".".join(parts[:end])
+                if parent in names:
+                    raise SpaceError(
+                        f"clashes with parameter '{parent}': a key cannot be both a value and a namespace",
+                        param=name,
+                        source=self.source,
+                    )
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike]) -> "Space":
+        """Load an EXP TOML space; every user mistake is a :class:`SpaceError` naming the file."""
+        source = os.fspath(path)
+        return cls.from_mapping(read_toml(source), source=source)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], source: Optional[str] = None) -> "Space":
+        """Build a space from parsed TOML (nested tables are namespaces)."""
+        try:
+            return cls(_walk_tables(mapping, ""), source=source)
+        except SpaceError as error:
+            raise error.located(source) from None
+
+    @property
+    def params(self) -> Tuple[Param, ...]:
+        return tuple(self._params.values())
+
+    @property
+    def names(self) -> List[str]:
+        return list(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self._params.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._params
+
+    def __getitem__(self, name: str) -> Param:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise KeyError(f"parameter {name!r} not in the space (has: {', '.join(self._params)})") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.params == other.params
+
+    def __repr__(self) -> str:
+        return f"Space({list(self._params.values())!r})"
+
+    def replace(self, param: Param) -> "Space":
+        """A new space with ``param`` replacing the one of the same name, or appended."""
+        params = dict(self._params)
+        params[param.name] = param
+        return Space(params.values(), source=self.source)
+
+    def without(self, name: str) -> "Space":
+        return Space((p for p in self._params.values() if p.name != name), source=self.source)
+
+    def require_params(self) -> "Space":
+        """Return self, or fail clearly when there is nothing to sweep over."""
+        if not self._params:
+            raise SpaceError("the space defines no parameters", source=self.source)
+        return self
+
+    def to_mapping(self) -> Dict[str, Any]:
+        """The TOML document for this space, dotted names as nested tables."""
+        document: Dict[str, Any] = {}
+        for param in self._params.values():
+            *parents, leaf = param.name.split(".")
+            table = document
+            for part in parents:
+                table = table.setdefault(part, {})
+            table[leaf] = param.to_toml()
+        return document
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        for param in self._params.values():
+            if isinstance(param, ValueParam) and param.value is None:
+                raise SpaceError("TOML has no null: a value of None cannot be written", param=param.name)
+        return tomli_w.dumps(self.to_mapping())
+
+    def write(self, path: Union[str, os.PathLike]) -> None:
+        """Write the space as TOML; the file is replaced only once the text is complete."""
+        from exp_compat.files import write_atomic
+
+        write_atomic(path, self.to_toml())
+
+    def grid(self, runs: int = 1, seed: Optional[int] = None) -> "Grid":
+        """The grid view (EXP runner rules); see :class:`exp_compat.grid.Grid`."""
+        from exp_compat.grid import Grid
+
+        return Grid(self, runs=runs, seed=seed)
+
+    def search(self) -> "SearchSpace":
+        """The optimization view (EXP gopt rules); see :mod:`exp_compat.search`."""
+        from exp_compat.search import search_space
+
+        return search_space(self)

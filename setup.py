@@ -1,0 +1,34 @@
+"""hydra-exp: Hydra plugins for EXP parameter spaces, grid runs and scikit-optimize sweeps."""
+from pathlib import Path
+
+from setuptools import find_namespace_packages, setup
+
+setup(
+    name="hydra-exp",
+    version="0.1.0",
+    description="Hydra sweepers and launchers that bring EXP (TOML parameter spaces, grid runs, "
+    "scikit-optimize global optimization, one GPU per worker) into Hydra",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    # hydra_plugins is a namespace package shared with every other Hydra plugin: no __init__.py.
+    packages=find_namespace_packages(include=["hydra_plugins.*", "exp_compat", "exp_compat.*"]),
+    install_requires=[
+        "hydra-core>=1.3.2,<1.4",
+        "omegaconf>=2.3,<2.4",
+        "tomli>=1.1; python_version < '3.11'",
+        "tomli-w>=1.0",
+        "scikit-optimize>=0.10.2",
+        "numpy>=1.24",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6"],
+    },
+    entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},
+    classifiers=[
+        "Framework :: Hydra",
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+    ],
+)
