@@ -1,0 +1,51 @@
+"""Shared helpers: run our console script and real Hydra apps as a user would."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+BIN = Path(sys.executable).parent
+
+
+def run(args: List[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def exp_compat(tmp_path: Path):
+    """Run the installed ``exp-compat`` console script (not the module) in ``tmp_path``."""
+    script = shutil.which("exp-compat", path=str(BIN)) or shutil.which("exp-compat")
+    assert script, "exp-compat is not installed: run the README's install command"
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        return run([script, *args], cwd=tmp_path)
+
+    return call
+
+
+def received_configs(sweep_dir: Path) -> List[Dict[str, Any]]:
+    """The configs that the jobs of a multirun recorded (tests/apps/dump_app.py)."""
+    found = []
+    for path in sorted(glob.glob(str(sweep_dir / "*" / "received.json"))):
+        with open(path, encoding="utf-8") as handle:
+            found.append(json.load(handle))
+    return found
+
+
+def typed(value: Any) -> Any:
+    """A value with its exact type attached, for comparisons where 1, 1.0 and True differ."""
+    if isinstance(value, list):
+        return ("list", tuple(typed(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, typed(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
