@@ -17,6 +17,10 @@ from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
 USAGE_ERROR = 2
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _describe(param: Param) -> str:
     if isinstance(param, RangeParam):
         return f"range   [{param.low}, {param.high}) step {param.step}, {param.dtype}: {param.grid_size} grid values"
@@ -30,17 +34,18 @@ def _describe(param: Param) -> str:
 def _validate(args: argparse.Namespace) -> str:
     space = Space.from_file(args.file).require_params()
     width = max(len(name) for name in space.names)
-    lines = [f"{args.file}: {len(space)} parameter{'s' if len(space) != 1 else ''}"]
+    lines = [f"{args.file}: {_count(len(space), 'parameter')}"]
     lines += [f"  {param.name:<{width}}  {_describe(param)}" for param in space]
     try:
         grid = space.grid(seed=0)
-        lines.append(f"grid (EXP runner rules): {grid.size} configurations")
+        lines.append(f"grid (EXP runner rules): {_count(grid.size, 'configuration')}")
     except SpaceError as error:
         lines.append(f"grid (EXP runner rules): not available: {error.problem}")
     try:
         search = space.search()
         dims = ", ".join(f"{d.name} {type(d).__name__}" for d in search.dimensions) or "none"
-        lines.append(f"optimization (EXP gopt rules): {len(search.dimensions)} dimensions ({dims}), {len(search.fixed)} fixed")
+        count = _count(len(search.dimensions), "dimension")
+        lines.append(f"optimization (EXP gopt rules): {count} ({dims}), {len(search.fixed)} fixed")
     except SpaceError as error:
         lines.append(f"optimization (EXP gopt rules): not available: {error.problem}")
     return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""What a fresh install must provide: the console script, the namespace layout, light imports."""
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_console_script_is_registered():
+    scripts = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")}
+    assert scripts.get("exp-compat") == "exp_compat.cli:main"
+
+
+def test_hydra_plugins_stays_a_namespace_package():
+    # Every Hydra plugin shares hydra_plugins/: an __init__.py there would hide all the others.
+    assert not (ROOT / "hydra_plugins" / "__init__.py").exists()
+
+
+def test_the_model_and_cli_do_not_import_skopt_or_hydra():
+    # Plugin discovery and `exp-compat validate` must not pay for scikit-optimize's import (seconds).
+    code = "import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
