@@ -1,7 +1,8 @@
 """The Hydra view: every value as an override that a job receives exactly.
 
-This is the one place that renders overrides. Strings are always quoted, so
-``"1"``, ``"true"`` and ``"null"`` stay strings; quotes and backslashes are
+This is the one place that renders overrides. Strings are quoted unless they
+are plain words (``adam``, ``db/mysql``, ``file1.yaml``) that Hydra's grammar
+reads back as the same string, so ``"1"``, ``"true"`` and ``"null"`` stay strings; quotes and backslashes are
 escaped the way Hydra's override grammar un-escapes them; ``${`` is escaped the
 way OmegaConf un-escapes it, so a literal ``${x}`` is not resolved; floats use
 Python's shortest round-trip form. Keys get ``++`` so that parameters missing
@@ -18,6 +19,10 @@ from exp_compat.space import check_key, check_value
 _OMEGACONF_INTERPOLATION = re.compile(r"(\\*)\$\{")
 _QUOTE = re.compile(r"(\\*)'")
 _TRAILING_BACKSLASHES = re.compile(r"(\\+)\Z")
+# Identifiers joined by "." or "/": Hydra lexes these as one unquoted string...
+_PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:[./][A-Za-z_][A-Za-z0-9_\-]*)*\Z")
+# ...unless the whole word is one of its keywords.
+_KEYWORDS = ("true", "false", "null", "nan", "inf")
 
 
 def quote_string(text: str) -> str:
@@ -45,6 +50,8 @@ def render_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
+        if _PLAIN_WORD.match(value) and value.lower() not in _KEYWORDS:
+            return value
         return quote_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(render_value(item) for item in value) + "]"

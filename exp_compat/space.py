@@ -43,8 +43,9 @@ _KIND_OF = {bool: "boolean", int: "number", float: "number", str: "string", list
 
 
 def check_key(name: str) -> None:
-    """Reject config keys that no Hydra override can address."""
-    if not isinstance(name, str) or not all(_NAME_PART.match(part) for part in name.split(".")):
+    """Reject keys that no Hydra override can address: config paths (``a.b``) and config groups (``db/engine``)."""
+    separator = "/" if isinstance(name, str) and "/" in name else "."
+    if not isinstance(name, str) or not all(_NAME_PART.match(part) for part in name.split(separator)):
         raise SpaceError(
             "invalid name: use dot-separated identifiers (letters, digits, '_' and '-', "
             "not starting with a digit) so that Hydra overrides can address it",

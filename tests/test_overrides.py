@@ -23,10 +23,12 @@ TRICKY = [
     "", " ", "a b", "a,b", "it's", 'say "hi"', "back\\slash", "ends with \\", "\\'", "\\\\'", "=", "a=b",
     "${x}", "\\${x}", "\\\\${x}", "${oc.env:HOME}", "$", "${", "[1, 2]", "{a: 1}", "(x)", "choice(1,2)",
     "1", "-1", "1.5", "1e3", "true", "False", "null", "None", "nan", "inf", "-inf", "??", "????",
+    "adam", "db/mysql", "file1.yaml", "a.e5", "Infinity", "true_x", "NULL", "NaN", "e5", "x-1", "_",
     "héllo wörld", "日本語", "emoji 🎉", "tab\there", "new\nline", "\\", "'", '"', "'\"'", "~x", "+x", "@x",
 ]
 IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,8}", fullmatch=True)
-strings = st.text().filter(lambda s: "\x00" not in s and s != "???") | st.sampled_from(TRICKY)
+WORDS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,6}([./][A-Za-z_0-9][A-Za-z0-9_\-]{0,4}){0,2}", fullmatch=True)
+strings = st.text().filter(lambda s: "\x00" not in s and s != "???") | st.sampled_from(TRICKY) | WORDS
 scalars = (
     st.none()
     | st.booleans()

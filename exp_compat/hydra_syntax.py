@@ -1,0 +1,99 @@
+"""Hydra's sweep syntax as parameters of the one space model.
+
+``x=choice(a,b)`` / ``x=a,b`` become a list, ``x=range(0,10)`` a range
+(end-exclusive, like Hydra's), ``x=interval(0,1)`` a bounded random
+dimension and ``tag(log, interval(...))`` the same with a log prior, so a sweep
+written in Hydra's syntax is the same kind of object as one read from an EXP
+TOML file. Overrides that are not sweeps pass through unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Mapping, Sequence, Tuple
+
+from exp_compat.errors import SpaceError
+from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
+
+
+@dataclasses.dataclass
+class ParsedOverrides:
+    """Sweep overrides turned into parameters, and every other override as the user typed it."""
+
+    params: List[Param]
+    passthrough: List[str]
+
+
+def _plain(value: Any) -> Any:
+    """Hydra's parsed element (QuotedString, nested containers) as the plain value the job receives."""
+    from hydra.core.override_parser.types import QuotedString
+
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _param(name: str, override: Any, source: str) -> Param:
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    sweep = override.value()
+    if isinstance(sweep, ChoiceSweep):
+        if sweep.tags or sweep.shuffle:
+            raise SpaceError("tags and shuffle are not supported on choice sweeps", param=name, source=source)
+        return ListParam(name, tuple(_plain(v) for v in sweep.list))
+    if isinstance(sweep, RangeSweep):
+        if sweep.shuffle:
+            raise SpaceError("shuffle(range(...)) is not supported", param=name, source=source)
+        numbers = (sweep.start, sweep.stop, sweep.step)
+        dtype = "int" if all(isinstance(v, int) for v in numbers) else "float"
+        return RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
+    if isinstance(sweep, IntervalSweep):
+        dtype = "int" if isinstance(sweep.start, int) and isinstance(sweep.end, int) else "float"
+        prior = "log-uniform" if "log" in sweep.tags else "uniform"
+        return RandomParam(name, sweep.start, sweep.end, prior=prior, dtype=dtype)
+    raise SpaceError(f"unsupported sweep {override.input_line!r}: use choice, range or interval", param=name, source=source)
+
+
+def parse_overrides(overrides: Sequence[str], source: str = "command line") -> ParsedOverrides:
+    """Split overrides into sweep parameters and pass-through overrides (``db.user=me``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as error:
+        raise SpaceError(f"invalid override: {error}", source=source) from None
+    params: List[Param] = []
+    passthrough: List[str] = []
+    for line, override in zip(overrides, parsed):
+        if not override.is_sweep_override():
+            passthrough.append(line)
+            continue
+        if override.is_delete() or override.package is not None:
+            raise SpaceError(f"cannot sweep over {line!r}: only config values can be swept", source=source)
+        try:
+            params.append(_param(override.key_or_group, override, source))
+        except SpaceError as error:
+            raise error.located(source) from None
+    return ParsedOverrides(params, passthrough)
+
+
+def parse_params_mapping(params: Mapping[str, str], source: str = "hydra.sweeper.params") -> ParsedOverrides:
+    """``hydra.sweeper.params`` (key -> sweep string), as the basic and Optuna sweepers read it."""
+    return parse_overrides([f"{key}={value}" for key, value in params.items()], source=source)
+
+
+def merge(*layers: Sequence[Param]) -> Tuple[Param, ...]:
+    """Later layers win on a name clash, keeping the position of the first definition."""
+    merged: dict = {}
+    for layer in layers:
+        for param in layer:
+            merged[param.name] = param
+    return tuple(merged.values())
+
+
+def space_from_layers(*layers: Sequence[Param], source: str | None = None) -> Space:
+    return Space(merge(*layers), source=source)
