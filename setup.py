@@ -23,7 +23,7 @@ setup(
         "numpy>=1.24",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2"],
     },
     entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},
     classifiers=[

@@ -9,7 +9,7 @@ TOML file. Overrides that are not sweeps pass through unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from exp_compat.errors import SpaceError
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
@@ -17,10 +17,16 @@ from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
 
 @dataclasses.dataclass
 class ParsedOverrides:
-    """Sweep overrides turned into parameters, and every other override as the user typed it."""
+    """Sweep overrides turned into parameters; every other override is kept as the user typed it.
+
+    ``keys`` keeps each parameter's key as typed (``bar``, ``+bar``, ``group1``), so jobs get
+    overrides of the same form the user wrote, config groups included.
+    """
 
     params: List[Param]
-    passthrough: List[str]
+    keys: Dict[str, str]
+    # Every override in the order given: ("param", name) or ("raw", override as typed).
+    order: List[Tuple[str, str]]
 
 
 def _plain(value: Any) -> Any:
@@ -36,7 +42,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _param(name: str, override: Any, source: str) -> Param:
+def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
     sweep = override.value()
@@ -51,14 +57,24 @@ def _param(name: str, override: Any, source: str) -> Param:
         dtype = "int" if all(isinstance(v, int) for v in numbers) else "float"
         return RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
     if isinstance(sweep, IntervalSweep):
+        if enumerable:
+            raise SpaceError(
+                f"{override.input_line!r}: an interval has no grid; use choice(...) or range(...), "
+                "or optimize it with hydra/sweeper=exp_gopt",
+                param=name,
+                source=source,
+            )
         dtype = "int" if isinstance(sweep.start, int) and isinstance(sweep.end, int) else "float"
         prior = "log-uniform" if "log" in sweep.tags else "uniform"
         return RandomParam(name, sweep.start, sweep.end, prior=prior, dtype=dtype)
     raise SpaceError(f"unsupported sweep {override.input_line!r}: use choice, range or interval", param=name, source=source)
 
 
-def parse_overrides(overrides: Sequence[str], source: str = "command line") -> ParsedOverrides:
-    """Split overrides into sweep parameters and pass-through overrides (``db.user=me``)."""
+def parse_overrides(overrides: Sequence[str], source: str = "command line", enumerable: bool = False) -> ParsedOverrides:
+    """Split overrides into sweep parameters and pass-through overrides (``db.user=me``).
+
+    ``enumerable`` (for grids) rejects ``interval(...)``, which has no grid values.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -67,33 +83,32 @@ def parse_overrides(overrides: Sequence[str], source: str = "command line") -> P
     except HydraException as error:
         raise SpaceError(f"invalid override: {error}", source=source) from None
     params: List[Param] = []
-    passthrough: List[str] = []
+    keys: Dict[str, str] = {}
+    order: List[Tuple[str, str]] = []
     for line, override in zip(overrides, parsed):
         if not override.is_sweep_override():
-            passthrough.append(line)
+            order.append(("raw", line))
             continue
         if override.is_delete() or override.package is not None:
             raise SpaceError(f"cannot sweep over {line!r}: only config values can be swept", source=source)
         try:
-            params.append(_param(override.key_or_group, override, source))
+            params.append(_param(override.key_or_group, override, source, enumerable))
         except SpaceError as error:
             raise error.located(source) from None
-    return ParsedOverrides(params, passthrough)
+        keys[override.key_or_group] = override.get_key_element()
+        order.append(("param", override.key_or_group))
+    return ParsedOverrides(params, keys, order)
 
 
-def parse_params_mapping(params: Mapping[str, str], source: str = "hydra.sweeper.params") -> ParsedOverrides:
+def parse_params_mapping(params: Mapping[str, str], source: str = "hydra.sweeper.params", enumerable: bool = False) -> ParsedOverrides:
     """``hydra.sweeper.params`` (key -> sweep string), as the basic and Optuna sweepers read it."""
-    return parse_overrides([f"{key}={value}" for key, value in params.items()], source=source)
+    return parse_overrides([f"{key}={value}" for key, value in params.items()], source=source, enumerable=enumerable)
 
 
 def merge(*layers: Sequence[Param]) -> Tuple[Param, ...]:
     """Later layers win on a name clash, keeping the position of the first definition."""
-    merged: dict = {}
+    merged: Dict[str, Param] = {}
     for layer in layers:
         for param in layer:
             merged[param.name] = param
     return tuple(merged.values())
-
-
-def space_from_layers(*layers: Sequence[Param], source: str | None = None) -> Space:
-    return Space(merge(*layers), source=source)

@@ -1,0 +1,235 @@
+"""The sweep loop shared by exp_grid and exp_gopt.
+
+A sweep is a *strategy* (what to run next, what a result means) driven by
+this loop: ask the strategy for trials, render each trial's overrides (in
+``exp_compat.overrides``, the one renderer), hand them to the launcher, turn
+each ``JobReturn`` into an outcome, tell the strategy, append the row to the
+results CSV, report progress, apply the failure policy. The loop knows
+nothing of which backend runs a job: it uses Hydra's ``Launcher.launch`` in
+batches, which every launcher implements.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+
+from hydra.errors import CompactHydraException
+from omegaconf import DictConfig, OmegaConf
+
+from exp_compat import Space, SpaceError
+from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
+from exp_compat.overrides import render_value
+from hydra_plugins.exp_sweeper._outcome import Outcome, TimedTask, outcome_of
+from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, next_job_num
+
+log = logging.getLogger("hydra_plugins.exp_sweeper")
+
+BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
+RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
+ON_FAILURE = ("continue", "cancel")
+DEFAULT_CHUNK = 10_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
+
+
+class SweepError(CompactHydraException):
+    """A sweep that cannot start or had to stop: Hydra prints the message alone, and exits 1."""
+
+
+@dataclasses.dataclass
+class Trial:
+    """One job to run: its parameters, and the extra keys it records and receives (id, run)."""
+
+    params: Dict[str, Any]
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_overrides: List[str] = dataclasses.field(default_factory=list)
+    job_num: int = -1
+
+
+class Strategy(Protocol):
+    """What a sweeper decides; the loop does the rest."""
+
+    def ask(self, n: int) -> List[Trial]:
+        """Up to ``n`` trials to run next; none when the sweep is complete."""
+
+    def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
+        """Learn from a finished trial; may turn a completed job into a failed one (a bad return value)."""
+
+    def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
+        """The CSV fields of a finished trial other than the bookkeeping columns."""
+
+
+def options_dict(options: Dict[str, Any]) -> Dict[str, Any]:
+    """Plugin options as plain Python values (Hydra passes DictConfig/ListConfig)."""
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
+
+
+class SweepCore:
+    """Space loading, launching, recording and failure policy, common to both sweepers."""
+
+    kind = "exp"
+
+    def __init__(self, options: Dict[str, Any]):
+        self.options = options_dict(options)
+        self.keys: Dict[str, str] = {}
+        # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
+        self.template: List[Tuple[str, str]] = []
+        self.failures: List[str] = []
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=TimedTask(task_function), config=config
+        )
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+
+    # -- input --------------------------------------------------------------------------------
+    def check_options(self) -> None:
+        o = self.options
+        if o["on_failure"] not in ON_FAILURE:
+            raise SweepError(f"hydra.sweeper.on_failure must be one of {', '.join(ON_FAILURE)}, got {o['on_failure']!r}")
+        rate = o["max_failure_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {rate!r}")
+        size = o["max_batch_size"]
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise SweepError(f"hydra.sweeper.max_batch_size must be a whole number >= 1 or null, got {size!r}")
+
+    def params_file(self) -> Optional[Path]:
+        """``hydra.sweeper.params_file`` or ``exp.params``, relative to the directory the user ran from."""
+        from_sweeper = self.options.get("params_file")
+        from_app = OmegaConf.select(self.config, "exp.params", default=None)
+        if from_sweeper and from_app and from_sweeper != from_app:
+            raise SweepError(
+                f"two space files given: hydra.sweeper.params_file={from_sweeper} and exp.params={from_app}; keep one"
+            )
+        chosen = from_sweeper or from_app
+        if not chosen:
+            return None
+        cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."
+        return Path(cwd, str(chosen))
+
+    def load_space(self, arguments: Sequence[str], enumerable: bool) -> Space:
+        """The space from the TOML file, ``hydra.sweeper.params`` and the command line (which wins)."""
+        layers = []
+        path = self.params_file()
+        try:
+            if path is not None:
+                from_file = Space.from_file(path).require_params().params
+                layers.append(from_file)
+                self.template += [("param", p.name) for p in from_file]
+            parsed = [parse_overrides(arguments, enumerable=enumerable)]
+            if self.options.get("params"):
+                parsed.insert(0, parse_params_mapping(self.options["params"], enumerable=enumerable))
+            for overrides in parsed:
+                layers.append(overrides.params)
+                self.keys.update(overrides.keys)
+                self.template += overrides.order
+            space = Space(merge(*layers), source=str(path) if path else None)
+        except SpaceError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+        if not len(space):
+            log.warning("%s: no parameters to sweep over (give +exp.params=FILE, hydra.sweeper.params or "
+                        "sweep overrides such as x=choice(1,2)): running one job", self.kind)
+        clash = [name for name in space.names if name in RESERVED_COLUMNS]
+        if clash:
+            raise SweepError(f"{self.kind}: parameter names {clash} clash with the results columns; rename them")
+        for name in space.names:
+            self.keys.setdefault(name, f"++{name}")
+        self.template = list(dict.fromkeys(self.template))  # a parameter given twice is rendered once
+        return space
+
+    def overrides(self, trial: Trial) -> List[str]:
+        """A job's overrides: parameters and pass-through overrides in the order given, then its extra keys."""
+        rendered = [
+            f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item
+            for kind, item in self.template
+        ]
+        return [*rendered, *trial.extra_overrides]
+
+    # -- state on disk ------------------------------------------------------------------------
+    def load_state(self, record: Dict[str, Any]) -> SweepState:
+        """The sweep's settings and seed: saved ones when resuming (checked against these), else these."""
+        record = {"sweeper": self.kind, **record, "seed": self.options.get("seed")}
+        if record["seed"] is None:
+            record["seed"] = secrets.randbelow(2**31)
+        try:
+            return SweepState.load(self.sweep_dir / f"{self.options['name']}_sweep.json", record, self.options["resume"])
+        except ValueError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+
+    def open_store(self, filename: str, columns: Sequence[str]) -> ResultsStore:
+        """The results CSV (new, or the one being resumed); call once every input has been checked."""
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            store = ResultsStore(self.sweep_dir / filename, columns, resume=self.options["resume"])
+        except ValueError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        self.job_num = next_job_num(self.sweep_dir, store.rows)
+        if store.rows:
+            log.info("%s: resuming in %s: %d finished jobs kept, continuing at job #%d",
+                     self.kind, self.sweep_dir, len(store.rows), self.job_num)
+        return store
+
+    # -- the loop -----------------------------------------------------------------------------
+    def stop_reason(self, progress: Progress) -> Optional[str]:
+        if not progress.failed:
+            return None
+        if self.options["on_failure"] == "cancel":
+            return "a job failed and hydra.sweeper.on_failure=cancel"
+        rate = progress.failed / progress.done
+        if rate > self.options["max_failure_rate"]:
+            return f"{progress.failed} of {progress.done} jobs failed, more than max_failure_rate={self.options['max_failure_rate']}"
+        return None
+
+    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> List[List[Any]]:
+        """Launch trials in batches until the strategy has none left or the failure policy stops the sweep."""
+        batch_size = self.options["max_batch_size"] or DEFAULT_CHUNK
+        returns: List[List[Any]] = []
+        stop = self.stop_reason(progress)
+        try:
+            while stop is None:
+                trials = strategy.ask(batch_size)
+                if not trials:
+                    break
+                for trial in trials:
+                    trial.job_num, self.job_num = self.job_num, self.job_num + 1
+                batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
+                returns.append(list(batch))
+                for trial, job_return in zip(trials, batch):
+                    self.record(strategy, trial, outcome_of(job_return), store, progress)
+                stop = self.stop_reason(progress)
+        finally:
+            progress.close()
+            store.close()
+        self.report(progress, store, stop)
+        return returns
+
+    def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
+        outcome = strategy.tell(trial, outcome)
+        row = strategy.row(trial, outcome)
+        row.update(job_num=trial.job_num, status=outcome.status, duration_s=outcome.duration_s, error=outcome.error)
+        store.append(row)
+        if outcome.failed:
+            where = f"; log: {outcome.log_path}" if outcome.log_path else (f"; output: {outcome.output_dir}" if outcome.output_dir else "")
+            self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
+        progress.finished(trial.job_num, trial.params, outcome, best=getattr(strategy, "best_value", None))
+
+    def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
+        completed = progress.done - progress.failed
+        log.info("%s: %d jobs finished: %d completed, %d failed; results: %s",
+                 self.kind, progress.done, completed, progress.failed, store.path)
+        for failure in self.failures[:10]:
+            log.error("%s: failed job %s", self.kind, failure)
+        if len(self.failures) > 10:
+            log.error("%s: ... and %d more failed jobs (see %s)", self.kind, len(self.failures) - 10, store.path)
+        if stop is not None:
+            raise SweepError(f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
+                             f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}")
+        if progress.done and not completed:
+            raise SweepError(f"{self.kind}: every job failed; see {store.path} and the logs above")

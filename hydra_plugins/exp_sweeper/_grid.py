@@ -1,0 +1,97 @@
+"""exp_grid: every configuration of an EXP grid (EXP's ``exp.run``), streamed to the launcher."""
+from __future__ import annotations
+
+import csv
+import itertools
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from exp_compat.files import atomic_writer
+from exp_compat.grid import Grid
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._outcome import Outcome
+from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._results import cell
+
+# The CSV always calls them id and run, as EXP's files did; jobs receive them under id_key/run_key.
+ID, RUN = "id", "run"
+
+
+class GridStrategy:
+    """Hands out the grid's rows in order, skipping (id, run) pairs already finished."""
+
+    def __init__(self, grid: Grid, config_ids: Optional[Sequence[int]], done: Set[Tuple[int, int]],
+                 id_key: Optional[str], run_key: Optional[str]):
+        rows = plan(grid, config_ids)
+        self.rows: Iterator[Dict[str, Any]] = (r for r in rows if (r[ID], r[RUN]) not in done)
+        self.names = grid.names
+        self.id_key = id_key
+        self.run_key = run_key
+
+    def ask(self, n: int) -> List[Trial]:
+        trials = []
+        for row in itertools.islice(self.rows, n):
+            extra = {ID: row[ID], RUN: row[RUN]}
+            overrides = [f"++{key}={value}" for key, value in ((self.id_key, row[ID]), (self.run_key, row[RUN])) if key]
+            trials.append(Trial({name: row[name] for name in self.names}, extra, overrides))
+        return trials
+
+    def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
+        return outcome
+
+    def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
+        return {**trial.params, **trial.extra, "result": outcome.value if not outcome.failed else None}
+
+
+def plan(grid: Grid, config_ids: Optional[Sequence[int]]) -> Iterator[Dict[str, Any]]:
+    """The jobs to run, in order; a space with no parameters is one configuration (Hydra's convention)."""
+    if not grid.names:
+        return ({ID: 0, RUN: run} for run in range(1, grid.runs + 1))
+    return grid.select(config_ids) if config_ids is not None else iter(grid)
+
+
+def write_planned_grid(path: Any, grid: Grid, config_ids: Optional[Sequence[int]]) -> None:
+    """``<name>_params.csv``: every planned job (EXP's ``write_configs`` columns), written before any job starts."""
+    rows = plan(grid, config_ids)
+    with atomic_writer(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([ID, RUN, *grid.names])
+        for row in rows:
+            writer.writerow([row[ID], row[RUN], *(cell(row[name]) for name in grid.names)])
+
+
+class GridSweep(SweepCore):
+    kind = "exp_grid"
+
+    def config_ids(self, grid: Grid) -> Optional[List[int]]:
+        ids = self.options.get("config_ids")
+        if ids is None:
+            return None
+        bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < grid.size]
+        if bad:
+            raise SweepError(f"{self.kind}: config_ids {bad} are not configuration ids of this grid (0..{grid.size - 1})")
+        return list(dict.fromkeys(ids))
+
+    def sweep(self, arguments: List[str]) -> List[List[Any]]:
+        self.check_options()
+        runs = self.options["runs"]
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise SweepError(f"{self.kind}: hydra.sweeper.runs must be a whole number >= 1, got {runs!r}")
+        space = self.load_space(arguments, enumerable=True)
+        state = self.load_state({"space": space.to_mapping(), "runs": runs, "config_ids": self.options.get("config_ids")})
+        try:
+            grid = Grid(space, runs=runs, seed=state.record["seed"])
+        except Exception as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+        ids = self.config_ids(grid)
+        name = self.options["name"]
+        store = self.open_store(f"{name}_results.csv", [*grid.names, ID, RUN, *BOOKKEEPING, "result"])
+        state.save()
+        planned = self.sweep_dir / f"{name}_params.csv"
+        if not (self.options["resume"] and planned.exists()):
+            write_planned_grid(planned, grid, ids)
+        done = {(int(r[ID]), int(r[RUN])) for r in store.rows}
+        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
+        progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
+                            failed=sum(r["status"] == "failed" for r in store.rows))
+        strategy = GridStrategy(grid, ids, done, self.options["id_key"], self.options["run_key"])
+        return self.run(strategy, store, progress)

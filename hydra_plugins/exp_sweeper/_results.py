@@ -1,0 +1,125 @@
+"""The one place that writes sweep results: an append-only CSV, flushed row by row.
+
+A sweep killed at any moment keeps every finished row; ``resume`` reads them
+back. A half-written last row (killed mid-write) is dropped on resume, and
+its job runs again.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+from exp_compat.files import atomic_writer
+
+FINISHED = ("completed", "failed")
+log = logging.getLogger("hydra_plugins.exp_sweeper")
+
+
+def cell(value: Any) -> str:
+    """One CSV cell: numbers in Python's round-trip form, containers as JSON, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Header and complete rows of a results CSV; a torn last line is left out."""
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    rows = [row for row in reader if None not in row and row.get("status") in FINISHED]
+    return list(reader.fieldnames or []), rows
+
+
+class ResultsStore:
+    """Appends one row per finished job to ``path`` and flushes it at once."""
+
+    def __init__(self, path: Path, columns: Sequence[str], resume: bool):
+        self.path = path
+        self.columns = list(columns)
+        self.rows: List[Dict[str, str]] = []
+        if resume and path.exists():
+            header, self.rows = read_results(path)
+            if header != self.columns:
+                raise ValueError(
+                    f"{path} has the columns {header}, but this sweep writes {self.columns}: "
+                    "it was made by a different sweep; use another hydra.sweep.dir"
+                )
+            self._rewrite(self.rows)  # drops a torn last line, if any
+        else:
+            if path.exists():
+                kept = _set_aside(path)
+                log.warning("%s held results of an earlier sweep: kept as %s (to continue a sweep instead, "
+                            "use hydra.sweeper.resume=true)", path, kept.name)
+            self._rewrite([])
+        self._handle = open(path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
+
+    def _rewrite(self, rows: Iterable[Dict[str, str]]) -> None:
+        with atomic_writer(self.path, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, row: Dict[str, Any]) -> None:
+        self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename an earlier sweep's file to the first free ``<stem>.<n><suffix>``."""
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    return kept
+
+
+def next_job_num(sweep_dir: Path, rows: Sequence[Dict[str, str]]) -> int:
+    """The first job number whose output directory cannot belong to an earlier run of this sweep."""
+    used = [int(row["job_num"]) for row in rows if row.get("job_num", "").isdigit()]
+    if sweep_dir.is_dir():
+        used += [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(used) + 1 if used else 0
+
+
+class SweepState:
+    """What a resume must match: the sweeper, its space and its seed (``<name>_sweep.json``)."""
+
+    def __init__(self, path: Path, record: Dict[str, Any]):
+        self.path = path
+        self.record = record
+
+    @classmethod
+    def load(cls, path: Path, record: Dict[str, Any], resume: bool) -> "SweepState":
+        """The saved state when resuming (checked against ``record``), else ``record``; writes nothing."""
+        if resume and path.exists():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            changed = [key for key in record if key != "seed" and saved.get(key) != _jsonable(record[key])]
+            if changed:
+                raise ValueError(
+                    f"cannot resume: {', '.join(changed)} changed since the sweep in {path.parent} started "
+                    f"(see {path}); use the same settings or another hydra.sweep.dir"
+                )
+            return cls(path, saved)
+        return cls(path, _jsonable(record))
+
+    def save(self) -> None:
+        with atomic_writer(self.path) as handle:
+            json.dump(self.record, handle, indent=2, allow_nan=True)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, allow_nan=True))

@@ -1,0 +1,49 @@
+"""Config dataclasses of the exp sweepers, registered in Hydra's ConfigStore.
+
+Kept free of heavy imports: Hydra imports this module in every app that has
+hydra-exp installed, sweeping or not.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ExpSweeperConf:
+    """Options shared by exp_grid and exp_gopt."""
+
+    # An EXP TOML space; `+exp.params=FILE` in the app config works too (relative to where you ran).
+    params_file: Optional[str] = None
+    # Hydra sweep syntax, like the basic/Optuna sweepers: {key: "choice(a,b)" | "range(0,10)" | "interval(0,1)"}.
+    params: Optional[Dict[str, str]] = None
+    # Prefix of the files written in the sweep directory (EXP's --name).
+    name: str = "exp"
+    # Seed for random draws (grid) and for the optimizer (gopt); null draws one and records it.
+    seed: Optional[int] = None
+    # continue: record failures and go on; cancel: stop launching after the first failure (EXP's --cancel).
+    on_failure: str = "continue"
+    # Stop once more than this fraction of finished jobs failed (1.0 = never).
+    max_failure_rate: float = 1.0
+    # At most this many jobs per launcher call (null: as many as there are, in chunks of 10,000).
+    max_batch_size: Optional[int] = None
+    # Continue the sweep in hydra.sweep.dir: finished jobs are kept, unfinished ones re-run.
+    resume: bool = False
+    # auto: a progress bar on a terminal, log lines otherwise; bar; log.
+    progress: str = "auto"
+
+
+@dataclass
+class ExpGridConf(ExpSweeperConf):
+    _target_: str = "hydra_plugins.exp_sweeper.exp_grid.ExpGridSweeper"
+    name: str = "exp"
+    # Repeat every configuration (EXP's -r); each job gets run = 1..runs.
+    runs: int = 1
+    # Run only these configuration ids (EXP's -c).
+    config_ids: Optional[List[int]] = None
+    # Keys under which each job receives its configuration id and run number (null: not passed).
+    id_key: Optional[str] = "id"
+    run_key: Optional[str] = "run"
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="exp_grid", node=ExpGridConf, provider="hydra-exp")
