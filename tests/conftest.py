@@ -49,3 +49,23 @@ def typed(value: Any) -> Any:
     if isinstance(value, dict):
         return ("dict", tuple(sorted((k, typed(v)) for k, v in value.items())))
     return (type(value).__name__, value)
+
+
+def csv_rows(path: Path) -> List[Dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def hydra_app(tmp_path: Path):
+    """Run tests/apps/task_app.py as a user would (a subprocess in tmp_path), sweep dir tmp_path/sweep."""
+
+    def call(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        args = [sys.executable, str(APPS / "task_app.py"), "-m", *overrides]
+        if not any(o.startswith("hydra.sweep.dir=") for o in overrides):
+            args.append(f"hydra.sweep.dir={tmp_path / 'sweep'}")
+        return run(args, cwd=tmp_path, timeout=timeout)
+
+    return call

@@ -125,9 +125,11 @@ class SweepCore:
             parsed = [parse_overrides(arguments, enumerable=enumerable)]
             if self.options.get("params"):
                 parsed.insert(0, parse_params_mapping(self.options["params"], enumerable=enumerable))
+            from_file_names = {p.name for layer in layers for p in layer}
             for overrides in parsed:
                 layers.append(overrides.params)
-                self.keys.update(overrides.keys)
+                # x=choice(...) re-defining the file's x: the file says x exists, so add it if the app lacks it.
+                self.keys.update({n: f"++{n}" if n in from_file_names and k == n else k for n, k in overrides.keys.items()})
                 self.template += overrides.order
             space = Space(merge(*layers), source=str(path) if path else None)
         except SpaceError as error:

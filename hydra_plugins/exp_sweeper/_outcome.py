@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import socket
@@ -21,7 +22,12 @@ TIMING_FILE = ".exp_job.json"
 
 
 class TimedTask:
-    """The app's task function, recording start/end time, pid and host of each job it runs."""
+    """The app's task function, recording start/end time, pid and host of each job it runs.
+
+    It also logs a failing job's traceback: Hydra's ``run_job`` keeps the
+    exception in the ``JobReturn`` but writes it nowhere, so the job's log
+    would not say why it failed.
+    """
 
     def __init__(self, task_function: Callable[[Any], Any]):
         self.timed_function = task_function
@@ -32,6 +38,9 @@ class TimedTask:
         started = time.time()
         try:
             return self.timed_function(cfg)
+        except Exception:
+            logging.getLogger(__name__).exception("the job raised an exception")
+            raise
         finally:
             _write_timing(started, time.time())
 

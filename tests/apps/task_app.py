@@ -1,0 +1,47 @@
+"""A Hydra app for sweeper tests: records what each job received and behaves as told.
+
+Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sleep`` (seconds),
+``record`` (a file to append one JSON line per execution to), ``result`` (``x``: return x;
+``none``; ``nan``; ``text``; a dict key name: return {name: x}).
+"""
+import json
+import math
+import os
+import time
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg: DictConfig):
+    received = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    behave = received.pop("behave", {}) or {}
+    job = HydraConfig.get().job
+    started = time.time()
+    if behave.get("sleep"):
+        time.sleep(float(behave["sleep"]))
+    with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w", encoding="utf-8") as handle:
+        json.dump(received, handle)
+    if behave.get("record"):
+        with open(behave["record"], "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"num": job.num, "config": received, "pid": os.getpid(),
+                                     "started": started, "ended": time.time()}) + "\n")
+    if "fail_if" in behave and received.get("x") == behave["fail_if"]:
+        raise ValueError(f"boom at x={received.get('x')}")
+    x = received.get("x", 0)
+    kind = behave.get("result", "x")
+    if kind == "x":
+        return x
+    if kind == "none":
+        return None
+    if kind == "nan":
+        return math.nan
+    if kind == "text":
+        return "not a number"
+    return {kind: x, "other": 1}
+
+
+if __name__ == "__main__":
+    main()

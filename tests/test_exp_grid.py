@@ -1,0 +1,222 @@
+"""exp_grid end to end: real Hydra multiruns in subprocesses, as users type them."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import APPS, csv_rows, received_configs, typed
+from exp_compat import Space
+
+SPACE = """
+[x]
+type = "range"
+bounds = [0, 3]
+dtype = "int"
+
+[model.lr]
+type = "list"
+value = [0.1, 1e-5]
+
+[model.name]
+type = "list"
+value = ["1", "it's", "a b"]
+
+[flag]
+type = "value"
+value = true
+"""
+
+
+def nested(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def jobs(sweep: Path) -> list:
+    """What the jobs received, less exp.params (the +exp.params override reaches them too, as typed)."""
+    configs = received_configs(sweep)
+    for config in configs:
+        config.pop("exp", None)
+    return configs
+
+
+def expected_jobs(space_file: Path, runs: int = 1, seed=None, ids=None):
+    grid = Space.from_file(space_file).grid(runs=runs, seed=seed)
+    rows = grid.select(ids) if ids is not None else iter(grid)
+    return Counter(repr(typed(nested(row))) for row in rows)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_every_configuration_reaches_its_job_exactly(tmp_path, hydra_app, launcher):
+    (tmp_path / "space.conf").write_text(SPACE, encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", f"hydra/launcher={launcher}", "+exp.params=space.conf", "hydra.sweeper.runs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    received = jobs(sweep)
+    assert len(received) == 3 * 2 * 3 * 2
+    assert Counter(repr(typed(c)) for c in received) == expected_jobs(tmp_path / "space.conf", runs=2)
+
+    rows = csv_rows(sweep / "exp_results.csv")
+    assert list(rows[0]) == ["x", "model.lr", "model.name", "flag", "id", "run", "job_num", "status", "duration_s", "error", "result"]
+    assert sorted(int(r["job_num"]) for r in rows) == list(range(36))
+    assert {(r["id"], r["run"]) for r in rows} == {(str(i), str(r)) for i in range(18) for r in (1, 2)}
+    assert all(r["status"] == "completed" and float(r["duration_s"]) >= 0 for r in rows)
+    assert all(r["result"] == r["x"] for r in rows)
+    planned = csv_rows(sweep / "exp_params.csv")
+    assert list(planned[0]) == ["id", "run", "x", "model.lr", "model.name", "flag"] and len(planned) == 36
+    assert (sweep / "multirun.yaml").exists()
+    # job numbers match output directories: job #n wrote into sweep/n
+    for row in rows:
+        config = json.loads((sweep / row["job_num"] / "received.json").read_text())
+        assert (str(config["id"]), str(config["run"])) == (row["id"], row["run"])
+
+
+def test_config_ids_runs_only_those_configurations(tmp_path, hydra_app):
+    (tmp_path / "space.conf").write_text(SPACE, encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf", "hydra.sweeper.config_ids=[3,7]", "hydra.sweeper.runs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    received = jobs(tmp_path / "sweep")
+    assert Counter(repr(typed(c)) for c in received) == expected_jobs(tmp_path / "space.conf", runs=2, ids=[3, 7])
+    assert len(csv_rows(tmp_path / "sweep" / "exp_params.csv")) == 4
+
+
+def test_command_line_sweeps_merge_with_the_file_and_win_clashes(tmp_path, hydra_app):
+    (tmp_path / "space.conf").write_text('[x]\ntype = "list"\nvalue = [1, 2]\n[z]\ntype = "value"\nvalue = "from file"\n', encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf", "x=choice(5,6)", "+y=range(0,2)",
+                     "+db.user=me", "hydra.sweeper.id_key=exp_id", "hydra.sweeper.run_key=null", "hydra.sweeper.name=mine")
+    assert done.returncode == 0, done.stderr[-3000:]
+    received = received_configs(tmp_path / "sweep")
+    got = sorted((c["x"], c["y"], c["z"], c["db"]["user"], c["exp_id"]) for c in received)
+    assert [g[:4] for g in got] == [(x, y, "from file", "me") for x in (5, 6) for y in (0, 1)]
+    assert sorted(g[4] for g in got) == [0, 1, 2, 3] and all("run" not in c for c in received)
+    assert (tmp_path / "sweep" / "mine_results.csv").exists() and (tmp_path / "sweep" / "mine_params.csv").exists()
+
+
+def test_sweeper_params_from_config(tmp_path, hydra_app):
+    (tmp_path / "sweep.yaml").write_text(
+        "defaults:\n  - override hydra/sweeper: exp_grid\n  - _self_\n"
+        "hydra:\n  sweeper:\n    params:\n      ++x: range(0,3)\n      ++w: a,b\n", encoding="utf-8")
+    done = hydra_app("--config-dir", str(tmp_path), "--config-name", "sweep")
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = sorted((c["x"], c["w"]) for c in received_configs(tmp_path / "sweep"))
+    assert got == [(x, w) for x in range(3) for w in "ab"]
+
+
+def test_random_parameters_are_drawn_from_the_seed(tmp_path, hydra_app):
+    (tmp_path / "space.conf").write_text('[x]\ntype = "random"\nbounds = [0, 10]\nn = 4\n', encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf", "hydra.sweeper.seed=11")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert Counter(repr(typed(c)) for c in jobs(tmp_path / "sweep")) == expected_jobs(tmp_path / "space.conf", seed=11)
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,4)", "+behave.fail_if=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {int(r["x"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    assert [rows[x]["status"] for x in range(4)] == ["completed", "completed", "failed", "completed"]
+    assert rows[2]["error"] == "ValueError: boom at x=2" and rows[2]["result"] == ""
+    log_path = tmp_path / "sweep" / rows[2]["job_num"] / "task_app.log"
+    assert "boom at x=2" in log_path.read_text() and str(log_path) in done.stdout + done.stderr
+
+
+def test_cancel_stops_launching_after_the_first_failure(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.fail_if=1",
+                     "hydra.sweeper.on_failure=cancel", "hydra.sweeper.max_batch_size=1")
+    assert done.returncode != 0
+    assert "stopped: a job failed and hydra.sweeper.on_failure=cancel" in done.stderr
+    assert "Traceback" not in done.stderr
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert [(r["x"], r["status"]) for r in rows] == [("0", "completed"), ("1", "failed")]
+    assert len(received_configs(tmp_path / "sweep")) == 2
+
+
+def test_max_failure_rate_bounds_failures(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=0,1,2,3,4,5,6,7", "+behave.fail_if=0",
+                     "hydra.sweeper.max_failure_rate=0.3", "hydra.sweeper.max_batch_size=2")
+    assert done.returncode != 0 and "more than max_failure_rate=0.3" in done.stderr
+    assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 2  # 1 of 2 failed after the first batch
+
+
+@pytest.mark.parametrize("text,words", [
+    ("", "defines no parameters"),
+    ('[x]\ntype = "range"\nbounds = [3, 1]\n', "parameter 'x': bounds must have low < high"),
+    ("[x\n", "invalid TOML"),
+])
+def test_bad_space_is_a_clear_error_and_writes_nothing(tmp_path, hydra_app, text, words):
+    (tmp_path / "space.conf").write_text(text, encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf")
+    assert done.returncode == 1 and words in done.stderr and "space.conf" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_interval_has_no_grid(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=interval(0,1)")
+    assert done.returncode == 1 and "an interval has no grid" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_space_file_is_resolved_against_the_launch_directory(tmp_path, hydra_app):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "s.conf").write_text('[x]\ntype = "list"\nvalue = [1]\n', encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=sub/s.conf", "hydra.job.chdir=true")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [c["x"] for c in received_configs(tmp_path / "sweep")] == [1]
+    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=nope.conf", "hydra.sweep.dir=other")
+    assert done.returncode == 1 and "nope.conf: no such file" in done.stderr
+
+
+def test_resume_after_sigkill_loses_nothing_and_repeats_nothing(tmp_path):
+    record = tmp_path / "executions.jsonl"
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_grid", "+x=range(0,10)",
+            "hydra.sweeper.runs=2", "+behave.sleep=0.25", f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = sweep / "exp_results.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 6):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    kept = csv_rows(results)
+    assert 5 <= len(kept) < 20
+    finished_before = {(r["id"], r["run"]) for r in kept}
+    dirs_before = {p.name: p.stat().st_mtime_ns for p in sweep.iterdir() if p.name.isdigit()}
+    executed_before = len(record.read_text().splitlines())
+
+    done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(results)
+    assert len(rows) == 20 and len({(r["id"], r["run"]) for r in rows}) == 20
+    assert len({r["job_num"] for r in rows}) == 20
+    executed_after = [json.loads(line)["config"] for line in record.read_text().splitlines()[executed_before:]]
+    assert not {(str(c["id"]), str(c["run"])) for c in executed_after} & finished_before
+    for name, mtime in dirs_before.items():  # no earlier job directory was overwritten
+        assert (sweep / name).stat().st_mtime_ns == mtime
+    assert "resuming" in done.stderr + done.stdout
+
+
+def test_resume_refuses_a_changed_space(tmp_path, hydra_app):
+    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,2)").returncode == 0
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", "hydra.sweeper.resume=true")
+    assert done.returncode == 1 and "cannot resume: space changed" in done.stderr
+
+
+def test_rerun_into_the_same_directory_keeps_the_earlier_results(tmp_path, hydra_app):
+    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,2)").returncode == 0
+    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)").returncode == 0
+    assert len(csv_rows(tmp_path / "sweep" / "exp_results.1.csv")) == 2
+    assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 3
