@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from exp_compat import Space, SpaceError
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
 from exp_compat.overrides import render_value
-from hydra_plugins.exp_sweeper._outcome import Outcome, TimedTask, outcome_of
+from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, next_job_num
+from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepState, next_job_num
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
@@ -172,7 +172,9 @@ class SweepCore:
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        self.job_num = next_job_num(self.sweep_dir, store.rows)
+        self.journal = LaunchJournal(self.sweep_dir / JOBS_DIR, resume=self.options["resume"])
+        launched = [e["job_num"] for e in self.journal.entries()]
+        self.job_num = max([next_job_num(self.sweep_dir, store.rows), *(n + 1 for n in launched)])
         if store.rows:
             log.info("%s: resuming in %s: %d finished jobs kept, continuing at job #%d",
                      self.kind, self.sweep_dir, len(store.rows), self.job_num)
@@ -189,18 +191,31 @@ class SweepCore:
             return f"{progress.failed} of {progress.done} jobs failed, more than max_failure_rate={self.options['max_failure_rate']}"
         return None
 
+    def recover(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> None:
+        """Record jobs that finished after the last row was written (the driver was killed mid-batch)."""
+        recorded = {int(row["job_num"]) for row in store.rows}
+        for entry in self.journal.entries():
+            if entry["job_num"] in recorded:
+                continue
+            outcome = outcome_from_record(read_record(self.sweep_dir, entry["job_num"]) or {})
+            if outcome is not None:
+                trial = Trial(entry["params"], entry["extra"], job_num=entry["job_num"])
+                self.record(strategy, trial, outcome, store, progress)
+
     def run(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> List[List[Any]]:
         """Launch trials in batches until the strategy has none left or the failure policy stops the sweep."""
         batch_size = self.options["max_batch_size"] or DEFAULT_CHUNK
         returns: List[List[Any]] = []
-        stop = self.stop_reason(progress)
         try:
+            self.recover(strategy, store, progress)
+            stop = self.stop_reason(progress)
             while stop is None:
                 trials = strategy.ask(batch_size)
                 if not trials:
                     break
                 for trial in trials:
                     trial.job_num, self.job_num = self.job_num, self.job_num + 1
+                self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
                 batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
                 returns.append(list(batch))
                 for trial, job_return in zip(trials, batch):
@@ -209,6 +224,7 @@ class SweepCore:
         finally:
             progress.close()
             store.close()
+            self.journal.close()
         self.report(progress, store, stop)
         return returns
 

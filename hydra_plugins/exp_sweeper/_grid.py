@@ -22,7 +22,8 @@ class GridStrategy:
     def __init__(self, grid: Grid, config_ids: Optional[Sequence[int]], done: Set[Tuple[int, int]],
                  id_key: Optional[str], run_key: Optional[str]):
         rows = plan(grid, config_ids)
-        self.rows: Iterator[Dict[str, Any]] = (r for r in rows if (r[ID], r[RUN]) not in done)
+        self.done = done  # consulted lazily: jobs recovered after this point are skipped too
+        self.rows: Iterator[Dict[str, Any]] = (r for r in rows if (r[ID], r[RUN]) not in self.done)
         self.names = grid.names
         self.id_key = id_key
         self.run_key = run_key
@@ -36,6 +37,7 @@ class GridStrategy:
         return trials
 
     def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
+        self.done.add((trial.extra[ID], trial.extra[RUN]))
         return outcome
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:

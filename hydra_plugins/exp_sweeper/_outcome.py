@@ -1,9 +1,11 @@
 """What a finished job means to a sweep: status, value, error, timing and where its log is.
 
-Launchers return Hydra ``JobReturn``s, which say nothing of when a job ran.
-:class:`TimedTask` wraps the app's task function so that each job writes its
-own start and end times into its output directory, which works with every
-launcher (in-process, joblib, submitit on another host sharing the disk).
+Launchers return Hydra ``JobReturn``s, which say nothing of when a job ran,
+and only once a whole batch is done. :class:`TimedTask` wraps the app's task
+function so that each job writes its own record (start, end, status, value)
+to ``<sweep dir>/.exp_jobs/<job num>.json`` as it ends. That works with every
+launcher (in-process, joblib, submitit on another host sharing the disk), and
+lets a resumed sweep keep jobs that finished before the driver was killed.
 """
 from __future__ import annotations
 
@@ -16,13 +18,31 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
-TIMING_FILE = ".exp_job.json"
+JOBS_DIR = ".exp_jobs"
+
+
+def job_record_path(sweep_dir: Any, job_num: Any) -> Path:
+    return Path(str(sweep_dir), JOBS_DIR, f"{job_num}.json")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it exactly (numpy scalars and 0-d tensors become Python numbers), else None."""
+    if hasattr(value, "item") and not isinstance(value, (dict, list)):
+        try:
+            value = value.item()
+        except Exception:
+            return None
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+    return value
 
 
 class TimedTask:
-    """The app's task function, recording start/end time, pid and host of each job it runs.
+    """The app's task function, writing a record of each job it runs.
 
     It also logs a failing job's traceback: Hydra's ``run_job`` keeps the
     exception in the ``JobReturn`` but writes it nowhere, so the job's log
@@ -35,25 +55,40 @@ class TimedTask:
         functools.update_wrapper(self, task_function, updated=())
 
     def __call__(self, cfg: Any) -> Any:
-        started = time.time()
+        record: Dict[str, Any] = {"started": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
         try:
-            return self.timed_function(cfg)
-        except Exception:
+            value = self.timed_function(cfg)
+        except Exception as error:
             logging.getLogger(__name__).exception("the job raised an exception")
+            record.update(status="failed", error=describe_error(error))
             raise
+        else:
+            record.update(status="completed", value=jsonable(value), value_repr=_short(value))
+            return value
         finally:
-            _write_timing(started, time.time())
+            record["ended"] = time.time()
+            _write_record(record)
 
 
-def _write_timing(started: float, ended: float) -> None:
+def _write_record(record: Dict[str, Any]) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        output_dir = HydraConfig.get().runtime.output_dir
-        record = {"started": started, "ended": ended, "pid": os.getpid(), "host": socket.gethostname()}
-        Path(output_dir, TIMING_FILE).write_text(json.dumps(record), encoding="utf-8")
-    except Exception:  # timing is informative; it must never fail a job
+        hydra = HydraConfig.get()
+        path = job_record_path(hydra.sweep.dir, hydra.job.num)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record, allow_nan=True), encoding="utf-8")
+        os.replace(temporary, path)  # a reader never sees half a record
+    except Exception:  # the record is bookkeeping; it must never fail a job
         pass
+
+
+def read_record(sweep_dir: Any, job_num: Any) -> Optional[Dict[str, Any]]:
+    try:
+        return json.loads(job_record_path(sweep_dir, job_num).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 @dataclasses.dataclass
@@ -88,27 +123,33 @@ def describe_error(error: BaseException) -> str:
 
 
 def outcome_of(job_return: Any) -> Outcome:
-    """Read a Hydra ``JobReturn`` (and the job's timing file) as an :class:`Outcome`."""
+    """Read a Hydra ``JobReturn`` (and the job's own record, for timing) as an :class:`Outcome`."""
     from hydra.core.utils import JobStatus
 
-    output_dir = None
-    log_path = None
-    started = ended = None
+    outcome = Outcome("completed")
     hydra_cfg = getattr(job_return, "hydra_cfg", None)
     if hydra_cfg is not None:
-        output_dir = str(hydra_cfg.hydra.runtime.output_dir)
-        log = Path(output_dir, f"{hydra_cfg.hydra.job.name}.log")
-        log_path = str(log) if log.exists() else None
-        try:
-            timing = json.loads(Path(output_dir, TIMING_FILE).read_text(encoding="utf-8"))
-            started, ended = timing["started"], timing["ended"]
-        except (OSError, ValueError, KeyError):
-            pass
-    outcome = Outcome("completed", started=started, ended=ended, output_dir=output_dir, log_path=log_path)
+        hydra = hydra_cfg.hydra
+        outcome.output_dir = str(hydra.runtime.output_dir)
+        log = Path(outcome.output_dir, f"{hydra.job.name}.log")
+        outcome.log_path = str(log) if log.exists() else None
+        record = read_record(hydra.sweep.dir, hydra.job.num) or {}
+        outcome.started, outcome.ended = record.get("started"), record.get("ended")
     if job_return.status == JobStatus.FAILED:
         return outcome.fail(describe_error(job_return._return_value))
     outcome.value = job_return.return_value
     return outcome
+
+
+def outcome_from_record(record: Dict[str, Any]) -> Optional[Outcome]:
+    """The outcome of a job that finished while no driver was there to hear it (None if it never finished)."""
+    if record.get("status") not in ("completed", "failed") or "ended" not in record:
+        return None
+    value = record.get("value")
+    if record["status"] == "completed" and value is None and record.get("value_repr") not in (None, "None"):
+        return None  # its return value could not be saved: run it again rather than guess
+    return Outcome(record["status"], value=value, error=record.get("error", ""),
+                   started=record.get("started"), ended=record.get("ended"))
 
 
 def objective_of(value: Any, key: Optional[str] = None) -> float:

@@ -78,6 +78,37 @@ class ResultsStore:
         self._handle.close()
 
 
+class LaunchJournal:
+    """``.exp_jobs/launched.jsonl``: each job's number and parameters, written before it is launched.
+
+    With the jobs' own records beside it, a resumed sweep can tell which
+    launched jobs finished (kept) from those that did not (run again).
+    """
+
+    def __init__(self, directory: Path, resume: bool):
+        if not resume and directory.exists():
+            _set_aside(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "launched.jsonl"
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def entries(self) -> List[Dict[str, Any]]:
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:  # a line torn by a kill: that job was never launched
+                continue
+        return found
+
+    def append(self, entries: Iterable[Dict[str, Any]]) -> None:
+        self._handle.write("".join(json.dumps(e, allow_nan=True) + "\n" for e in entries))
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 def _set_aside(path: Path) -> Path:
     """Rename an earlier sweep's file to the first free ``<stem>.<n><suffix>``."""
     n = 1
