@@ -21,6 +21,7 @@ setup(
         "tomli-w>=1.0",
         "scikit-optimize>=0.10.2",
         "numpy>=1.24",
+        "matplotlib>=3.7",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2"],

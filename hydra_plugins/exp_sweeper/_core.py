@@ -202,9 +202,8 @@ class SweepCore:
                 trial = Trial(entry["params"], entry["extra"], job_num=entry["job_num"])
                 self.record(strategy, trial, outcome, store, progress)
 
-    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> List[List[Any]]:
+    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int) -> List[List[Any]]:
         """Launch trials in batches until the strategy has none left or the failure policy stops the sweep."""
-        batch_size = self.options["max_batch_size"] or DEFAULT_CHUNK
         returns: List[List[Any]] = []
         try:
             self.recover(strategy, store, progress)
@@ -225,8 +224,12 @@ class SweepCore:
             progress.close()
             store.close()
             self.journal.close()
+            self.finish(store)
         self.report(progress, store, stop)
         return returns
+
+    def finish(self, store: ResultsStore) -> None:
+        """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""
 
     def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
         outcome = strategy.tell(trial, outcome)

@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from exp_compat.files import atomic_writer
 from exp_compat.grid import Grid
-from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, DEFAULT_CHUNK, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import cell
@@ -96,4 +96,4 @@ class GridSweep(SweepCore):
         progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
                             failed=sum(r["status"] == "failed" for r in store.rows))
         strategy = GridStrategy(grid, ids, done, self.options["id_key"], self.options["run_key"])
-        return self.run(strategy, store, progress)
+        return self.run(strategy, store, progress, batch_size=self.options["max_batch_size"] or DEFAULT_CHUNK)

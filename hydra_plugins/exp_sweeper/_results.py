@@ -109,6 +109,14 @@ class LaunchJournal:
         self._handle.close()
 
 
+def write_summary(path: Path, summary: Dict[str, Any]) -> None:
+    """A YAML summary (``optimization_results.yaml``), replaced whole so a reader never sees half of it."""
+    import yaml
+
+    with atomic_writer(path) as handle:
+        yaml.safe_dump(summary, handle, sort_keys=False, allow_unicode=True)
+
+
 def _set_aside(path: Path) -> Path:
     """Rename an earlier sweep's file to the first free ``<stem>.<n><suffix>``."""
     n = 1

@@ -47,3 +47,35 @@ class ExpGridConf(ExpSweeperConf):
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="exp_grid", node=ExpGridConf, provider="hydra-exp")
+
+
+@dataclass
+class ExpGoptConf(ExpSweeperConf):
+    _target_: str = "hydra_plugins.exp_sweeper.exp_gopt.ExpGoptSweeper"
+    name: str = "opt"
+    # Trials to finish in total, failed ones included (EXP's --n).
+    n_trials: int = 20
+    # GP, RF, ET, GBRT or random (EXP's --surrogate).
+    surrogate: str = "GP"
+    # EI, PI, LCB or gp_hedge (EXP's --acquisition).
+    acquisition: str = "EI"
+    kappa: float = 1.96  # exploration weight of LCB (EXP's --kappa)
+    xi: float = 0.01  # improvement margin of EI and PI (EXP's --xi)
+    # Random trials before the surrogate model is used.
+    n_initial_points: int = 10
+    direction: str = "minimize"
+    # The key to read when the task returns a dict; a number is used directly.
+    objective: Optional[str] = None
+    # Trials at once (EXP's --workers); null: what the launcher runs at once if its config says, else 1.
+    n_jobs: Optional[int] = None
+    # async (EXP's default) or sync (EXP's --sync): wait for all n_jobs, then propose n_jobs points.
+    mode: str = "async"
+    # Write <name>_convergence.png and <name>_objective.png (EXP's --plot).
+    plot: bool = False
+    # Run a configuration again even if it already ran (for noisy objectives).
+    allow_repeats: bool = False
+    # A results CSV of an earlier optimization of the same space, to start from.
+    warm_start: Optional[str] = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="exp_gopt", node=ExpGoptConf, provider="hydra-exp")

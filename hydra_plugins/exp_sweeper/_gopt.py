@@ -1,0 +1,195 @@
+"""exp_gopt: global optimization of an EXP space with scikit-optimize (EXP's ``exp.gopt``)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from exp_compat import SpaceError
+from exp_compat.search import SearchSpace
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
+from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._proposer import ACQUISITIONS, SURROGATES, Proposer, describe_exhaustion
+from hydra_plugins.exp_sweeper._results import cell, read_results, write_summary
+
+log = logging.getLogger("hydra_plugins.exp_sweeper")
+
+DIRECTIONS = ("minimize", "maximize")
+MODES = ("async", "sync")
+
+
+def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
+    """A CSV row's parameters as an optimizer point (types from the dimensions)."""
+    from skopt.space import Categorical, Integer
+
+    point = []
+    for dim in search.dimensions:
+        text = row[dim.name]
+        if isinstance(dim, Categorical):
+            matches = [c for c in dim.categories if cell(c) == text]
+            if not matches:
+                raise ValueError(f"{dim.name}={text!r} is not one of {list(dim.categories)}")
+            point.append(matches[0])
+        elif isinstance(dim, Integer):
+            point.append(int(float(text)))
+        else:
+            point.append(float(text))
+    return point
+
+
+class GoptStrategy:
+    """Trials from the proposer until ``n_trials`` have finished; results are told in one refit per ask."""
+
+    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: str, objective: Optional[str]):
+        self.search = search
+        self.proposer = proposer
+        self.n_trials = n_trials
+        self.sign = 1.0 if direction == "minimize" else -1.0
+        self.objective = objective
+        self.finished = 0
+        self.n_failed = 0
+        self.next_id = 0
+        self.pending: Dict[int, List[Any]] = {}
+        self.untold: List[tuple] = []
+        self.best_value: Optional[float] = None
+        self.best_params: Optional[Dict[str, Any]] = None
+        self.exhausted = False
+
+    def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float]) -> None:
+        self.proposer.remember(point)
+        if value is None:
+            return
+        self.untold.append((point, self.sign * value))
+        if self.best_value is None or self.sign * value < self.sign * self.best_value:
+            self.best_value, self.best_params = value, params
+
+    def replay(self, rows: Sequence[Dict[str, str]], count: bool) -> None:
+        """Earlier results: this sweep's own (resume, ``count``) or another's (warm start)."""
+        for row in rows:
+            try:
+                point = point_from_row(self.search, row)
+            except (KeyError, ValueError) as error:
+                raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
+            completed = row["status"] == "completed" and row.get("evaluation", "") != ""
+            self._learn(point, self.search.to_config(point), float(row["evaluation"]) if completed else None)
+            if count:
+                self.finished += 1
+                self.n_failed += not completed
+                self.next_id = max(self.next_id, int(row["id"]) + 1)
+
+    def ask(self, n: int) -> List[Trial]:
+        if self.untold:
+            points, values = zip(*self.untold)
+            self.proposer.tell(list(points), list(values))
+            self.untold = []
+        k = min(n, self.n_trials - self.finished - len(self.pending))
+        if k <= 0:
+            return []
+        points = self.proposer.propose(k, list(self.pending.values()))
+        if len(points) < k and self.proposer.exhausted and not self.exhausted:
+            self.exhausted = True
+            log.warning("exp_gopt: %s; ending early with %d trials", describe_exhaustion(self.proposer.size),
+                        self.finished + len(self.pending) + len(points))
+        trials = []
+        for point in points:
+            trial = Trial(self.search.to_config(point), {"id": self.next_id, "run": 1})
+            self.pending[self.next_id] = point
+            self.next_id += 1
+            trials.append(trial)
+        return trials
+
+    def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
+        point = self.pending.pop(trial.extra["id"], None) or self.search.to_point(trial.params)
+        self.finished += 1
+        if not outcome.failed:
+            try:
+                outcome.value = objective_of(outcome.value, self.objective)
+            except ValueError as error:
+                outcome = outcome.fail(f"bad return value: {error}")
+        self.n_failed += outcome.failed
+        self._learn(point, trial.params, None if outcome.failed else outcome.value)
+        return outcome
+
+    def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
+        value = None if outcome.failed else outcome.value
+        return {**trial.params, "id": trial.extra["id"], "evaluation": value, "run": trial.extra["run"]}
+
+
+def launcher_slots(config: Any) -> Optional[int]:
+    """How many jobs the configured launcher runs at once, where its config says so."""
+    for key in ("hydra.launcher.workers", "hydra.launcher.n_jobs", "hydra.launcher.array_parallelism"):
+        value = OmegaConf.select(config, key, default=None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return os.cpu_count() or 1 if value < 0 else max(1, value)
+    return None
+
+
+class GoptSweep(SweepCore):
+    kind = "exp_gopt"
+
+    def check_gopt_options(self) -> None:
+        o = self.options
+        for key, allowed in (("surrogate", SURROGATES), ("acquisition", ACQUISITIONS),
+                             ("direction", DIRECTIONS), ("mode", MODES)):
+            if o[key] not in allowed:
+                raise SweepError(f"hydra.sweeper.{key} must be one of {', '.join(allowed)}, got {o[key]!r}")
+        for key, low in (("n_trials", 1), ("n_initial_points", 1), ("n_jobs", 1)):
+            value = o[key]
+            if value is None and key == "n_jobs":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SweepError(f"hydra.sweeper.{key} must be a whole number >= {low}, got {value!r}")
+
+    def sweep(self, arguments: List[str]) -> List[List[Any]]:
+        self.check_options()
+        self.check_gopt_options()
+        o = self.options
+        space = self.load_space(arguments, enumerable=False)
+        try:
+            search = space.require_params().search()
+        except SpaceError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+        if not search.dimensions:
+            raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
+        settings = {k: o[k] for k in ("surrogate", "acquisition", "direction", "objective")}
+        state = self.load_state({"space": space.to_mapping(), **settings})
+        n_jobs = o["n_jobs"] or launcher_slots(self.config) or 1
+        if o["mode"] == "async":
+            log.info("%s: the launcher runs batches (Launcher.launch): proposing %d points per batch", self.kind, n_jobs)
+        proposer = Proposer(search.dimensions, o["surrogate"], o["acquisition"], o["kappa"], o["xi"],
+                            o["n_initial_points"], seed=state.record["seed"], allow_repeats=o["allow_repeats"])
+        strategy = GoptStrategy(search, proposer, o["n_trials"], o["direction"], o["objective"])
+        if o["warm_start"]:
+            strategy.replay(self.earlier_results(o["warm_start"]), count=False)
+        store = self.open_store(f"{o['name']}_configurations.csv", [*space.names, "id", "evaluation", "run", *BOOKKEEPING])
+        state.save()
+        strategy.replay(store.rows, count=True)
+        self.strategy = strategy
+        progress = Progress(self.kind, o["n_trials"], o["progress"], done=strategy.finished, failed=strategy.n_failed)
+        progress.best = strategy.best_value
+        return self.run(strategy, store, progress, batch_size=n_jobs)
+
+    def earlier_results(self, path: str) -> List[Dict[str, str]]:
+        cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."
+        try:
+            _, rows = read_results(Path(cwd, path))
+        except OSError as error:
+            raise SweepError(f"{self.kind}: warm_start={path}: {error.strerror}") from None
+        return rows
+
+    def finish(self, store: Any) -> None:
+        strategy = self.strategy
+        write_summary(self.sweep_dir / "optimization_results.yaml", {
+            "name": self.options["name"], "best_params": strategy.best_params, "best_value": strategy.best_value,
+            "n_trials": strategy.finished, "n_failed": strategy.n_failed,
+        })
+        if strategy.best_value is not None:
+            log.info("%s: best value %s with %s", self.kind, strategy.best_value, strategy.best_params)
+        if self.options["plot"]:
+            from hydra_plugins.exp_sweeper._plots import write_plots
+
+            write_plots(self.sweep_dir, self.options["name"], strategy.proposer, strategy.sign)

@@ -1,0 +1,214 @@
+"""Proposing points with scikit-optimize: pending-aware, never repeating, cheap.
+
+scikit-optimize's own ``ask(n_points=k)`` refits the surrogate (kernel
+hyper-parameters included) once per point, which costs tens of seconds at a
+hundred observations, and it proposes already-evaluated points again on small
+discrete spaces. Here:
+
+* the first point of a batch is the optimizer's own choice (computed when the
+  last result was told);
+* each further point is chosen with the *constant liar* rule: the pending
+  points are added to the data with the best value seen as their outcome, the
+  surrogate is refitted *with its kernel fixed* (a GP refit is then one
+  Cholesky factorisation) and the acquisition function is minimised over
+  candidate points, so parallel trials spread out as sequential ones would;
+* no point that is finished or pending is proposed again (unless repeats are
+  allowed), and a finite space that has been fully explored is reported as
+  exhausted;
+* the numerical libraries run on one thread, so the driver does not compete
+  with the jobs for cores.
+
+It also makes the surrogates that scikit-optimize 0.10 can no longer build on
+current scikit-learn/numpy work: ``GBRT`` (estimator tags, ``np.in1d``) and
+``random`` (plain random search, done here without a model).
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any, Iterator, List, Optional, Sequence, Set
+
+import numpy as np
+from sklearn.base import clone
+from skopt import Optimizer
+from skopt.acquisition import _gaussian_acquisition
+from skopt.learning import GaussianProcessRegressor
+from skopt.learning.gbrt import GradientBoostingQuantileRegressor
+from skopt.space import Categorical, Integer, Space
+from threadpoolctl import threadpool_limits
+
+from exp_compat.space import canonical
+
+SURROGATES = ("GP", "RF", "ET", "GBRT", "random")
+ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
+N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
+ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively instead of sampled
+
+
+class QuantileGBRT(GradientBoostingQuantileRegressor):
+    """skopt's GBRT surrogate, repaired: scikit-learn >= 1.6 reads the estimator type from tags that
+    its base-class order never sets, and numpy >= 2.4 removed the ``np.in1d`` its predict used."""
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import RegressorTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        return tags
+
+    def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:
+        if not return_std or return_quantiles:
+            return super().predict(X, return_std=False, return_quantiles=return_quantiles)
+        if not all(q in self.quantiles for q in (0.16, 0.5, 0.84)):
+            raise ValueError("return_std needs the quantiles 0.16, 0.5 and 0.84")
+        low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X) for q in (0.16, 0.5, 0.84))
+        return mean, (high - low) / 2.0
+
+
+def _estimator(surrogate: str, seed: int) -> Any:
+    if surrogate == "GBRT":
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        return QuantileGBRT(
+            base_estimator=GradientBoostingRegressor(loss="quantile", n_estimators=30), random_state=seed
+        )
+    return surrogate  # GP, RF, ET: skopt builds them (cook_estimator)
+
+
+def point_key(point: Sequence[Any]) -> Any:
+    return canonical([v.item() if hasattr(v, "item") else v for v in point])
+
+
+def finite_size(space: Space) -> Optional[int]:
+    """How many distinct points a space of only integer and categorical dimensions has (None if infinite)."""
+    size = 1
+    for dim in space.dimensions:
+        if isinstance(dim, Categorical):
+            size *= len(dim.categories)
+        elif isinstance(dim, Integer):
+            size *= int(dim.high) - int(dim.low) + 1
+        else:
+            return None
+    return size
+
+
+def _enumerate(space: Space) -> Iterator[List[Any]]:
+    axes = [list(d.categories) if isinstance(d, Categorical) else list(range(int(d.low), int(d.high) + 1))
+            for d in space.dimensions]
+    for combo in itertools.product(*axes):
+        yield list(combo)
+
+
+class Proposer:
+    """Asks and tells one optimization; see the module docstring for how it proposes."""
+
+    def __init__(self, dimensions: List[Any], surrogate: str = "GP", acquisition: str = "EI",
+                 kappa: float = 1.96, xi: float = 0.01, n_initial_points: int = 10, seed: int = 0,
+                 allow_repeats: bool = False):
+        self.space = Space(dimensions)
+        self.surrogate = surrogate
+        self.acquisition = acquisition
+        self.acq_kwargs = {"kappa": kappa, "xi": xi}
+        self.n_initial_points = n_initial_points
+        self.allow_repeats = allow_repeats
+        self.rng = np.random.RandomState(seed)
+        self.size = finite_size(self.space)
+        self.X: List[List[Any]] = []
+        self.y: List[float] = []
+        self.seen: Set[Any] = set()
+        self.optimizer: Optional[Optimizer] = None
+        if surrogate != "random":
+            with self.single_thread():
+                self.optimizer = Optimizer(
+                    dimensions, _estimator(surrogate, seed), n_initial_points=n_initial_points,
+                    acq_func=acquisition, acq_optimizer="sampling" if surrogate != "GP" else "auto",
+                    acq_func_kwargs=dict(self.acq_kwargs), random_state=seed, model_queue_size=1,
+                )
+
+    @staticmethod
+    def single_thread() -> contextlib.AbstractContextManager:
+        return threadpool_limits(limits=1)
+
+    # -- learning ---------------------------------------------------------------------------
+    def remember(self, point: Sequence[Any]) -> None:
+        """A point that ran (or is running): never propose it again unless repeats are allowed."""
+        self.seen.add(point_key(point))
+
+    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
+        """Finished points with finite values (minimised); one refit for all of them."""
+        if not points:
+            return
+        points = [list(p) for p in points]
+        for point in points:
+            self.remember(point)
+        self.X += points
+        self.y += [float(v) for v in values]
+        if self.optimizer is not None:
+            with self.single_thread():
+                self.optimizer.tell(points, [float(v) for v in values])
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.allow_repeats and self.size is not None and len(self.seen) >= self.size
+
+    # -- proposing --------------------------------------------------------------------------
+    def propose(self, k: int, pending: Sequence[Sequence[Any]]) -> List[List[Any]]:
+        """Up to ``k`` new points, given the points still running; fewer if the space runs out."""
+        chosen: List[List[Any]] = []
+        with self.single_thread():
+            for _ in range(k):
+                point = self._one(list(pending) + chosen)
+                if point is None:
+                    break
+                chosen.append(point)
+                self.remember(point)
+        return chosen
+
+    def _fresh(self, point: Sequence[Any]) -> bool:
+        return self.allow_repeats or point_key(point) not in self.seen
+
+    def _candidates(self) -> List[List[Any]]:
+        if self.size is not None and self.size <= ENUMERATE_UP_TO:
+            return [p for p in _enumerate(self.space) if self._fresh(p)]
+        sampled = self.space.rvs(n_samples=N_CANDIDATES, random_state=self.rng)
+        return [list(p) for p in sampled if self._fresh(p)]
+
+    def _one(self, pending: List[List[Any]]) -> Optional[List[Any]]:
+        if self.exhausted:
+            return None
+        model_ready = self.optimizer is not None and self.optimizer.models and len(self.X) >= self.n_initial_points
+        if model_ready and not pending:
+            proposal = list(self.optimizer._next_x)
+            if self._fresh(proposal):
+                return proposal
+        candidates = self._candidates()
+        if not candidates:
+            return None
+        if not model_ready:
+            return candidates[self.rng.randint(len(candidates))]
+        return self._best_by_acquisition(candidates, pending)
+
+    def _best_by_acquisition(self, candidates: List[List[Any]], pending: List[List[Any]]) -> List[Any]:
+        assert self.optimizer is not None
+        fitted = self.optimizer.models[-1]
+        X = self.X + pending
+        lie = min(self.y)
+        y = self.y + [lie] * len(pending)
+        model = clone(fitted)
+        if isinstance(fitted, GaussianProcessRegressor):
+            model.set_params(kernel=fitted.kernel_, optimizer=None)  # keep the fitted hyper-parameters
+        model.fit(self.space.transform(X), y)
+        acquisition = "EI" if self.acquisition == "gp_hedge" else self.acquisition
+        if len(candidates) > N_CANDIDATES:
+            picks = self.rng.choice(len(candidates), N_CANDIDATES, replace=False)
+            candidates = [candidates[i] for i in picks]
+        scores = _gaussian_acquisition(
+            self.space.transform(candidates), model, y_opt=lie, acq_func=acquisition, acq_func_kwargs=self.acq_kwargs
+        )
+        return candidates[int(np.argmin(scores))]
+
+
+def describe_exhaustion(size: Optional[int]) -> str:
+    return f"all {size} distinct configurations of this finite space have run" if size else "no new configuration left"
+

@@ -1,0 +1,82 @@
+"""The proposer, in process, against real scikit-optimize models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skopt.space import Categorical, Integer, Real
+
+from hydra_plugins.exp_sweeper._proposer import ACQUISITIONS, SURROGATES, Proposer, point_key
+
+
+def mixed_dims():
+    return [Real(-5.0, 5.0, name="a"), Real(1e-4, 1.0, prior="log-uniform", name="lr"),
+            Integer(0, 10, name="n"), Categorical(["x", "y", "z"], name="c")]
+
+
+def objective(point):
+    a, lr, n, c = point
+    return (a - 1) ** 2 + abs(np.log10(lr) + 2) + (n - 3) ** 2 / 10 + {"x": 0.0, "y": 0.5, "z": 1.0}[c]
+
+
+def in_bounds(point):
+    a, lr, n, c = point
+    return -5 <= a <= 5 and 1e-4 <= lr <= 1 and isinstance(n, (int, np.integer)) and 0 <= n <= 10 and c in "xyz"
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_every_surrogate_optimizes_a_mixed_space(surrogate):
+    proposer = Proposer(mixed_dims(), surrogate=surrogate, n_initial_points=5, seed=1)
+    for _ in range(6):
+        batch = proposer.propose(3, pending=[])
+        assert len(batch) == 3 and all(in_bounds(p) for p in batch)
+        assert len({point_key(p) for p in batch}) == 3
+        proposer.tell(batch, [objective(p) for p in batch])
+    assert min(proposer.y) < 3.0  # random points average about 9 here
+
+
+@pytest.mark.parametrize("acquisition", ACQUISITIONS)
+def test_every_acquisition_function(acquisition):
+    proposer = Proposer(mixed_dims(), acquisition=acquisition, n_initial_points=4, seed=2)
+    for _ in range(4):
+        batch = proposer.propose(2, pending=[])
+        proposer.tell(batch, [objective(p) for p in batch])
+    assert len(proposer.X) == 8 and len({point_key(p) for p in proposer.X}) == 8
+
+
+def test_pending_points_are_never_proposed_again():
+    proposer = Proposer([Integer(0, 3, name="i"), Categorical(["a", "b"], name="c")], n_initial_points=2, seed=0)
+    pending = proposer.propose(3, pending=[])
+    later = proposer.propose(3, pending=pending)
+    assert len({point_key(p) for p in pending + later}) == 6
+
+
+def test_a_finite_space_is_exhausted_without_repeats():
+    proposer = Proposer([Categorical(["a", "b", "c", "d"], name="c")], n_initial_points=2, seed=0)
+    told = []
+    for _ in range(12):
+        batch = proposer.propose(1, pending=[])
+        if not batch:
+            break
+        proposer.tell(batch, [1.0])
+        told += batch
+    assert sorted(p[0] for p in told) == ["a", "b", "c", "d"] and proposer.exhausted
+
+
+def test_repeats_when_allowed():
+    proposer = Proposer([Categorical(["a", "b"], name="c")], n_initial_points=1, seed=0, allow_repeats=True)
+    for _ in range(6):
+        batch = proposer.propose(1, pending=[])
+        proposer.tell(batch, [1.0])
+    assert len(proposer.X) == 6 and not proposer.exhausted
+
+
+def test_a_batch_at_100_observations_is_spread_out():
+    proposer = Proposer(mixed_dims() + [Real(0, 1, name="u"), Integer(1, 5, name="k")], n_initial_points=10, seed=3)
+    rng = np.random.RandomState(0)
+    X = proposer.space.rvs(100, random_state=rng)
+    proposer.tell(X, [objective(p[:4]) + p[4] + p[5] for p in X])
+    batch = proposer.propose(8, pending=[])
+    assert len(batch) == 8 and len({point_key(p) for p in batch}) == 8
+    spread = proposer.space.transform(batch)
+    distances = [np.linalg.norm(spread[i] - spread[j]) for i in range(8) for j in range(i)]
+    assert min(distances) > 1e-3  # the liar keeps points apart instead of piling onto one optimum
