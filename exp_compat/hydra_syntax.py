@@ -55,7 +55,17 @@ def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
             raise SpaceError("shuffle(range(...)) is not supported", param=name, source=source)
         numbers = (sweep.start, sweep.stop, sweep.step)
         dtype = "int" if all(isinstance(v, int) for v in numbers) else "float"
-        return RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
+        grid = RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
+        if enumerable:
+            return grid
+        # For optimization keep Hydra's meaning (the stop value excluded): an integer
+        # dimension when the step is 1, else a choice between the range's values.
+        if dtype == "int" and sweep.step == 1 and sweep.stop - sweep.start >= 2:
+            return RangeParam(name, sweep.start, sweep.stop - 1, 1, "int")
+        from exp_compat.grid import ArangeAxis
+
+        axis = ArangeAxis(grid)
+        return ListParam(name, tuple(axis[i] for i in range(len(axis))))
     if isinstance(sweep, IntervalSweep):
         if enumerable:
             raise SpaceError(
@@ -73,7 +83,8 @@ def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
 def parse_overrides(overrides: Sequence[str], source: str = "command line", enumerable: bool = False) -> ParsedOverrides:
     """Split overrides into sweep parameters and pass-through overrides (``db.user=me``).
 
-    ``enumerable`` (for grids) rejects ``interval(...)``, which has no grid values.
+    ``enumerable`` (for grids) rejects ``interval(...)``, which has no grid values; without it
+    (for optimization) ``range(...)`` keeps Hydra's meaning, its stop value excluded.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException

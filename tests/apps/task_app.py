@@ -34,6 +34,8 @@ def main(cfg: DictConfig):
     kind = behave.get("result", "x")
     if kind == "x":
         return x
+    if kind == "const":
+        return 1.0
     if kind == "none":
         return None
     if kind == "nan":

@@ -1,0 +1,149 @@
+"""exp_gopt end to end: real Hydra multiruns with real scikit-optimize, as users type them."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import APPS, csv_rows, received_configs
+
+BASIC = '[x]\ntype = "range"\nbounds = [-10, 10]\n'
+LETTERS = '[x]\ntype = "list"\nvalue = ["a", "b", "c", "d", "e", "f"]\n'
+
+
+def summary(tmp_path):
+    return yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+
+
+def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app):
+    (tmp_path / "basic.conf").write_text(BASIC, encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=20",
+                     "hydra.sweeper.seed=3", "+behave.result=x", "hydra.sweeper.plot=true", "+square=true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert list(rows[0]) == ["x", "id", "evaluation", "run", "job_num", "status", "duration_s", "error"]
+    assert len(rows) == 20 and [r["id"] for r in rows] == [str(i) for i in range(20)]
+    assert all(-10 <= float(r["x"]) <= 10 and float(r["evaluation"]) == float(r["x"]) for r in rows)
+    result = summary(tmp_path)
+    assert result["n_trials"] == 20 and result["n_failed"] == 0 and result["name"] == "opt"
+    assert result["best_value"] == min(float(r["evaluation"]) for r in rows) == result["best_params"]["x"]
+    assert result["best_value"] < -9.5  # minimizing x itself over [-10, 10]: the optimizer goes to the edge
+    for plot in ("opt_convergence.png", "opt_objective.png"):
+        assert (tmp_path / "sweep" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_maximize_a_dict_objective(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,5)", "hydra.sweeper.n_trials=12",
+                     "hydra.sweeper.direction=maximize", "hydra.sweeper.objective=score", "+behave.result=score")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert all(r["status"] == "completed" for r in rows)
+    assert summary(tmp_path)["best_value"] == max(float(r["evaluation"]) for r in rows) > 4.5
+
+
+@pytest.mark.parametrize("result,error", [
+    ("'nan'", "bad return value: returned nan, expected a finite number"),
+    ("text", "bad return value: returned 'not a number', expected a number"),
+    ("none", "bad return value: returned None, expected a number"),
+])
+def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hydra_app, result, error):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=range(0,6)", "hydra.sweeper.n_trials=6",
+                     "hydra.sweeper.n_initial_points=2", "+behave.fail_if=-1", f"+behave.result={result}",
+                     "hydra.sweeper.max_failure_rate=1.0")
+    assert done.returncode == 1 and "every job failed" in done.stderr and "Traceback" not in done.stderr
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert len(rows) == 6 and all(r["status"] == "failed" and r["error"] == error for r in rows)
+    assert summary(tmp_path)["n_failed"] == 6
+
+
+def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=range(0,8)", "hydra.sweeper.n_trials=8",
+                     "hydra.sweeper.n_initial_points=2", "+behave.fail_if=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
+    assert sorted(rows) == [str(i) for i in range(8)]  # all 8 distinct values of range(0,8), one of them failed
+    assert rows["3"]["status"] == "failed" and "boom at x=3" in rows["3"]["error"]
+
+
+def test_a_finite_space_ends_early_without_repeats(tmp_path, hydra_app):
+    (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=20",
+                     "hydra.sweeper.n_initial_points=2", "+behave.result=none", "+behave.fail_if=zzz")
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert sorted(r["x"] for r in rows) == list("abcdef")
+    assert "all 6 distinct configurations of this finite space have run" in done.stderr + done.stdout
+
+
+def test_repeats_are_allowed_on_request(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=choice(1,2)", "hydra.sweeper.n_trials=5", "hydra.sweeper.allow_repeats=true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(csv_rows(tmp_path / "sweep" / "opt_configurations.csv")) == 5
+
+
+def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app):
+    (tmp_path / "s.conf").write_text('[x]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n[y]\ntype = "list"\nvalue = [true, false]\n', encoding="utf-8")
+    done = hydra_app("hydra/sweeper=exp_gopt", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "+exp.params=s.conf",
+                     "hydra.sweeper.n_trials=12", "hydra.sweeper.n_initial_points=4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    configs = [(c["x"], c["y"]) for c in received_configs(tmp_path / "sweep")]
+    assert len(configs) == 12 and len(set(configs)) == 12  # the space has exactly 12 points
+    assert "4 points per batch" in done.stderr + done.stdout
+
+
+def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
+    (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
+    first = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first", "+behave.result=const")
+    assert first.returncode == 0, first.stderr[-3000:]
+    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3",
+                     "hydra.sweeper.warm_start=first/opt_configurations.csv", "+behave.result=const")
+    assert done.returncode == 0, done.stderr[-3000:]
+    before = {r["x"] for r in csv_rows(tmp_path / "first" / "opt_configurations.csv")}
+    after = {r["x"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
+    assert len(before) == len(after) == 3 and not before & after
+
+
+@pytest.mark.parametrize("option,words", [
+    ("hydra.sweeper.surrogate=SVM", "surrogate must be one of GP, RF, ET, GBRT, random"),
+    ("hydra.sweeper.acquisition=UCB", "acquisition must be one of EI, PI, LCB, gp_hedge"),
+    ("hydra.sweeper.direction=up", "direction must be one of minimize, maximize"),
+    ("hydra.sweeper.n_trials=0", "n_trials must be a whole number >= 1"),
+])
+def test_bad_options_are_clear_errors_that_write_nothing(tmp_path, hydra_app, option, words):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,1)", option)
+    assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_nothing_to_optimize(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=choice(1)")
+    assert done.returncode == 1 and "nothing to optimize" in done.stderr
+
+
+def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
+    record = tmp_path / "executions.jsonl"
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_gopt", "+x=range(0,40)",
+            "hydra.sweeper.n_trials=14", "hydra.sweeper.n_initial_points=3", "+behave.sleep=0.15",
+            f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = sweep / "opt_configurations.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 6):
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    kept = {r["x"] for r in csv_rows(results)}
+    assert 5 <= len(kept) < 14
+    executed_before = len(record.read_text().splitlines())
+    done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(results)
+    assert len(rows) == 14 and len({r["x"] for r in rows}) == 14 and len({r["job_num"] for r in rows}) == 14
+    again = [json.loads(line)["config"]["x"] for line in record.read_text().splitlines()[executed_before:]]
+    assert not {str(x) for x in again} & kept
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["n_trials"] == 14
