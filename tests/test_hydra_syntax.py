@@ -10,7 +10,7 @@ def test_sweeps_become_parameters_and_the_rest_passes_through_in_order():
                               "n=int(interval(1,9))", "w=a,b", "++m.k=1"])
     by_name = {p.name: p for p in parsed.params}
     assert by_name["x"] == ListParam("x", ("1", "a b"))
-    assert by_name["y"] == RangeParam("y", 0, 10, 2, "int")
+    assert by_name["y"] == ListParam("y", (0, 2, 4, 6, 8))  # optimization: a choice between its values
     assert by_name["lr"] == RandomParam("lr", 1e-4, 1e-1, prior="log-uniform")
     assert by_name["n"] == RandomParam("n", 1, 9, dtype="int")
     assert by_name["w"] == ListParam("w", ("a", "b"))
