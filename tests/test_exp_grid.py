@@ -227,3 +227,13 @@ def test_rerun_into_the_same_directory_keeps_the_earlier_results(tmp_path, hydra
     assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)").returncode == 0
     assert len(csv_rows(tmp_path / "sweep" / "exp_results.1.csv")) == 2
     assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 3
+
+
+def test_progress_bar_on_request_and_log_lines_always(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", "hydra.sweeper.progress=bar")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "exp_grid [########################] 3/3" in done.stderr and "\x1b[K" in done.stderr  # drawn, then cleared
+    assert done.stdout.count("exp_grid [") + done.stderr.count("] #") >= 3  # one log line per finished job
+    plain = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", "hydra.sweep.dir=plain")
+    assert "\x1b[K" not in plain.stderr and "[####" not in plain.stderr  # not a terminal: log lines only
+    assert all(f"#{n} done" in plain.stdout + plain.stderr for n in range(3))

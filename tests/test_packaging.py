@@ -22,3 +22,20 @@ def test_the_model_and_cli_do_not_import_skopt_or_hydra():
     code = "import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_hydra_discovers_both_sweepers(tmp_path):
+    app = ROOT / "tests" / "apps" / "task_app.py"
+    out = subprocess.run([sys.executable, str(app), "--info", "plugins"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "ExpGridSweeper" in out and "ExpGoptSweeper" in out
+
+
+def test_plugin_discovery_imports_no_heavy_module():
+    # Hydra imports every public module under hydra_plugins in every app; keep those light.
+    code = (
+        "import sys\n"
+        "import hydra_plugins.exp_sweeper.config, hydra_plugins.exp_sweeper.exp_grid, hydra_plugins.exp_sweeper.exp_gopt\n"
+        "print(sorted(m for m in ('skopt', 'sklearn', 'numpy', 'matplotlib', 'exp_compat') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
