@@ -133,17 +133,26 @@ def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = sweep / "opt_configurations.csv"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 6):
-        time.sleep(0.02)
+    journal = sweep / ".exp_jobs" / "launched.jsonl"
+
+    def running() -> bool:  # the last launched job has not written its record yet
+        lines = journal.read_text().splitlines() if journal.exists() else []
+        return bool(lines) and not (sweep / ".exp_jobs" / f"{json.loads(lines[-1])['job_num']}.json").exists()
+
+    while time.monotonic() < deadline and not (results.exists() and len(results.read_text().splitlines()) >= 6 and running()):
+        time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.wait()
     kept = {r["x"] for r in csv_rows(results)}
     assert 5 <= len(kept) < 14
     executed_before = len(record.read_text().splitlines())
+    launched = [json.loads(line) for line in (sweep / ".exp_jobs" / "launched.jsonl").read_text().splitlines()]
+    unfinished = {str(e["params"]["x"]) for e in launched if not (sweep / ".exp_jobs" / f"{e['job_num']}.json").exists()}
     done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(results)
     assert len(rows) == 14 and len({r["x"] for r in rows}) == 14 and len({r["job_num"] for r in rows}) == 14
     again = [json.loads(line)["config"]["x"] for line in record.read_text().splitlines()[executed_before:]]
     assert not {str(x) for x in again} & kept
+    assert unfinished and unfinished <= {str(x) for x in again[: len(unfinished)]}  # what was running runs first
     assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["n_trials"] == 14

@@ -237,3 +237,16 @@ def test_progress_bar_on_request_and_log_lines_always(tmp_path, hydra_app):
     plain = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", "hydra.sweep.dir=plain")
     assert "\x1b[K" not in plain.stderr and "[####" not in plain.stderr  # not a terminal: log lines only
     assert all(f"#{n} done" in plain.stdout + plain.stderr for n in range(3))
+
+
+def test_planned_grid_csv_lists_every_job_as_the_grid_does(tmp_path):
+    from exp_compat import ListParam, RangeParam
+    from hydra_plugins.exp_sweeper._grid import write_planned_grid
+    from hydra_plugins.exp_sweeper._results import cell
+
+    grid = Space([RangeParam("a", 0, 3, dtype="int"), ListParam("b", ("x,y", 'q"')), RangeParam("c", 0, 1, 0.5)]).grid(runs=2)
+    for ids in (None, [4, 1]):
+        write_planned_grid(tmp_path / "p.csv", grid, ids)
+        rows = grid.select(ids) if ids else iter(grid)
+        expected = [{"id": str(r["id"]), "run": str(r["run"]), **{k: cell(r[k]) for k in "abc"}} for r in rows]
+        assert csv_rows(tmp_path / "p.csv") == expected

@@ -31,7 +31,7 @@ log = logging.getLogger("hydra_plugins.exp_sweeper")
 BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
 RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
 ON_FAILURE = ("continue", "cancel")
-DEFAULT_CHUNK = 10_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
+DEFAULT_CHUNK = 1_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
 
 
 class SweepError(CompactHydraException):
@@ -59,6 +59,9 @@ class Strategy(Protocol):
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
         """The CSV fields of a finished trial other than the bookkeeping columns."""
+
+    def requeue(self, trials: List[Trial]) -> None:
+        """Trials launched by an earlier run of this sweep that never finished: run them again."""
 
 
 def options_dict(options: Dict[str, Any]) -> Dict[str, Any]:
@@ -192,15 +195,19 @@ class SweepCore:
         return None
 
     def recover(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> None:
-        """Record jobs that finished after the last row was written (the driver was killed mid-batch)."""
+        """After a kill: record the jobs that finished unrecorded (mid-batch), requeue those that never finished."""
         recorded = {int(row["job_num"]) for row in store.rows}
+        unfinished = []
         for entry in self.journal.entries():
             if entry["job_num"] in recorded:
                 continue
+            trial = Trial(entry["params"], entry["extra"], job_num=entry["job_num"])
             outcome = outcome_from_record(read_record(self.sweep_dir, entry["job_num"]) or {})
-            if outcome is not None:
-                trial = Trial(entry["params"], entry["extra"], job_num=entry["job_num"])
+            if outcome is None:
+                unfinished.append(trial)
+            else:
                 self.record(strategy, trial, outcome, store, progress)
+        strategy.requeue(unfinished)
 
     def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int) -> List[List[Any]]:
         """Launch trials in batches until the strategy has none left or the failure policy stops the sweep."""

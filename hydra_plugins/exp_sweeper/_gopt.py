@@ -54,6 +54,7 @@ class GoptStrategy:
         self.n_failed = 0
         self.next_id = 0
         self.pending: Dict[int, List[Any]] = {}
+        self.requeued: List[Trial] = []
         self.untold: List[tuple] = []
         self.best_value: Optional[float] = None
         self.best_params: Optional[Dict[str, Any]] = None
@@ -89,12 +90,17 @@ class GoptStrategy:
         k = min(n, self.n_trials - self.finished - len(self.pending))
         if k <= 0:
             return []
-        points = self.proposer.propose(k, list(self.pending.values()))
+        trials = []
+        while self.requeued and len(trials) < k:
+            trial = self.requeued.pop(0)
+            self.pending[trial.extra["id"]] = self.search.to_point(trial.params)
+            trials.append(Trial(trial.params, trial.extra))
+        k -= len(trials)
+        points = self.proposer.propose(k, list(self.pending.values())) if k else []
         if len(points) < k and self.proposer.exhausted and not self.exhausted:
             self.exhausted = True
             log.warning("exp_gopt: %s; ending early with %d trials", describe_exhaustion(self.proposer.size),
                         self.finished + len(self.pending) + len(points))
-        trials = []
         for point in points:
             trial = Trial(self.search.to_config(point), {"id": self.next_id, "run": 1})
             self.pending[self.next_id] = point
@@ -102,8 +108,16 @@ class GoptStrategy:
             trials.append(trial)
         return trials
 
+    def requeue(self, trials: List[Trial]) -> None:
+        """Points an earlier run launched but never finished: they run first, under their ids."""
+        for trial in trials:
+            self.proposer.remember(self.search.to_point(trial.params))
+            self.next_id = max(self.next_id, trial.extra["id"] + 1)
+        self.requeued += trials
+
     def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
         point = self.pending.pop(trial.extra["id"], None) or self.search.to_point(trial.params)
+        self.next_id = max(self.next_id, trial.extra["id"] + 1)
         self.finished += 1
         if not outcome.failed:
             try:
