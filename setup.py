@@ -22,8 +22,10 @@ setup(
         "scikit-optimize>=0.10.2",
         "numpy>=1.24",
         "matplotlib>=3.7",
+        "cloudpickle>=2.0",
     ],
     extras_require={
+        "gpu": ["nvidia-ml-py>=12"],
         "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2"],
     },
     entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},

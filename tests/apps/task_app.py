@@ -1,12 +1,16 @@
 """A Hydra app for sweeper tests: records what each job received and behaves as told.
 
 Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sleep`` (seconds),
-``record`` (a file to append one JSON line per execution to), ``result`` (``x``: return x;
-``none``; ``nan``; ``text``; a dict key name: return {name: x}).
+``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
+start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
+key name: return {name: x}), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
+itself), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
 """
 import json
 import math
 import os
+import signal
+import subprocess
 import time
 
 import hydra
@@ -24,10 +28,21 @@ def main(cfg: DictConfig):
         time.sleep(float(behave["sleep"]))
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w", encoding="utf-8") as handle:
         json.dump(received, handle)
+    x = received.get("x")
+    child = None
+    if "hang_if" in behave and x == behave["hang_if"]:
+        child = subprocess.Popen(["sleep", "3600"]).pid
+    env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_WORKER_ID", "EXP_DEVICES", "EXP_TEST_EXTRA")}
     if behave.get("record"):
         with open(behave["record"], "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"num": job.num, "config": received, "pid": os.getpid(),
-                                     "started": started, "ended": time.time()}) + "\n")
+            handle.write(json.dumps({"num": job.num, "config": received, "pid": os.getpid(), "child": child,
+                                     "env": env, "started": started, "ended": time.time()}) + "\n")
+    if child is not None:
+        time.sleep(3600)
+    if "exit_if" in behave and x == behave["exit_if"]:
+        os._exit(3)
+    if "kill_if" in behave and x == behave["kill_if"]:
+        os.kill(os.getpid(), signal.SIGKILL)
     if "fail_if" in behave and received.get("x") == behave["fail_if"]:
         raise ValueError(f"boom at x={received.get('x')}")
     x = received.get("x", 0)

@@ -1,0 +1,185 @@
+"""exp_local: device slots, faults and clean-up, with real processes (CPU-only: explicit device lists)."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import APPS, csv_rows
+from hydra_plugins.exp_launcher._devices import Device, LauncherError, device_slots
+
+
+def records(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def marked_processes(mark: str):
+    """Processes whose environment carries this test's mark (our workers and everything they started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, killed but not yet reaped by whoever inherited it, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def overlaps(jobs):
+    return [(a["num"], b["num"]) for a, b in itertools.combinations(jobs, 2)
+            if a["started"] < b["ended"] and b["started"] < a["ended"]]
+
+
+@pytest.fixture
+def mark():
+    return f"exp-test-{uuid.uuid4().hex}"
+
+
+def test_each_job_sees_exactly_its_slots_device_and_no_two_share_one(tmp_path, hydra_app, mark):
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,GPU-8f2c]", "+x=range(0,6)",
+                     "+behave.sleep=0.3", f"+behave.record={log}", f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+                     "+hydra.launcher.env.EXP_TEST_EXTRA=hello")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NVML is not available" in done.stderr + done.stdout
+    jobs = records(log)
+    assert len(jobs) == 6
+    for job in jobs:
+        assert job["env"]["CUDA_VISIBLE_DEVICES"] in ("0", "GPU-8f2c")
+        assert job["env"]["EXP_DEVICES"] == job["env"]["CUDA_VISIBLE_DEVICES"]
+        assert job["env"]["EXP_WORKER_ID"] in ("0", "1") and job["env"]["EXP_TEST_EXTRA"] == "hello"
+    for device in ("0", "GPU-8f2c"):
+        on_device = [j for j in jobs if j["env"]["CUDA_VISIBLE_DEVICES"] == device]
+        assert on_device and not overlaps(on_device)
+    assert overlaps(jobs)  # the two slots did run at the same time
+    assert len({j["pid"] for j in jobs}) == 2  # persistent workers: two processes ran all six jobs
+    assert not marked_processes(mark)
+
+
+def test_jobs_per_gpu_packs_jobs_and_gpus_per_job_groups_devices(tmp_path, hydra_app):
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,1,2,3]", "hydra.launcher.gpus_per_job=2",
+                     "hydra.launcher.jobs_per_gpu=2", "+x=range(0,8)", "+behave.sleep=0.4", f"+behave.record={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = records(log)
+    assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in jobs} == {"0,1", "2,3"}
+    for group in ("0,1", "2,3"):
+        on_group = [j for j in jobs if j["env"]["CUDA_VISIBLE_DEVICES"] == group]
+        # at most two at a time on one group: no three jobs pairwise overlapping
+        assert not any(all(a["started"] < b["ended"] and b["started"] < a["ended"] for a, b in itertools.combinations(trio, 2))
+                       for trio in itertools.combinations(on_group, 3))
+
+
+def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, hydra_app):
+    log = tmp_path / "jobs.jsonl"
+    env_done = subprocess.run(
+        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.gpus=[3]",
+         "+x=range(0,2)", f"+behave.record={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, env=dict(os.environ, CUDA_VISIBLE_DEVICES="3,5"), capture_output=True, text=True, timeout=120)
+    assert env_done.returncode == 0, env_done.stderr[-2000:]
+    assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"3"}
+
+
+@pytest.mark.parametrize("option,words", [
+    ("hydra.launcher.gpus=[0,0]", "more than once"),
+    ("hydra.launcher.gpus=auto", "no NVIDIA GPU found"),
+    ("hydra/launcher=exp_gpu", "no NVIDIA GPU found"),
+    ("hydra.launcher.gpus_per_job=3", "only 2 devices are usable"),
+    ("hydra.launcher.workers=5", "there are 2 device slots"),
+    ("hydra.launcher.timeout_s=-1", "timeout_s must be a positive number"),
+])
+def test_invalid_device_settings_fail_before_any_job(tmp_path, hydra_app, option, words):
+    base = ["hydra/launcher=exp_local", "hydra.launcher.gpus=[0,1]"]
+    if option.startswith("hydra/launcher") or option.startswith("hydra.launcher.gpus="):
+        base = ["hydra/launcher=exp_local"]
+    done = hydra_app(*base, option, "+x=range(0,2)")
+    assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
+    assert not any(p.name.isdigit() for p in (tmp_path / "sweep").glob("*"))
+
+
+def nvml_like(*devices):
+    return [Device(str(i), uuid, mem, util) for i, (uuid, mem, util) in enumerate(devices)]
+
+
+def test_auto_uses_free_devices_within_the_parents_visible_list():
+    devices = nvml_like(("GPU-a", 0.0, 0.0), ("GPU-b", 0.9, 0.0), ("GPU-c", 0.0, 0.5), ("GPU-d", 0.1, 0.1))
+    skip = type("Skip", (), {"max_memory": 0.2, "max_utilization": 0.2})()
+    assert device_slots("auto", 1, 1, skip, devices=devices, visible=None) == [("0",), ("3",)]
+    assert device_slots("auto", 1, 1, skip, devices=devices, visible=["GPU-d", "1", "0"]) == [("GPU-d",), ("0",)]
+    assert device_slots("auto", 2, 1, None, devices=devices, visible=["2"]) == [("2",), ("2",)]
+    with pytest.raises(LauncherError, match="not a device here"):
+        device_slots("auto", 1, 1, None, devices=devices, visible=["7"])
+    with pytest.raises(LauncherError, match="no such device"):
+        device_slots(["0", "GPU-zzz"], 1, 1, None, devices=devices, visible=None)
+    with pytest.raises(LauncherError, match="one device twice"):
+        device_slots(["0", "GPU-a"], 1, 1, None, devices=devices, visible=None)
+    with pytest.raises(LauncherError, match="outside the parent's CUDA_VISIBLE_DEVICES"):
+        device_slots(["0"], 1, 1, None, devices=devices, visible=["1"])
+
+
+def test_faults_fail_only_their_job_and_leave_nothing_running(tmp_path, hydra_app, mark):
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+                     "hydra.launcher.timeout_s=3", "+x=range(0,7)", f"+behave.record={log}", "+behave.fail_if=1",
+                     "+behave.exit_if=2", "+behave.kill_if=3", "+behave.hang_if=4",
+                     f"+hydra.launcher.env.EXP_TEST_MARK={mark}", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    assert [rows[str(x)]["status"] for x in range(7)] == ["completed", "failed", "failed", "failed", "failed", "completed", "completed"]
+    assert rows["1"]["error"] == "ValueError: boom at x=1"
+    assert rows["2"]["error"] == "RuntimeError: the worker process died (exit status 3)"
+    assert rows["3"]["error"] == "RuntimeError: the worker process died (killed by signal 9 (SIGKILL))"
+    assert rows["4"]["error"].startswith("TimeoutError: the job ran longer than hydra.launcher.timeout_s=3")
+    hung = [j for j in records(log) if j["config"]["x"] == 4][0]
+    assert not alive(hung["child"])  # the hung job's own child was killed with it
+    assert not marked_processes(mark)
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupting_or_killing_the_driver_leaves_no_process(tmp_path, mark, how):
+    log = tmp_path / "jobs.jsonl"
+    driver = subprocess.Popen(
+        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+         "+x=range(0,4)", "+behave.hang_if=0", f"+behave.record={log}",
+         f"+hydra.launcher.env.EXP_TEST_MARK={mark}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: len(marked_processes(mark)) >= 3)  # two workers, and the hanging job's child
+    time.sleep(0.5)
+    driver.send_signal(how)
+    driver.wait(timeout=30)
+    assert wait_for(lambda: not marked_processes(mark), timeout=10), marked_processes(mark)
+
+
+@pytest.mark.parametrize("limit,processes", [("null", 2), ("1", 6)])
+def test_max_jobs_per_worker(tmp_path, hydra_app, limit, processes):
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.workers=2", f"hydra.launcher.max_jobs_per_worker={limit}",
+                     "+x=range(0,6)", f"+behave.record={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len({j["pid"] for j in records(log)}) == processes
