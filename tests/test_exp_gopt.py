@@ -92,7 +92,7 @@ def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app)
     assert done.returncode == 0, done.stderr[-3000:]
     configs = [(c["x"], c["y"]) for c in received_configs(tmp_path / "sweep")]
     assert len(configs) == 12 and len(set(configs)) == 12  # the space has exactly 12 points
-    assert "4 points per batch" in done.stderr + done.stdout
+    assert "batches of 4 trials" in done.stderr + done.stdout
 
 
 def test_warm_start_tells_earlier_results(tmp_path, hydra_app):

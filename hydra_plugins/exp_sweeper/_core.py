@@ -10,6 +10,7 @@ batches, which every launcher implements.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import secrets
@@ -31,6 +32,7 @@ log = logging.getLogger("hydra_plugins.exp_sweeper")
 BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
 RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
 ON_FAILURE = ("continue", "cancel")
+ON_INTERRUPT = ("cancel", "wait")
 DEFAULT_CHUNK = 1_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
 
 
@@ -95,6 +97,8 @@ class SweepCore:
         o = self.options
         if o["on_failure"] not in ON_FAILURE:
             raise SweepError(f"hydra.sweeper.on_failure must be one of {', '.join(ON_FAILURE)}, got {o['on_failure']!r}")
+        if o["on_interrupt"] not in ON_INTERRUPT:
+            raise SweepError(f"hydra.sweeper.on_interrupt must be one of {', '.join(ON_INTERRUPT)}, got {o['on_interrupt']!r}")
         rate = o["max_failure_rate"]
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {rate!r}")
@@ -209,24 +213,28 @@ class SweepCore:
                 self.record(strategy, trial, outcome, store, progress)
         strategy.requeue(unfinished)
 
-    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int) -> List[List[Any]]:
-        """Launch trials in batches until the strategy has none left or the failure policy stops the sweep."""
+    def asynchronous(self) -> bool:
+        """Whether the launcher offers the asynchronous interface (``submit`` returning futures)."""
+        return callable(getattr(self.launcher, "submit", None)) and hasattr(self.launcher, "slots")
+
+    def launcher_slots(self) -> Optional[int]:
+        return int(self.launcher.slots) if self.asynchronous() else None
+
+    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int,
+            asynchronous: bool) -> List[List[Any]]:
+        """Run trials until the strategy has none left or the failure policy (or Ctrl-C) stops the sweep.
+
+        Asynchronous: keep ``batch_size`` jobs in flight, each finished job recorded and replaced at
+        once. Otherwise: batches through ``Launcher.launch``, which every launcher implements.
+        """
         returns: List[List[Any]] = []
+        stop: Optional[str] = None
         try:
             self.recover(strategy, store, progress)
             stop = self.stop_reason(progress)
-            while stop is None:
-                trials = strategy.ask(batch_size)
-                if not trials:
-                    break
-                for trial in trials:
-                    trial.job_num, self.job_num = self.job_num, self.job_num + 1
-                self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
-                batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
-                returns.append(list(batch))
-                for trial, job_return in zip(trials, batch):
-                    self.record(strategy, trial, outcome_of(job_return), store, progress)
-                stop = self.stop_reason(progress)
+            if stop is None:
+                loop = self._steady if asynchronous else self._batches
+                stop = loop(strategy, store, progress, batch_size, returns)
         finally:
             progress.close()
             store.close()
@@ -234,6 +242,59 @@ class SweepCore:
             self.finish(store)
         self.report(progress, store, stop)
         return returns
+
+    def _numbered(self, trials: List[Trial]) -> List[Trial]:
+        """Give trials their job numbers and journal them, before any of them is launched."""
+        for trial in trials:
+            trial.job_num, self.job_num = self.job_num, self.job_num + 1
+        self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
+        return trials
+
+    def _batches(self, strategy: Strategy, store: ResultsStore, progress: Progress, size: int,
+                 returns: List[List[Any]]) -> Optional[str]:
+        while True:
+            trials = self._numbered(strategy.ask(size))
+            if not trials:
+                return None
+            try:
+                batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
+            except KeyboardInterrupt:
+                return "interrupted (Ctrl-C)"
+            returns.append(list(batch))
+            for trial, job_return in zip(trials, batch):
+                self.record(strategy, trial, outcome_of(job_return), store, progress)
+            stop = self.stop_reason(progress)
+            if stop is not None:
+                return stop
+
+    def _steady(self, strategy: Strategy, store: ResultsStore, progress: Progress, slots: int,
+                returns: List[List[Any]]) -> Optional[str]:
+        in_flight: Dict[Any, Trial] = {}
+        stop: Optional[str] = None
+        try:
+            while True:
+                if stop is None and len(in_flight) < slots:
+                    for trial in self._numbered(strategy.ask(slots - len(in_flight))):
+                        in_flight[self.launcher.submit(self.overrides(trial), trial.job_num)] = trial
+                if not in_flight:
+                    return stop
+                finished, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    trial = in_flight.pop(future)
+                    returns.append([future.result()])
+                    self.record(strategy, trial, outcome_of(future.result()), store, progress)
+                stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
+        except KeyboardInterrupt:
+            if self.options["on_interrupt"] == "wait" and in_flight:
+                log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
+                try:
+                    for future, trial in list(in_flight.items()):
+                        self.record(strategy, trial, outcome_of(future.result()), store, progress)
+                        del in_flight[future]
+                except KeyboardInterrupt:
+                    pass
+            getattr(self.launcher, "shutdown", lambda cancel: None)(cancel=True)  # unfinished jobs run again on resume
+            return "interrupted (Ctrl-C)"
 
     def finish(self, store: ResultsStore) -> None:
         """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""

@@ -171,9 +171,14 @@ class GoptSweep(SweepCore):
             raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
         settings = {k: o[k] for k in ("surrogate", "acquisition", "direction", "objective")}
         state = self.load_state({"space": space.to_mapping(), **settings})
-        n_jobs = o["n_jobs"] or launcher_slots(self.config) or 1
-        if o["mode"] == "async":
-            log.info("%s: the launcher runs batches (Launcher.launch): proposing %d points per batch", self.kind, n_jobs)
+        n_jobs = o["n_jobs"] or self.launcher_slots() or launcher_slots(self.config) or 1
+        asynchronous = o["mode"] == "async" and self.asynchronous()
+        if asynchronous:
+            log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, n_jobs)
+        elif o["mode"] == "async":
+            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind, n_jobs)
+        else:
+            log.info("%s: mode=sync: batches of %d trials", self.kind, n_jobs)
         proposer = Proposer(search.dimensions, o["surrogate"], o["acquisition"], o["kappa"], o["xi"],
                             o["n_initial_points"], seed=state.record["seed"], allow_repeats=o["allow_repeats"])
         strategy = GoptStrategy(search, proposer, o["n_trials"], o["direction"], o["objective"])
@@ -185,7 +190,7 @@ class GoptSweep(SweepCore):
         self.strategy = strategy
         progress = Progress(self.kind, o["n_trials"], o["progress"], done=strategy.finished, failed=strategy.n_failed)
         progress.best = strategy.best_value
-        return self.run(strategy, store, progress, batch_size=n_jobs)
+        return self.run(strategy, store, progress, n_jobs, asynchronous=asynchronous)
 
     def earlier_results(self, path: str) -> List[Dict[str, str]]:
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."

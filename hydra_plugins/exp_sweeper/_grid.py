@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import logging
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from exp_compat.files import atomic_writer
@@ -11,6 +12,8 @@ from hydra_plugins.exp_sweeper._core import BOOKKEEPING, DEFAULT_CHUNK, SweepCor
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import cell
+
+log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 # The CSV always calls them id and run, as EXP's files did; jobs receive them under id_key/run_key.
 ID, RUN = "id", "run"
@@ -114,4 +117,8 @@ class GridSweep(SweepCore):
         progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
                             failed=sum(r["status"] == "failed" for r in store.rows))
         strategy = GridStrategy(grid, ids, done, self.options["id_key"], self.options["run_key"])
-        return self.run(strategy, store, progress, batch_size=self.options["max_batch_size"] or DEFAULT_CHUNK)
+        slots = self.launcher_slots()
+        if slots is None:
+            return self.run(strategy, store, progress, self.options["max_batch_size"] or DEFAULT_CHUNK, asynchronous=False)
+        log.info("%s: keeping %d jobs in flight (asynchronous launcher)", self.kind, slots)
+        return self.run(strategy, store, progress, slots, asynchronous=True)

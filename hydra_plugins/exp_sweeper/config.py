@@ -23,6 +23,8 @@ class ExpSweeperConf:
     seed: Optional[int] = None
     # continue: record failures and go on; cancel: stop launching after the first failure (EXP's --cancel).
     on_failure: str = "continue"
+    # Ctrl-C with an asynchronous launcher: cancel the running jobs (they run again on resume) or wait for them.
+    on_interrupt: str = "cancel"
     # Stop once more than this fraction of finished jobs failed (1.0 = never).
     max_failure_rate: float = 1.0
     # At most this many jobs per launcher call (null: as many as there are, in chunks of 10,000).

@@ -1,6 +1,7 @@
 """A Hydra app for sweeper tests: records what each job received and behaves as told.
 
 Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sleep`` (seconds),
+``sleeps`` (a list: sleep sleeps[x] seconds),
 ``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
 start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
 key name: return {name: x}), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
@@ -26,6 +27,8 @@ def main(cfg: DictConfig):
     started = time.time()
     if behave.get("sleep"):
         time.sleep(float(behave["sleep"]))
+    if behave.get("sleeps"):  # a duration per value of x
+        time.sleep(float(behave["sleeps"][int(received["x"])]))
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w", encoding="utf-8") as handle:
         json.dump(received, handle)
     x = received.get("x")
