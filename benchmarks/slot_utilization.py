@@ -1,0 +1,73 @@
+"""Slot utilisation with jobs of uneven length: asynchronous exp sweepers vs Hydra's batch sweepers.
+
+40 jobs sleeping 0.2 + 1.8 * ((i * 7919) % 100) / 100 seconds (i = 0..39; 42.6 s of work, ideal
+makespan on 2 workers about 21.3 s), run as real `python app.py -m ...` commands on 2 workers.
+Utilisation = sum of job durations / (workers x wall-clock of the whole command). The optimizing
+sweepers (exp_gopt, Optuna) choose x in range(0, 40) and each trial sleeps the duration of its x,
+so every sweeper runs the same 40 durations when it explores all of them; the work counted is
+what the jobs actually slept (an optimizer that repeats a value counts it twice).
+
+    python benchmarks/slot_utilization.py
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+DURATIONS = [0.2 + 1.8 * ((i * 7919) % 100) / 100 for i in range(40)]
+APP = textwrap.dedent(f'''
+    import os, time, hydra
+    DURATIONS = {DURATIONS!r}
+    @hydra.main(version_base=None, config_path=None, config_name=None)
+    def main(cfg):
+        time.sleep(DURATIONS[int(cfg.x)])
+        with open(os.environ["WORK_LOG"], "a") as log:
+            log.write(f"{{DURATIONS[int(cfg.x)]}}\\n")
+        return float(cfg.x)
+    main()
+''')
+
+RUNS = {
+    "exp_grid + exp_local (2 workers)": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,40)"],
+    "exp_gopt + exp_local (2 workers), 40 trials": ["hydra/sweeper=exp_gopt", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+                                                    "+x=range(0,40)", "hydra.sweeper.n_trials=40"],
+    "basic sweeper + joblib (2 workers), one batch of 40": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=range(0,40)"],
+    "basic sweeper + joblib (2 workers), batches of 2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=range(0,40)",
+                                                         "hydra.sweeper.max_batch_size=2"],
+    "Optuna sweeper (n_jobs=2) + joblib, 40 trials": ["hydra/sweeper=optuna", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                                      "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=40",
+                                                      "+x=range(0,40)"],
+}
+NEEDS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
+
+
+def main() -> None:
+    print("| sweeper + launcher | jobs | work | wall-clock | utilisation |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "app.py").write_text(APP)
+        for name, args in RUNS.items():
+            missing = [m for key, m in NEEDS.items() if any(key in a for a in args) and importlib.util.find_spec(m) is None]
+            if missing:
+                print(f"| {name} | not installed: {', '.join(missing)} | | |")
+                continue
+            log = work / f"{len(name)}-{abs(hash(name))}.log"
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={log.with_suffix('')}"],
+                           cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=dict(os.environ, WORK_LOG=str(log)))
+            wall = time.perf_counter() - started
+            slept = [float(line) for line in log.read_text().split()]
+            utilisation = sum(slept) / (2 * wall)
+            print(f"| {name} | {len(slept)} | {sum(slept):.1f} s | {wall:.1f} s | {100 * utilisation:.0f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
