@@ -6,10 +6,14 @@ Branin (2-D) and Hartmann-6 (6-D). Methods, all with one BLAS thread:
 * random search;
 * scikit-optimize's sequential ``gp_minimize`` (its defaults);
 * exp_gopt's proposer, sequential (one point at a time, GP + EI);
-* exp_gopt's proposer in batches of 4 (the constant liar), the same number of evaluations.
+* exp_gopt's proposer in batches of 4 (the constant liar), the same number of evaluations;
+* exp_gopt's proposer asynchronously with 4 slots: whenever one of the 4 running trials finishes
+  (a random one: jobs of uneven length), it is told and one new point is proposed with the 3 others
+  still pending.
 
     python benchmarks/optimization_quality.py              # 10 seeds, Branin 50 / Hartmann-6 100 evaluations
     python benchmarks/optimization_quality.py --quick      # 3 seeds, 30 / 40 evaluations
+    python benchmarks/optimization_quality.py --only "exp_gopt, asynchronous, 4 slots"
 """
 from __future__ import annotations
 
@@ -55,6 +59,18 @@ def run_proposer(f, dims, budget, seed, batch, surrogate="GP"):
     return min(proposer.y)
 
 
+def run_async(f, dims, budget, seed, slots=4):
+    proposer = Proposer(dims, acquisition="EI", n_initial_points=10, seed=seed)
+    rng = np.random.RandomState(1000 + seed)
+    running = proposer.propose(slots, pending=[])
+    while len(proposer.y) < budget:
+        point = running.pop(rng.randint(len(running)))
+        proposer.tell([point], [f(point)])
+        if len(proposer.y) + len(running) < budget:
+            running += proposer.propose(1, pending=running)
+    return min(proposer.y)
+
+
 def run_skopt(f, dims, budget, seed):
     return gp_minimize(f, dims, n_calls=budget, n_initial_points=10, random_state=seed).fun
 
@@ -64,6 +80,7 @@ METHODS = {
     "skopt gp_minimize (sequential)": run_skopt,
     "exp_gopt, sequential": lambda f, d, n, s: run_proposer(f, d, n, s, batch=1),
     "exp_gopt, batches of 4": lambda f, d, n, s: run_proposer(f, d, n, s, batch=4),
+    "exp_gopt, asynchronous, 4 slots": run_async,
 }
 
 
@@ -71,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int)
+    parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run only these methods")
     options = parser.parse_args()
     seeds = options.seeds or (3 if options.quick else 10)
     budgets = {"Branin": 30, "Hartmann-6": 40} if options.quick else {"Branin": 50, "Hartmann-6": 100}
@@ -79,6 +97,8 @@ def main() -> None:
     print("|---|" + "---|" * (len(PROBLEMS) + 1))
     with threadpool_limits(limits=1):
         for name, method in METHODS.items():
+            if options.only and name not in options.only:
+                continue
             started = time.perf_counter()
             cells = []
             for problem, (f, dims, minimum) in PROBLEMS.items():

@@ -14,6 +14,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
@@ -250,6 +251,12 @@ class SweepCore:
         self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
         return trials
 
+    def _report_waits(self, waits: List[float]) -> None:
+        if waits:
+            ordered = sorted(waits)
+            log.info("%s: a freed slot waited %.3f s (median), %.3f s (max) for its next job",
+                     self.kind, ordered[len(ordered) // 2], ordered[-1])
+
     def _batches(self, strategy: Strategy, store: ResultsStore, progress: Progress, size: int,
                  returns: List[List[Any]]) -> Optional[str]:
         while True:
@@ -271,14 +278,20 @@ class SweepCore:
                 returns: List[List[Any]]) -> Optional[str]:
         in_flight: Dict[Any, Trial] = {}
         stop: Optional[str] = None
+        freed_at: Optional[float] = None
+        waits: List[float] = []  # how long freed slots waited for their next job (recording + proposing)
         try:
             while True:
                 if stop is None and len(in_flight) < slots:
                     for trial in self._numbered(strategy.ask(slots - len(in_flight))):
                         in_flight[self.launcher.submit(self.overrides(trial), trial.job_num)] = trial
+                        if freed_at is not None:
+                            waits.append(time.monotonic() - freed_at)
                 if not in_flight:
+                    self._report_waits(waits)
                     return stop
                 finished, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+                freed_at = time.monotonic()
                 for future in finished:
                     trial = in_flight.pop(future)
                     returns.append([future.result()])
