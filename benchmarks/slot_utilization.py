@@ -42,7 +42,7 @@ RUNS = {
                                                          "hydra.sweeper.max_batch_size=2"],
     "Optuna sweeper (n_jobs=2) + joblib, 40 trials": ["hydra/sweeper=optuna", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                                                       "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=40",
-                                                      "+x=range(0,40)"],
+                                                      "+x=int(interval(0,39))"],  # Optuna's range() includes its stop
 }
 NEEDS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
 
