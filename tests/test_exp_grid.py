@@ -250,3 +250,12 @@ def test_planned_grid_csv_lists_every_job_as_the_grid_does(tmp_path):
         rows = grid.select(ids) if ids else iter(grid)
         expected = [{"id": str(r["id"]), "run": str(r["run"]), **{k: cell(r[k]) for k in "abc"}} for r in rows]
         assert csv_rows(tmp_path / "p.csv") == expected
+
+
+def test_durations_are_found_under_a_sweep_dir_that_uses_now(tmp_path, hydra_app):
+    # ${now:...} must be resolved once, as the jobs resolve it, not again when results are read
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", "+behave.sleep=0.05", "hydra.sweep.dir=out/${now:%H-%M-%S-%f}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (sweep,) = (tmp_path / "out").iterdir()
+    rows = csv_rows(sweep / "exp_results.csv")
+    assert len(rows) == 3 and all(float(r["duration_s"]) >= 0.05 for r in rows)

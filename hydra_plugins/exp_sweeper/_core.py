@@ -269,7 +269,7 @@ class SweepCore:
                 return "interrupted (Ctrl-C)"
             returns.append(list(batch))
             for trial, job_return in zip(trials, batch):
-                self.record(strategy, trial, outcome_of(job_return), store, progress)
+                self.record(strategy, trial, outcome_of(job_return, self.sweep_dir), store, progress)
             stop = self.stop_reason(progress)
             if stop is not None:
                 return stop
@@ -295,14 +295,14 @@ class SweepCore:
                 for future in finished:
                     trial = in_flight.pop(future)
                     returns.append([future.result()])
-                    self.record(strategy, trial, outcome_of(future.result()), store, progress)
+                    self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
         except KeyboardInterrupt:
             if self.options["on_interrupt"] == "wait" and in_flight:
                 log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
                 try:
                     for future, trial in list(in_flight.items()):
-                        self.record(strategy, trial, outcome_of(future.result()), store, progress)
+                        self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                         del in_flight[future]
                 except KeyboardInterrupt:
                     pass

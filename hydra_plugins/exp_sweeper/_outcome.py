@@ -122,8 +122,12 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def outcome_of(job_return: Any) -> Outcome:
-    """Read a Hydra ``JobReturn`` (and the job's own record, for timing) as an :class:`Outcome`."""
+def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
+    """Read a Hydra ``JobReturn`` (and the job's own record, for timing) as an :class:`Outcome`.
+
+    ``sweep_dir`` is the sweep's, resolved once: re-resolving the job's ``hydra.sweep.dir`` here
+    would evaluate ``${now:...}`` again, later, and name another directory.
+    """
     from hydra.core.utils import JobStatus
 
     outcome = Outcome("completed")
@@ -133,7 +137,7 @@ def outcome_of(job_return: Any) -> Outcome:
         outcome.output_dir = str(hydra.runtime.output_dir)
         log = Path(outcome.output_dir, f"{hydra.job.name}.log")
         outcome.log_path = str(log) if log.exists() else None
-        record = read_record(hydra.sweep.dir, hydra.job.num) or {}
+        record = read_record(sweep_dir, hydra.job.num) or {}
         outcome.started, outcome.ended = record.get("started"), record.get("ended")
     if job_return.status == JobStatus.FAILED:
         return outcome.fail(describe_error(job_return._return_value))
