@@ -57,12 +57,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
     options = parser.parse_args()
-    uneven = ",".join(f"{0.2 + 1.8 * ((i * 7919) % 100) / 100:.3f}" for i in range(20))
+    durations = [round(0.2 + 1.8 * ((i * 7919) % 100) / 100, 3) for i in range(20)]
+    uneven = ",".join(str(d) for d in durations)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "app.py").write_text(APP)
         header = " | ".join(f"per job, {n} jobs" for n in options.sizes)
-        print(f"| launcher (sweeper: exp_grid) | {header} | 20 uneven jobs (0.2-2.0 s, 20.6 s of work): wall-clock |")
+        print(f"| launcher (sweeper: exp_grid) | {header} | 20 uneven jobs (0.2-2.0 s, {sum(durations):.1f} s of work): wall-clock |")
         print("|---|" + "---|" * (len(options.sizes) + 1))
         for name, args in LAUNCHERS.items():
             if not available(name):
