@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--only", nargs="+", choices=list(LAUNCHERS), help="measure only these launchers")
     options = parser.parse_args()
     durations = [round(0.2 + 1.8 * ((i * 7919) % 100) / 100, 3) for i in range(20)]
     uneven = ",".join(str(d) for d in durations)
@@ -66,6 +67,8 @@ def main() -> None:
         print(f"| launcher (sweeper: exp_grid) | {header} | 20 uneven jobs (0.2-2.0 s, {sum(durations):.1f} s of work): wall-clock |")
         print("|---|" + "---|" * (len(options.sizes) + 1))
         for name, args in LAUNCHERS.items():
+            if options.only and name not in options.only:
+                continue
             if not available(name):
                 print(f"| {name} | " + " | ".join("not installed" for _ in options.sizes) + " | |")
                 continue
