@@ -190,12 +190,29 @@ class Proposer:
         lie = min(self.y)
         model = clone(fitted)
         if isinstance(fitted, GaussianProcessRegressor):
-            model.set_params(kernel=fitted.kernel_, optimizer=None)  # keep the fitted hyper-parameters
+            model.set_params(kernel=fitted_kernel(fitted), optimizer=None)  # keep the fitted hyper-parameters
         model.fit(self.space.transform(self.X + pending), self.y + [lie] * len(pending))
         if isinstance(model, GaussianProcessRegressor):
             model = FastGP(model)
         acquisition = "EI" if self.acquisition == "gp_hedge" else self.acquisition
         return _gaussian_acquisition(pool.transformed, model, y_opt=lie, acq_func=acquisition, acq_func_kwargs=self.acq_kwargs)
+
+
+def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
+    """The GP's fitted kernel with its fitted noise put back.
+
+    After fitting, skopt zeroes the white-noise term of ``kernel_`` (to predict the noise-free
+    function); refitting with that kernel would interpolate the data exactly through a nearly
+    singular matrix, so the fitted noise level is restored, fixed.
+    """
+    from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
+    from skopt.learning.gaussian_process.kernels import WhiteKernel
+
+    kernel = clone(gp.kernel_)
+    present, name = _param_for_white_kernel_in_Sum(kernel)
+    if present and gp.noise_ is not None:
+        kernel.set_params(**{name: WhiteKernel(noise_level=gp.noise_, noise_level_bounds="fixed")})
+    return kernel
 
 
 class CandidatePool:
