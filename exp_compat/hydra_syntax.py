@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from exp_compat.errors import SpaceError
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
+from exp_compat.space import ListParam, Param, RandomParam, RangeParam
 
 
 @dataclasses.dataclass

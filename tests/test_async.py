@@ -1,7 +1,6 @@
 """Asynchronous sweeping with exp_local: no batch barrier, distinct in-flight trials, Ctrl-C."""
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """The exp-compat console script, run as a user runs it, and its output handed to real Hydra."""
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path

@@ -134,8 +134,8 @@ class GoptStrategy:
 
 
 def launcher_slots(config: Any) -> Optional[int]:
-    """How many jobs the configured launcher runs at once, where its config says so."""
-    for key in ("hydra.launcher.workers", "hydra.launcher.n_jobs", "hydra.launcher.array_parallelism"):
+    """How many jobs a batch launcher runs at once, where its config says so (exp_local tells its own slots)."""
+    for key in ("hydra.launcher.n_jobs", "hydra.launcher.array_parallelism"):
         value = OmegaConf.select(config, key, default=None)
         if isinstance(value, int) and not isinstance(value, bool):
             return os.cpu_count() or 1 if value < 0 else max(1, value)

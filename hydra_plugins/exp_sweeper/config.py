@@ -3,8 +3,8 @@
 Kept free of heavy imports: Hydra imports this module in every app that has
 hydra-exp installed, sweeping or not.
 """
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
