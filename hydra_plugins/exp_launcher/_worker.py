@@ -50,12 +50,15 @@ def serve(conn: Connection) -> None:
     from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
     from omegaconf import open_dict
 
+    from hydra_plugins.exp_launcher._compose import Composer
+
     parent, path = pickle.loads(conn.recv_bytes())
     watch_parent(parent)
     sys.path[:] = path
     hydra_context, config, task_function, singleton_state = cloudpickle.loads(conn.recv_bytes())
     setup_globals()
     Singleton.set_state(singleton_state)
+    composer = Composer(hydra_context.config_loader, config)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -65,7 +68,7 @@ def serve(conn: Connection) -> None:
         if message[0] == "stop":
             return
         _, idx, overrides = message
-        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        sweep_config = composer.compose(overrides)
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
             sweep_config.hydra.job.num = idx

@@ -11,7 +11,11 @@ discrete spaces. Here:
   points are added to the data with the best value seen as their outcome, the
   surrogate is refitted *with its kernel fixed* (a GP refit is then one
   Cholesky factorisation) and the acquisition function is minimised over
-  candidate points, so parallel trials spread out as sequential ones would;
+  candidate points and then, for a GP, polished with L-BFGS from the best few
+  (as scikit-optimize does for its own point: without that step every liar
+  point is only as precise as a random sample, which ruined asynchronous runs
+  where all proposals are liar proposals), so parallel trials spread out as
+  sequential ones would;
 * no point that is finished or pending is proposed again (unless repeats are
   allowed), and a finite space that has been fully explored is reported as
   exhausted;
@@ -26,12 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import warnings
 from typing import Any, Iterator, List, Optional, Sequence, Set
 
 import numpy as np
 from sklearn.base import clone
 from skopt import Optimizer
-from skopt.acquisition import _gaussian_acquisition
+from scipy.optimize import fmin_l_bfgs_b
+from skopt.acquisition import _gaussian_acquisition, gaussian_acquisition_1D
 from skopt.learning import GaussianProcessRegressor
 from skopt.learning.gbrt import GradientBoostingQuantileRegressor
 from skopt.space import Categorical, Integer, Space
@@ -181,21 +187,47 @@ class Proposer:
                 return proposal
         if not self.model_ready():
             return pool.take_random()
-        return pool.take_best(self._liar_scores(pool, pending))
+        model = self._liar_model(pending)
+        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model), y_opt=min(self.y),
+                                       acq_func=self._liar_acquisition, acq_func_kwargs=self.acq_kwargs)
+        if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
+            polished = self._polish(model, pool.transformed[pool.best_alive(scores, self.optimizer.n_restarts_optimizer)])
+            if polished is not None:
+                return polished
+        return pool.take_best(scores)
 
-    def _liar_scores(self, pool: "CandidatePool", pending: List[List[Any]]) -> Any:
-        """Acquisition values of the candidates, running points counted as if they returned the best value."""
+    @property
+    def _liar_acquisition(self) -> str:
+        return "EI" if self.acquisition == "gp_hedge" else self.acquisition
+
+    def _liar_model(self, pending: List[List[Any]]) -> Any:
+        """The surrogate refitted with the running points counted as if they returned the best value."""
         assert self.optimizer is not None
         fitted = self.optimizer.models[-1]
-        lie = min(self.y)
         model = clone(fitted)
         if isinstance(fitted, GaussianProcessRegressor):
             model.set_params(kernel=fitted_kernel(fitted), optimizer=None)  # keep the fitted hyper-parameters
-        model.fit(self.space.transform(self.X + pending), self.y + [lie] * len(pending))
-        if isinstance(model, GaussianProcessRegressor):
-            model = FastGP(model)
-        acquisition = "EI" if self.acquisition == "gp_hedge" else self.acquisition
-        return _gaussian_acquisition(pool.transformed, model, y_opt=lie, acq_func=acquisition, acq_func_kwargs=self.acq_kwargs)
+        model.fit(self.space.transform(self.X + pending), self.y + [min(self.y)] * len(pending))
+        return model
+
+    def _polish(self, model: GaussianProcessRegressor, starts: Any) -> Optional[List[Any]]:
+        """The acquisition minimised with L-BFGS from ``starts`` (transformed points), as
+        scikit-optimize's ``acq_optimizer="lbfgs"`` does; None if the result is not a new point."""
+        bounds = self.space.transformed_bounds
+        found = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for start in starts:
+                x, value, _ = fmin_l_bfgs_b(gaussian_acquisition_1D, start, bounds=bounds, approx_grad=False, maxiter=20,
+                                            args=(model, min(self.y), self._liar_acquisition, self.acq_kwargs))
+                found.append((float(np.ravel(value)[0]), x))
+        if not found:
+            return None
+        x = min(found, key=lambda f: f[0])[1]
+        if not self.space.is_categorical:
+            x = np.clip(x, [low for low, _ in bounds], [high for _, high in bounds])
+        point = [v.item() if hasattr(v, "item") else v for v in self.space.inverse_transform(x.reshape(1, -1))[0]]
+        return point if self._fresh(point) else None
 
 
 def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
@@ -229,9 +261,14 @@ class CandidatePool:
         self._transformed: Any = None
         self._alive: Any = None
 
+    @property
+    def enumerated(self) -> bool:
+        """Whether the pool is the whole (finite) space rather than a random sample of it."""
+        return self.proposer.size is not None and self.proposer.size <= ENUMERATE_UP_TO
+
     def _build(self) -> None:
         space = self.proposer.space
-        if self.proposer.size is not None and self.proposer.size <= ENUMERATE_UP_TO:
+        if self.enumerated:
             self._points = [p for p in _enumerate(space) if self.proposer._fresh(p)]
         else:
             self._points = [list(p) for p in space.rvs(n_samples=N_CANDIDATES, random_state=self.proposer.rng)]
@@ -264,6 +301,11 @@ class CandidatePool:
     def take_best(self, scores: Any) -> Optional[List[Any]]:
         return self._take(np.argsort(scores, kind="stable"))
 
+    def best_alive(self, scores: Any, n: int) -> Any:
+        """Indices of the ``n`` best-scoring candidates not taken yet."""
+        order = np.argsort(scores, kind="stable")
+        return order[self._alive[order]][:n]
+
 
 class FastGP:
     """A fitted skopt GP's predictive mean and standard deviation, as its ``predict`` computes them,
@@ -272,6 +314,11 @@ class FastGP:
 
     def __init__(self, gp: GaussianProcessRegressor):
         self.gp = gp
+
+    @classmethod
+    def of(cls, model: Any) -> Any:
+        """The fast predictor for a GP; any other surrogate as it is."""
+        return cls(model) if isinstance(model, GaussianProcessRegressor) else model
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         gp = self.gp

@@ -1,0 +1,104 @@
+"""The workers' cached composition gives exactly the config Hydra's own load_sweep_config gives."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from hydra_plugins.exp_launcher._compose import Composer
+
+FILES = {
+    "config.yaml": """
+        defaults:
+          - db: mysql
+          - optional opt: small
+          - _self_
+        lr: 0.01
+        seed: 1
+        label: ${db.host}-${lr}
+        nested: {a: 1, b: [1, 2], c: {d: x}}
+        extra: gone
+        hydra:
+          job:
+            env_copy: [HOME]
+            config:
+              override_dirname:
+                exclude_keys: [seed]
+    """,
+    "db/mysql.yaml": "host: mysql.local\nport: 3306\n",
+    "db/pg.yaml": "defaults:\n  - /server@server: big\n  - _self_\nhost: pg.local\nport: 5432\n",
+    "server/big.yaml": "cores: 64\n",
+    "server/tiny.yaml": "cores: 1\n",
+    "opt/small.yaml": "# @package _global_\nopt_size: 1\n",
+}
+
+JOBS = [
+    ["lr=0.1"],
+    ["lr=0.2", "seed=3"],
+    ["db=pg", "lr=0.1"],
+    ["db=pg", "lr=0.5", "server@db.server=tiny"],
+    ["+new.key=1", "db.port=5", "nested.c.d=y"],
+    ["~extra", "lr=1e-3"],
+    ["++lr=3", "++fresh=[1,2]"],
+    ["db={host: h, port: 1}", "lr=0.1"],
+    ["hydra.job.chdir=true", "lr=0.1"],
+    ["nested={a: 2}", "label='quoted ${lr}'"],
+    ["~opt", "lr=0.3"],
+    ["lr=0.2", "seed=3"],
+]
+
+BAD = [["+lr=1"], ["nosuch=1"], ["db=nosuch"], ["~nosuch"]]
+
+
+@pytest.fixture()
+def loader_and_master(tmp_path: Path):
+    for name, text in FILES.items():
+        path = tmp_path / "conf" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    with initialize_config_dir(config_dir=str(tmp_path / "conf"), job_name="app", version_base=None):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", overrides=["hydra.sweep.dir=sweeps", "lr=0.1,0.2"],
+                                           run_mode=RunMode.MULTIRUN)
+        yield loader, master
+
+
+def test_every_job_config_equals_hydras_own(loader_and_master) -> None:
+    loader, master = loader_and_master
+    composer = Composer(loader, master)
+    for overrides in JOBS + JOBS:  # the second round is served from the cache
+        ours = composer.compose(overrides)
+        hydras = loader.load_sweep_config(master, list(overrides))
+        assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(hydras), overrides
+        app = {k: ours[k] for k in ours if k != "hydra"}, {k: hydras[k] for k in hydras if k != "hydra"}
+        assert OmegaConf.to_yaml(app[0], resolve=True) == OmegaConf.to_yaml(app[1], resolve=True), overrides
+        assert OmegaConf.is_struct(ours) and not OmegaConf.is_readonly(ours.hydra)
+    # one tree per set of group choices: the defaults, db=pg, db=pg with server tiny, without opt
+    assert len(composer.trees) == 4
+
+
+def test_jobs_do_not_share_state(loader_and_master) -> None:
+    loader, master = loader_and_master
+    composer = Composer(loader, master)
+    first = composer.compose(["lr=0.1", "+new.key=1"])
+    first.lr = 99.0
+    second = composer.compose(["lr=0.2", "+new.key=2"])
+    assert second.lr == 0.2 and second.new.key == 2 and first.new.key == 1
+    assert list(second.hydra.overrides.task) == ["lr=0.2", "+new.key=2"]
+
+
+@pytest.mark.parametrize("overrides", BAD, ids=lambda o: o[0])
+def test_errors_are_hydras_own(loader_and_master, overrides) -> None:
+    loader, master = loader_and_master
+    composer = Composer(loader, master)
+    composer.compose(["lr=0.1"])  # warm the cache
+    with pytest.raises(Exception) as ours:
+        composer.compose(overrides)
+    with pytest.raises(Exception) as hydras:
+        loader.load_sweep_config(master, list(overrides))
+    assert type(ours.value) is type(hydras.value) and str(ours.value) == str(hydras.value)
