@@ -27,7 +27,8 @@ setup(
     extras_require={
         "gpu": ["nvidia-ml-py>=12"],
         "bench": ["hydra-submitit-launcher>=1.2", "hydra-joblib-launcher>=1.2"],
-        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
+                 "hydra-submitit-launcher>=1.2"],
     },
     entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},
     classifiers=[

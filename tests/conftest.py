@@ -69,3 +69,29 @@ def hydra_app(tmp_path: Path):
         return run(args, cwd=tmp_path, timeout=timeout)
 
     return call
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real single-node SLURM cluster on localhost (tests/local_slurm.py), for the whole session.
+
+    Installed with apt-get when missing (root only; elsewhere the SLURM tests are skipped).
+    SLURM_CONF is exported so that every subprocess, sbatch included, reaches this cluster.
+    """
+    sys.path.insert(0, str(Path(__file__).parent))
+    from local_slurm import LocalSlurm, SlurmUnavailable
+
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except SlurmUnavailable as reason:
+        pytest.skip(str(reason))
+    saved = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    yield cluster
+    cluster.stop()
+    if saved is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = saved
+
