@@ -29,6 +29,13 @@ class ParsedOverrides:
     order: List[Tuple[str, str]]
 
 
+def plain_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """A plugin's options as plain Python values: Hydra passes nested DictConfig/ListConfig."""
+    from omegaconf import OmegaConf
+
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
+
+
 def _plain(value: Any) -> Any:
     """Hydra's parsed element (QuotedString, nested containers) as the plain value the job receives."""
     from hydra.core.override_parser.types import QuotedString

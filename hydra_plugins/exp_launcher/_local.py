@@ -33,13 +33,10 @@ from typing import Any, Deque, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from exp_compat.hydra_syntax import plain_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, device_slots
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
-
-
-def options_dict(options: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
 
 
 @dataclasses.dataclass
@@ -112,7 +109,7 @@ def failed_return(job: Job, error: BaseException) -> Any:
 
 class LocalEngine:
     def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
-        self.options = options_dict(options)
+        self.options = plain_options(options)
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config

@@ -22,7 +22,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
+from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
 from exp_compat.overrides import render_value
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress
@@ -67,18 +67,13 @@ class Strategy(Protocol):
         """Trials launched by an earlier run of this sweep that never finished: run them again."""
 
 
-def options_dict(options: Dict[str, Any]) -> Dict[str, Any]:
-    """Plugin options as plain Python values (Hydra passes DictConfig/ListConfig)."""
-    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
-
-
 class SweepCore:
     """Space loading, launching, recording and failure policy, common to both sweepers."""
 
     kind = "exp"
 
     def __init__(self, options: Dict[str, Any]):
-        self.options = options_dict(options)
+        self.options = plain_options(options)
         self.keys: Dict[str, str] = {}
         # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
         self.template: List[Tuple[str, str]] = []
