@@ -97,3 +97,24 @@ def test_fast_gp_prediction_equals_skopts():
     fast_mean, fast_std = FastGP(gp).predict(candidates, return_std=True)
     # the variance is a small difference of large terms through an ill-conditioned K^-1: equal up to rounding
     assert np.allclose(mean, fast_mean) and np.allclose(std, fast_std, rtol=1e-3, atol=1e-6)
+
+
+def test_liar_points_are_polished_to_a_local_minimum_of_the_acquisition(monkeypatch):
+    """With only 20 random candidates, a liar point is still a stationary point (or a bound) of the
+    liar model's acquisition function: it was polished with L-BFGS, not just picked from the sample."""
+    from skopt.acquisition import gaussian_acquisition_1D
+
+    from hydra_plugins.exp_sweeper import _proposer
+
+    monkeypatch.setattr(_proposer, "N_CANDIDATES", 20)
+    proposer = Proposer([Real(-2.0, 2.0, name="a"), Real(-2.0, 2.0, name="b")], n_initial_points=8, seed=3)
+    rng = np.random.RandomState(0)
+    points = [[float(v) for v in rng.uniform(-2, 2, 2)] for _ in range(12)]
+    proposer.tell(points, [(a - 0.3) ** 2 + (b + 0.5) ** 2 for a, b in points])
+    pending = proposer.propose(1, pending=[])
+    point = proposer.propose(1, pending=pending)[0]
+    model = proposer._liar_model(pending)
+    x = proposer.space.transform([point])[0]
+    _, gradient = gaussian_acquisition_1D(x, model, min(proposer.y), "EI", proposer.acq_kwargs)
+    inside = (x > 1e-6) & (x < 1 - 1e-6)
+    assert np.all(np.abs(np.ravel(gradient)[inside]) < 1e-3), (point, gradient)
