@@ -1,6 +1,7 @@
 """The workers' cached composition gives exactly the config Hydra's own load_sweep_config gives."""
 from __future__ import annotations
 
+import copy
 import textwrap
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
+from hydra.version import VersionBase
 from omegaconf import OmegaConf
 
 from hydra_plugins.exp_launcher._compose import Composer
@@ -61,11 +63,13 @@ def loader_and_master(tmp_path: Path):
         path = tmp_path / "conf" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
+    version_base = copy.copy(VersionBase.instance())  # initialize_* sets it for the whole process
     with initialize_config_dir(config_dir=str(tmp_path / "conf"), job_name="app", version_base=None):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration("config", overrides=["hydra.sweep.dir=sweeps", "lr=0.1,0.2"],
                                            run_mode=RunMode.MULTIRUN)
         yield loader, master
+    VersionBase.set_instance(version_base)  # or Hydra's in-process test suites, run later, see version_base=None
 
 
 def test_every_job_config_equals_hydras_own(loader_and_master) -> None:
