@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Tuple
 
-from conftest import csv_rows
+from conftest import APPS, csv_rows
 
 SUBMITIT = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
             "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=0"]
@@ -55,3 +62,95 @@ def test_one_gpu_per_job_comes_from_slurm(tmp_path, hydra_app, slurm):
         for b in jobs[i + 1:]:
             if a["started"] < b["ended"] and b["started"] < a["ended"]:
                 assert a["env"]["CUDA_VISIBLE_DEVICES"] != b["env"]["CUDA_VISIBLE_DEVICES"]
+
+
+# -- exp_slurm: our launcher, with the asynchronous interface ----------------------------------------
+
+EXP_SLURM = ["hydra/launcher=exp_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.poll_interval_s=0.5"]
+
+
+def start_driver(tmp_path: Path, *overrides: str) -> Tuple[subprocess.Popen, Path]:
+    output = tmp_path / "driver.log"
+    process = subprocess.Popen([sys.executable, str(APPS / "task_app.py"), "-m", *overrides,
+                                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, stdout=output.open("w"),
+                               stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return process, output
+
+
+def wait_for(condition, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def running(slurm) -> list:
+    done = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True, env=os.environ)
+    return done.stdout.split()
+
+
+def test_exp_slurm_raise_exit_and_scancel_each_come_back_failed(tmp_path, slurm):
+    record = tmp_path / "record.jsonl"
+    driver, output = start_driver(tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2",
+                                  "+x=range(0,5)", "+behave.fail_if=1", "+behave.exit_if=2",
+                                  "+behave.sleeps=[0,0,0,120,0]", f"+behave.record={record}")
+    line = wait_for(lambda: re.search(r"job #3 submitted as SLURM job (\d+)", output.read_text()))
+    victim = line.group(1)
+    wait_for(lambda: victim in running(slurm))
+    subprocess.run(["scancel", victim], check=True, env=os.environ)
+    assert driver.wait(timeout=90) == 0, output.read_text()[-3000:]
+    assert "keeping 2 jobs in flight" in output.read_text()
+    rows = {int(r["x"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    assert [rows[x]["status"] for x in range(5)] == ["completed", "failed", "failed", "failed", "completed"]
+    assert rows[1]["error"] == "ValueError: boom at x=1"
+    for x, state in ((2, "FAILED"), (3, "CANCELLED")):  # no result: SLURM's state and the job's own log files
+        assert f"ended ({state}) without a result; log: " in rows[x]["error"], rows[x]["error"]
+        assert Path(rows[x]["error"].split("log: ")[1].split(" and ")[0]).exists()
+    assert sorted(j["config"]["x"] for j in records(record)) == [0, 1, 2, 4]  # x=2 exits after recording
+    assert slurm.jobs() == []
+
+
+def test_exp_gopt_keeps_the_cluster_busy_with_distinct_trials(tmp_path, hydra_app, slurm):
+    record = tmp_path / "record.jsonl"
+    done = hydra_app("hydra/sweeper=exp_gopt", *EXP_SLURM, "hydra.launcher.array_parallelism=3", "+x=interval(-2.0,2.0)",
+                     "hydra.sweeper.n_trials=7", "hydra.sweeper.n_initial_points=3", "+behave.sleep=1",
+                     f"+behave.record={record}", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "keeping 3 trials in flight" in done.stdout + done.stderr
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert len(rows) == 7 and all(r["status"] == "completed" for r in rows)
+    jobs = records(record)
+    assert len({j["env"]["SLURM_JOB_ID"] for j in jobs}) == 7 and len({j["config"]["x"] for j in jobs}) == 7
+    overlapping = max(sum(1 for o in jobs if o["started"] < j["ended"] and j["started"] < o["ended"]) for j in jobs)
+    assert overlapping >= 2  # trials ran side by side on the cluster
+
+
+def test_exp_slurm_batch_launch_is_one_job_array(tmp_path, hydra_app, slurm):
+    record = tmp_path / "record.jsonl"
+    done = hydra_app(*EXP_SLURM, "+x=range(0,3)", f"+behave.record={record}", timeout=240)  # Hydra's basic sweeper
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = records(record)
+    assert sorted(j["config"]["x"] for j in jobs) == [0, 1, 2]
+    assert len({j["env"]["SLURM_ARRAY_JOB_ID"] for j in jobs}) == 1 and len({j["env"]["SLURM_JOB_ID"] for j in jobs}) == 3
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+
+
+def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slurm):
+    args = ["hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2", "+x=range(0,4)",
+            "+behave.sleeps=[120,120,0,0]"]
+    driver, output = start_driver(tmp_path, *args)
+    wait_for(lambda: len(running(slurm)) == 2)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=30) == 1
+    assert "hydra.sweeper.resume=true" in output.read_text()
+    wait_for(lambda: slurm.jobs() == [], timeout=30)  # cancelled on the cluster, not left running
+    again = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", *args[:-1], "+behave.sleeps=[0,0,0,0]",
+                            f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.resume=true"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import dataclasses
 import logging
 import os
 import pickle
@@ -31,21 +30,13 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any, Deque, Dict, List, Optional, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from exp_compat.hydra_syntax import plain_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, device_slots
+from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
-
-
-@dataclasses.dataclass
-class Job:
-    idx: int
-    overrides: List[str]
-    future: "Future[Any]"
-    where: Optional[Dict[str, str]] = None  # output_dir, name, sweep_dir, once the worker composed the job
-    started: Optional[float] = None
 
 
 class Worker:
@@ -90,21 +81,6 @@ class Worker:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill()
-
-
-def failed_return(job: Job, error: BaseException) -> Any:
-    """A FAILED JobReturn for a job whose worker could not return one (crash, timeout)."""
-    from hydra.core.utils import JobReturn, JobStatus
-
-    hydra_cfg = None
-    if job.where is not None:  # enough of the job's Hydra config to find its output directory and log
-        hydra_cfg = OmegaConf.create({"hydra": {
-            "runtime": {"output_dir": job.where["output_dir"]},
-            "job": {"name": job.where["name"], "num": job.idx},
-            "sweep": {"dir": job.where["sweep_dir"]},
-        }})
-    return JobReturn(overrides=job.overrides, cfg=None, hydra_cfg=hydra_cfg, working_dir=None,
-                     task_name=None, status=JobStatus.FAILED, _return_value=error)
 
 
 class LocalEngine:
@@ -177,14 +153,7 @@ class LocalEngine:
         for offset, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + offset, " ".join(filter_overrides(overrides)))
             futures.append(self.submit(overrides, initial_job_idx + offset))
-        try:
-            returns = [future.result() for future in futures]
-        except BaseException:  # Ctrl-C: nothing may outlive the launcher
-            self.shutdown(cancel=True)
-            raise
-        failed = sum(r.status.name == "FAILED" for r in returns)
-        log.info("exp_local: %d jobs done: %d completed, %d failed", len(returns), len(returns) - failed, failed)
-        return returns
+        return collect("exp_local", futures, self.shutdown)
 
     def shutdown(self, cancel: bool = True) -> None:
         """Stop the workers: kill running jobs (cancel) or let them finish first."""

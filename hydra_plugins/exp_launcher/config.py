@@ -1,6 +1,6 @@
 """Config dataclasses of the exp launchers, registered in Hydra's ConfigStore (no heavy imports)."""
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -38,5 +38,46 @@ class ExpGpuConf(ExpLocalConf):
     gpus: Any = "auto"
 
 
+@dataclass
+class ExpSlurmConf:
+    """SLURM through submitit; option names and defaults follow hydra-submitit-launcher's submitit_slurm."""
+
+    _target_: str = "hydra_plugins.exp_launcher.exp_slurm.ExpSlurmLauncher"
+    # Where submitit keeps its scripts, pickles and logs; a fresh subfolder is added for every launch.
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
+    timeout_min: int = 60
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None
+    tasks_per_node: int = 1
+    mem_gb: Optional[int] = None
+    nodes: int = 1
+    name: str = "${hydra.job.name}"
+    stderr_to_stdout: bool = False
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    comment: Optional[str] = None
+    constraint: Optional[str] = None
+    exclude: Optional[str] = None
+    gres: Optional[str] = None
+    cpus_per_gpu: Optional[int] = None
+    gpus_per_task: Optional[int] = None
+    mem_per_gpu: Optional[str] = None
+    mem_per_cpu: Optional[str] = None
+    account: Optional[str] = None
+    signal_delay_s: int = 120
+    # Times a job that reaches its time limit is requeued (it restarts from scratch unless it checkpoints).
+    max_num_timeout: int = 0
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    # Jobs in flight at once (the slots an asynchronous sweeper keeps busy), and a job array's limit.
+    array_parallelism: int = 256
+    setup: Optional[List[str]] = None
+    srun_args: Optional[List[str]] = None
+    # Ctrl-C, or the driver ending with jobs unfinished: true cancels them (scancel); false leaves them running.
+    cancel_at_exit: bool = True
+    # Seconds between two squeue calls that look for jobs that ended without a result.
+    poll_interval_s: float = 2.0
+
+
 ConfigStore.instance().store(group="hydra/launcher", name="exp_local", node=ExpLocalConf, provider="hydra-exp")
 ConfigStore.instance().store(group="hydra/launcher", name="exp_gpu", node=ExpGpuConf, provider="hydra-exp")
+ConfigStore.instance().store(group="hydra/launcher", name="exp_slurm", node=ExpSlurmConf, provider="hydra-exp")

@@ -1,0 +1,51 @@
+"""The thin Hydra launcher class both exp launchers are: options in, the engine imported on setup."""
+from __future__ import annotations
+
+import importlib
+from concurrent.futures import Future
+from typing import Any, Optional, Sequence
+
+from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig
+
+
+class EngineLauncher(Launcher):
+    """Batch ``launch`` and per-job ``submit`` over an engine imported only when jobs are launched.
+
+    The asynchronous contract, in the style of ``concurrent.futures``:
+    ``submit(overrides, job_idx)`` starts the job as soon as a slot is free and
+    returns a ``Future`` that resolves to the job's ``JobReturn`` (a failed job,
+    a crashed worker, a cancelled or timed-out job resolve to a FAILED
+    ``JobReturn``; the future raises only if it was cancelled before it ran).
+    ``slots`` says how many jobs run at once; ``shutdown(cancel=True)`` cancels
+    queued jobs and kills running ones, ``shutdown(cancel=False)`` waits for
+    them. ``launch`` is the same engine, waiting for a whole batch.
+    """
+
+    engine = ""  # "module:Class", set by each launcher
+
+    def __init__(self, **options: Any):
+        self.options = options
+        self.impl: Optional[Any] = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        module, name = self.engine.split(":")
+        engine = getattr(importlib.import_module(module), name)
+        self.impl = engine(self.options, hydra_context=hydra_context, task_function=task_function, config=config)
+
+    @property
+    def slots(self) -> int:
+        assert self.impl is not None, "setup() first"
+        return self.impl.slots
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
+        assert self.impl is not None, "setup() first"
+        return self.impl.launch(job_overrides, initial_job_idx)
+
+    def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
+        assert self.impl is not None, "setup() first"
+        return self.impl.submit(overrides, job_idx)
+
+    def shutdown(self, cancel: bool = True) -> None:
+        if self.impl is not None:
+            self.impl.shutdown(cancel=cancel)

@@ -1,0 +1,283 @@
+"""The exp_slurm engine: every job a SLURM job submitted with submitit, every job a future.
+
+submitit writes the sbatch script, pickles the job, runs it on the node and
+requeues it on preemption or timeout (through the task's ``checkpoint``). What
+submitit does not do is notice a job that ended *without* a result (``scancel``,
+``os._exit``, the OOM killer, a node failure) unless ``sacct`` works, and it
+does not on clusters without accounting: waiting for such a job hangs. So a
+watcher thread resolves each job's future itself: with the result submitit
+wrote, or, once ``squeue`` reports the job in a final state (or no longer
+knows it) and no result has appeared, with a FAILED ``JobReturn`` that names
+the state and the job's log files.
+
+Each launch gets its own submitit folder, so a reused SLURM job id (a fresh
+cluster restarts numbering) never returns another launch's result.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from omegaconf import DictConfig, open_dict
+
+from exp_compat.hydra_syntax import plain_options
+from hydra_plugins.exp_launcher._compose import Composer
+from hydra_plugins.exp_launcher._devices import LauncherError
+from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
+
+log = logging.getLogger("hydra_plugins.exp_launcher")
+
+# SLURM job states after which a job will not run again (a requeued job goes back to PENDING).
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+         "PREEMPTED", "SPECIAL_EXIT", "REVOKED"}
+# How long a result file may lag behind the job's end on a shared file system: a job that SLURM saw
+# complete (or forgot) surely wrote one; one that failed or was cancelled wrote one only in a race.
+RESULT_GRACE_S = {"COMPLETED": 10.0, "GONE": 10.0}
+OTHER_GRACE_S = 3.0
+COMMON = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name", "stderr_to_stdout")
+SLURM_ONLY = ("partition", "qos", "comment", "constraint", "exclude", "gres", "cpus_per_gpu", "gpus_per_task",
+              "mem_per_gpu", "mem_per_cpu", "account", "signal_delay_s", "additional_parameters", "array_parallelism",
+              "setup", "srun_args")
+
+
+class SlurmTask:
+    """What runs on the node: the job's config composed and run as Hydra's launchers run it.
+
+    Checkpointable: on preemption or timeout submitit calls ``checkpoint`` and
+    requeues the same call, which then runs from the start.
+    """
+
+    def __init__(self, hydra_context: Any, task_function: Any, config: DictConfig):
+        from hydra.core.singleton import Singleton
+
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self.config = config
+        self.singleton_state = Singleton.get_state()
+
+    def __call__(self, overrides: List[str], idx: int) -> Any:
+        import submitit
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.core.singleton import Singleton
+        from hydra.core.utils import run_job, setup_globals
+
+        setup_globals()
+        Singleton.set_state(self.singleton_state)
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = submitit.JobEnvironment().job_id
+            sweep_config.hydra.job.num = idx
+        HydraConfig.instance().set_config(sweep_config)
+        return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
+                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def launch_folder(folder: str) -> Path:
+    """``submitit_folder`` with a subfolder of its own for this launch (before a trailing ``%j``)."""
+    path = Path(folder)
+    token = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    return path.parent / token / path.name if "%j" in path.name else path / token
+
+
+def submitit_parameters(options: Dict[str, Any]) -> Dict[str, Any]:
+    """Our options as submitit's AutoExecutor parameters (SLURM-only ones prefixed ``slurm_``)."""
+    parameters = {key: options[key] for key in COMMON if options.get(key) is not None}
+    parameters.update({f"slurm_{key}": options[key] for key in SLURM_ONLY if options.get(key) not in (None, {}, [])})
+    return parameters
+
+
+def squeue_states(job_ids: Sequence[str]) -> Optional[Dict[str, str]]:
+    """SLURM's state of each of these jobs that it still knows (array tasks one by one); None if squeue failed."""
+    bases = sorted({job_id.split("_")[0] for job_id in job_ids})
+    done = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(bases), "-o", "%i %T"],
+                          capture_output=True, text=True)
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        return None
+    states = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            states[parts[0]] = parts[1]
+    return states
+
+
+class Tracked:
+    """A submitted job: ours (index, overrides, future) and submitit's (id, paths, result)."""
+
+    def __init__(self, job: Job, submitted: Any):
+        self.job = job
+        self.submitted = submitted
+        self.state = "PENDING"
+        self.ended_at: Optional[float] = None  # when squeue first showed it finished (or forgot it)
+
+    @property
+    def logs(self) -> str:
+        paths = self.submitted.paths
+        return f"{paths.stdout}" if paths.stdout == paths.stderr else f"{paths.stderr} and {paths.stdout}"
+
+
+class SlurmEngine:
+    def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
+        import submitit
+
+        self.options = o = plain_options(options)
+        for key in ("array_parallelism", "max_num_timeout", "timeout_min"):
+            value = o[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_num_timeout" else 1):
+                raise LauncherError(f"hydra.launcher.{key} must be a whole number >= "
+                                    f"{0 if key == 'max_num_timeout' else 1}, got {value!r}")
+        self.composer = Composer(hydra_context.config_loader, config)
+        self.folder = launch_folder(str(o["submitit_folder"]))
+        self.executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=o["max_num_timeout"])
+        self.executor.update_parameters(**submitit_parameters(o))
+        self.task = SlurmTask(hydra_context, task_function, config)
+        self.tracked: Dict[str, Tracked] = {}
+        self.lock = threading.Lock()
+        self.closing = False
+        self.watcher: Optional[threading.Thread] = None
+        self.last_squeue = 0.0
+        atexit.register(self._at_exit)
+
+    @property
+    def slots(self) -> int:
+        return int(self.options["array_parallelism"])
+
+    # -- submitting -----------------------------------------------------------------------------
+    def _job(self, overrides: Sequence[str], idx: int) -> Job:
+        """Our record of a job, with its output directory (composed here, from the cached tree)."""
+        from concurrent.futures import Future
+
+        job = Job(idx, list(overrides), Future())
+        config = self.composer.compose(job.overrides)
+        with open_dict(config):
+            config.hydra.job.num = idx
+        hydra = config.hydra
+        job.where = {"output_dir": os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir))),
+                     "name": str(hydra.job.name), "sweep_dir": str(hydra.sweep.dir)}
+        job.future.set_running_or_notify_cancel()
+        return job
+
+    def _track(self, jobs: List[Job], submitted: List[Any]) -> None:
+        with self.lock:
+            for job, sub in zip(jobs, submitted):
+                self.tracked[sub.job_id] = Tracked(job, sub)
+                log.info("exp_slurm: job #%d submitted as SLURM job %s", job.idx, sub.job_id)
+            if self.watcher is None:
+                self.watcher = threading.Thread(target=self._watch, daemon=True, name="exp-slurm-watcher")
+                self.watcher.start()
+
+    def submit(self, overrides: Sequence[str], job_idx: int) -> Any:
+        if self.closing:
+            raise RuntimeError("exp_slurm has been shut down")
+        job = self._job(overrides, job_idx)
+        self._track([job], [self.executor.submit(self.task, job.overrides, job.idx)])
+        return job.future
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[Any]:
+        """A batch as one SLURM job array (at most ``array_parallelism`` running at once)."""
+        jobs = [self._job(overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
+        with self.executor.batch():
+            submitted = [self.executor.submit(self.task, job.overrides, job.idx) for job in jobs]
+        log.info("exp_slurm: %d jobs submitted as one job array (folder %s)", len(jobs), self.folder)
+        self._track(jobs, submitted)
+        return collect("exp_slurm", [job.future for job in jobs], self.shutdown)
+
+    # -- watching -----------------------------------------------------------------------------
+    def _resolve(self, tracked: Tracked, result: Any) -> None:
+        with self.lock:
+            self.tracked.pop(tracked.submitted.job_id, None)
+        status = getattr(getattr(result, "status", None), "name", "FAILED").lower()
+        log.info("exp_slurm: job #%d %s (SLURM job %s)", tracked.job.idx, status, tracked.submitted.job_id)
+        if not tracked.job.future.done():
+            tracked.job.future.set_result(result)
+
+    def _fail(self, tracked: Tracked, message: str) -> None:
+        self._resolve(tracked, failed_return(tracked.job, RuntimeError(message)))
+
+    def _collect_result(self, tracked: Tracked) -> None:
+        sub = tracked.submitted
+        try:
+            self._resolve(tracked, sub.result())
+        except Exception as error:  # the submitted call itself raised (composition, unpicklable result...)
+            lines = [line for line in str(error).splitlines() if line.strip()]
+            self._fail(tracked, f"{lines[-1] if lines else type(error).__name__} (SLURM job {sub.job_id}; log: {tracked.logs})")
+
+    def _poll_states(self, pending: List[Tracked]) -> None:
+        states = squeue_states([t.submitted.job_id for t in pending])
+        if states is None:
+            return  # squeue failed (controller busy): ask again later
+        now = time.time()
+        for tracked in pending:
+            state = states.get(tracked.submitted.job_id, "GONE").split("+")[0]
+            if state == "RUNNING" and tracked.state != "RUNNING":
+                log.info("exp_slurm: job #%d running (SLURM job %s)", tracked.job.idx, tracked.submitted.job_id)
+            if state in FINAL or state == "GONE":
+                tracked.ended_at = tracked.ended_at or now
+            else:
+                tracked.ended_at = None  # requeued
+            tracked.state = state
+
+    def _watch(self) -> None:
+        while True:
+            with self.lock:
+                pending = list(self.tracked.values())
+            if not pending and self.closing:
+                return
+            for tracked in pending:
+                if tracked.submitted.paths.result_pickle.exists():
+                    self._collect_result(tracked)
+            pending = [t for t in pending if not t.job.future.done()]
+            if pending and time.time() - self.last_squeue >= float(self.options["poll_interval_s"]):
+                self.last_squeue = time.time()
+                self._poll_states(pending)
+                for tracked in pending:
+                    grace = RESULT_GRACE_S.get(tracked.state, OTHER_GRACE_S)
+                    if tracked.ended_at is not None and time.time() - tracked.ended_at > grace \
+                            and not tracked.submitted.paths.result_pickle.exists():
+                        how = "is no longer known to SLURM" if tracked.state == "GONE" else f"ended ({tracked.state})"
+                        log.error("exp_slurm: job #%d: SLURM job %s %s without a result; log: %s",
+                                  tracked.job.idx, tracked.submitted.job_id, how, tracked.logs)
+                        self._fail(tracked, f"SLURM job {tracked.submitted.job_id} {how} without a result; log: {tracked.logs}")
+            time.sleep(0.25)
+
+    # -- ending ---------------------------------------------------------------------------------
+    def shutdown(self, cancel: bool = True) -> None:
+        """Cancel the unfinished jobs (scancel), or wait for them; with ``cancel_at_exit=false``,
+        cancelling leaves them running on the cluster instead (their futures fail here)."""
+        self.closing = True
+        with self.lock:
+            pending = list(self.tracked.values())
+        ids = [t.submitted.job_id for t in pending]
+        if cancel and pending:
+            if self.options["cancel_at_exit"]:
+                subprocess.run(["scancel", *ids], capture_output=True)
+                log.warning("exp_slurm: cancelled %d SLURM jobs: %s", len(ids), " ".join(ids))
+                reason = "the sweep was interrupted: SLURM job cancelled"
+            else:
+                log.warning("exp_slurm: leaving %d SLURM jobs running (cancel_at_exit=false): %s", len(ids), " ".join(ids))
+                reason = "the sweep was interrupted: SLURM job left running (cancel_at_exit=false)"
+            for tracked in pending:
+                self._fail(tracked, reason)
+        elif pending:
+            for tracked in pending:
+                tracked.job.future.result()
+        if self.watcher is not None:
+            self.watcher.join(timeout=5)
+
+    def _at_exit(self) -> None:
+        with self.lock:
+            unfinished = bool(self.tracked)
+        if unfinished:
+            self.shutdown(cancel=True)
