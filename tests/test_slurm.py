@@ -154,3 +154,25 @@ def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slur
     assert again.returncode == 0, again.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
     assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]
+
+
+def test_a_preempted_job_is_requeued_and_its_result_arrives(tmp_path, slurm):
+    record = tmp_path / "record.jsonl"
+    # submitit counts a signal as a timeout (not a preemption) when the job has run for more than its
+    # time limit less 10 minutes: with 20 minutes, a signal in the first seconds is a preemption
+    driver, output = start_driver(tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.timeout_min=20",
+                                  "+x=range(0,2)", "+behave.sleep=6", f"+behave.record={record}")
+    victim = wait_for(lambda: re.search(r"job #0 submitted as SLURM job (\d+)", output.read_text())).group(1)
+    wait_for(lambda: (tmp_path / "sweep" / "0").exists())  # the job is inside Hydra: submitit's handlers are set
+    signalled = time.time()
+    subprocess.run(["scancel", "--signal=USR2", victim], check=True, env=os.environ)  # what SLURM sends on preemption
+    state = ["squeue", "-h", "-j", victim, "-o", "%T %r"]
+    wait_for(lambda: subprocess.run(state, capture_output=True, text=True, env=os.environ).stdout.strip() == "PENDING BeginTime")
+    # slurmctld holds a requeued job for about 2 minutes; an administrator may release it at once
+    subprocess.run(["scontrol", "update", f"JobId={victim}", "StartTime=now"], check=True, env=os.environ)
+    assert driver.wait(timeout=120) == 0, output.read_text()[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert sorted((r["x"], r["status"]) for r in rows) == [("0", "completed"), ("1", "completed")]
+    first = next(j for j in records(record) if j["config"]["x"] == 0)
+    assert first["env"]["SLURM_JOB_ID"] == victim and first["env"]["SLURM_RESTART_COUNT"] == "1"
+    assert first["started"] > signalled  # the result is the requeued run's
