@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,3 +177,15 @@ def test_a_preempted_job_is_requeued_and_its_result_arrives(tmp_path, slurm):
     first = next(j for j in records(record) if j["config"]["x"] == 0)
     assert first["env"]["SLURM_JOB_ID"] == victim and first["env"]["SLURM_RESTART_COUNT"] == "1"
     assert first["started"] > signalled  # the result is the requeued run's
+
+
+def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path):
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # no SLURM commands
+    done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "no sbatch on this machine's PATH" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "multirun").exists() or not list((tmp_path / "multirun").rglob("received.json"))
+    if shutil.which("sbatch"):
+        done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
+                               "hydra.launcher.array_parallelism=0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "hydra.launcher.array_parallelism must be a whole number >= 1, got 0" in done.stderr

@@ -19,6 +19,7 @@ import atexit
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import threading
 import time
@@ -130,7 +131,13 @@ class Tracked:
 
 class SlurmEngine:
     def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
-        import submitit
+        try:
+            import submitit
+        except ImportError:
+            raise LauncherError("hydra/launcher=exp_slurm needs submitit: pip install 'hydra-exp[slurm]'") from None
+        if not shutil.which("sbatch"):
+            raise LauncherError("hydra/launcher=exp_slurm: no sbatch on this machine's PATH (run it where SLURM's "
+                                "commands are, a login node)")
 
         self.options = o = plain_options(options)
         for key in ("array_parallelism", "max_num_timeout", "timeout_min"):
