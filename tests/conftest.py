@@ -59,6 +59,23 @@ def csv_rows(path: Path) -> List[Dict[str, str]]:
 
 
 @pytest.fixture
+def spawn():
+    """``subprocess.Popen`` for a test; what is still running when the test ends is killed, so a failing
+    test leaves no driver behind (and exp_local's workers end with their driver)."""
+    started: List[subprocess.Popen] = []
+
+    def start(args: List[str], **kwargs: Any) -> subprocess.Popen:
+        started.append(subprocess.Popen(args, **kwargs))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
 def hydra_app(tmp_path: Path):
     """Run tests/apps/task_app.py as a user would (a subprocess in tmp_path), sweep dir tmp_path/sweep."""
 

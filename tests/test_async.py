@@ -40,8 +40,8 @@ def test_async_gopt_never_runs_two_identical_trials_at_once(tmp_path, hydra_app)
     assert max(len([o for o in jobs if o["started"] < j["ended"] and j["started"] < o["ended"]]) for j in jobs) >= 2
 
 
-def driver(tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
+def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
+    return spawn(
         [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_grid", "hydra/launcher=exp_local",
          "hydra.launcher.workers=2", "+x=range(0,8)", "+behave.sleeps=[0.2,0.2,0.2,5,5,0.2,0.2,0.2]",
          f"+behave.record={tmp_path / 'jobs.jsonl'}", f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
@@ -53,9 +53,9 @@ def started_jobs(sweep: Path) -> int:
     return len([p for p in sweep.iterdir() if p.name.isdigit()]) if sweep.exists() else 0
 
 
-def test_ctrl_c_cancels_running_jobs_and_the_sweep_resumes(tmp_path):
+def test_ctrl_c_cancels_running_jobs_and_the_sweep_resumes(tmp_path, spawn):
     mark = f"exp-test-{time.time_ns()}"
-    first = driver(tmp_path, mark)
+    first = driver(spawn, tmp_path, mark)
     assert wait_for(lambda: len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) >= 3 if (tmp_path / "sweep" / "exp_results.csv").exists() else False)
     assert wait_for(lambda: started_jobs(tmp_path / "sweep") >= 5)  # the two slow jobs are running
     first.send_signal(signal.SIGINT)
@@ -66,7 +66,7 @@ def test_ctrl_c_cancels_running_jobs_and_the_sweep_resumes(tmp_path):
     assert "3" not in kept and "4" not in kept  # cancelled, not recorded as finished
     executed = len(records(tmp_path / "jobs.jsonl"))
 
-    again = driver(tmp_path, mark, "hydra.sweeper.resume=true")
+    again = driver(spawn, tmp_path, mark, "hydra.sweeper.resume=true")
     assert again.wait(timeout=120) == 0
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
     assert sorted(int(r["x"]) for r in rows) == list(range(8))
@@ -74,9 +74,9 @@ def test_ctrl_c_cancels_running_jobs_and_the_sweep_resumes(tmp_path):
     assert {3, 4} <= rerun and not rerun & {int(x) for x in kept}
 
 
-def test_ctrl_c_with_on_interrupt_wait_lets_running_jobs_finish(tmp_path):
+def test_ctrl_c_with_on_interrupt_wait_lets_running_jobs_finish(tmp_path, spawn):
     mark = f"exp-test-{time.time_ns()}"
-    first = driver(tmp_path, mark, "hydra.sweeper.on_interrupt=wait")
+    first = driver(spawn, tmp_path, mark, "hydra.sweeper.on_interrupt=wait")
     assert wait_for(lambda: started_jobs(tmp_path / "sweep") >= 5)
     time.sleep(0.3)
     first.send_signal(signal.SIGINT)

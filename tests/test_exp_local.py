@@ -162,9 +162,9 @@ def wait_for(condition, timeout=60.0):
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_interrupting_or_killing_the_driver_leaves_no_process(tmp_path, mark, how):
+def test_interrupting_or_killing_the_driver_leaves_no_process(tmp_path, mark, how, spawn):
     log = tmp_path / "jobs.jsonl"
-    driver = subprocess.Popen(
+    driver = spawn(
         [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
          "+x=range(0,4)", "+behave.hang_if=0", f"+behave.record={log}",
          f"+hydra.launcher.env.EXP_TEST_MARK={mark}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],

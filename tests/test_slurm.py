@@ -71,9 +71,9 @@ EXP_SLURM = ["hydra/launcher=exp_slurm", "hydra.launcher.partition=debug", "hydr
              "hydra.launcher.cpus_per_task=1", "hydra.launcher.poll_interval_s=0.5"]
 
 
-def start_driver(tmp_path: Path, *overrides: str) -> Tuple[subprocess.Popen, Path]:
+def start_driver(spawn, tmp_path: Path, *overrides: str) -> Tuple[subprocess.Popen, Path]:
     output = tmp_path / "driver.log"
-    process = subprocess.Popen([sys.executable, str(APPS / "task_app.py"), "-m", *overrides,
+    process = spawn([sys.executable, str(APPS / "task_app.py"), "-m", *overrides,
                                 f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, stdout=output.open("w"),
                                stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     return process, output
@@ -94,9 +94,9 @@ def running(slurm) -> list:
     return done.stdout.split()
 
 
-def test_exp_slurm_raise_exit_and_scancel_each_come_back_failed(tmp_path, slurm):
+def test_exp_slurm_raise_exit_and_scancel_each_come_back_failed(tmp_path, slurm, spawn):
     record = tmp_path / "record.jsonl"
-    driver, output = start_driver(tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2",
+    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2",
                                   "+x=range(0,5)", "+behave.fail_if=1", "+behave.exit_if=2",
                                   "+behave.sleeps=[0,0,0,120,0]", f"+behave.record={record}")
     line = wait_for(lambda: re.search(r"job #3 submitted as SLURM job (\d+)", output.read_text()))
@@ -140,10 +140,10 @@ def test_exp_slurm_batch_launch_is_one_job_array(tmp_path, hydra_app, slurm):
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
 
 
-def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slurm):
+def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slurm, spawn):
     args = ["hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2", "+x=range(0,4)",
             "+behave.sleeps=[120,120,0,0]"]
-    driver, output = start_driver(tmp_path, *args)
+    driver, output = start_driver(spawn, tmp_path, *args)
     wait_for(lambda: len(running(slurm)) == 2)
     driver.send_signal(signal.SIGINT)
     assert driver.wait(timeout=30) == 1
@@ -157,11 +157,11 @@ def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slur
     assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]
 
 
-def test_a_preempted_job_is_requeued_and_its_result_arrives(tmp_path, slurm):
+def test_a_preempted_job_is_requeued_and_its_result_arrives(tmp_path, slurm, spawn):
     record = tmp_path / "record.jsonl"
     # submitit counts a signal as a timeout (not a preemption) when the job has run for more than its
     # time limit less 10 minutes: with 20 minutes, a signal in the first seconds is a preemption
-    driver, output = start_driver(tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.timeout_min=20",
+    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.timeout_min=20",
                                   "+x=range(0,2)", "+behave.sleep=6", f"+behave.record={record}")
     victim = wait_for(lambda: re.search(r"job #0 submitted as SLURM job (\d+)", output.read_text())).group(1)
     wait_for(lambda: (tmp_path / "sweep" / "0").exists())  # the job is inside Hydra: submitit's handlers are set
