@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -45,3 +46,25 @@ def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[...,
     failed = sum(r.status.name == "FAILED" for r in returns)
     log.info("%s: %d jobs done: %d completed, %d failed", name, len(returns), len(returns) - failed, failed)
     return returns
+
+
+def number(config: Any, idx: int, job_id: str) -> Dict[str, str]:
+    """Give a composed job config its number and id (as Hydra's launchers do); where its output goes."""
+    from omegaconf import open_dict
+
+    with open_dict(config):
+        config.hydra.job.id = job_id
+        config.hydra.job.num = idx
+    hydra = config.hydra
+    return {"output_dir": os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir))),
+            "name": str(hydra.job.name), "sweep_dir": str(hydra.sweep.dir)}
+
+
+def run_numbered(hydra_context: Any, task_function: Any, config: Any) -> Any:
+    """Run a numbered job config with Hydra's ``run_job``, in the sweep's directory layout."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import run_job
+
+    HydraConfig.instance().set_config(config)
+    return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import secrets
 import shutil
 import subprocess
@@ -26,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from exp_compat.hydra_syntax import plain_options
 from hydra_plugins.exp_launcher._compose import Composer
 from hydra_plugins.exp_launcher._devices import LauncherError
-from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
+from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
@@ -65,19 +64,14 @@ class SlurmTask:
 
     def __call__(self, overrides: List[str], idx: int) -> Any:
         import submitit
-        from hydra.core.hydra_config import HydraConfig
         from hydra.core.singleton import Singleton
-        from hydra.core.utils import run_job, setup_globals
+        from hydra.core.utils import setup_globals
 
         setup_globals()
         Singleton.set_state(self.singleton_state)
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = submitit.JobEnvironment().job_id
-            sweep_config.hydra.job.num = idx
-        HydraConfig.instance().set_config(sweep_config)
-        return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
-                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        number(sweep_config, idx, submitit.JobEnvironment().job_id)
+        return run_numbered(self.hydra_context, self.task_function, sweep_config)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
@@ -168,11 +162,7 @@ class SlurmEngine:
 
         job = Job(idx, list(overrides), Future())
         config = self.composer.compose(job.overrides)
-        with open_dict(config):
-            config.hydra.job.num = idx
-        hydra = config.hydra
-        job.where = {"output_dir": os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir))),
-                     "name": str(hydra.job.name), "sweep_dir": str(hydra.sweep.dir)}
+        job.where = number(config, idx, f"{config.hydra.job.name}_{idx}")
         job.future.set_running_or_notify_cancel()
         return job
 

@@ -45,12 +45,11 @@ def watch_parent(parent: int) -> None:
 
 def serve(conn: Connection) -> None:
     import cloudpickle
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton
-    from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
-    from omegaconf import open_dict
+    from hydra.core.utils import JobReturn, JobStatus, setup_globals
 
     from hydra_plugins.exp_launcher._compose import Composer
+    from hydra_plugins.exp_launcher._jobs import number, run_numbered
 
     parent, path = pickle.loads(conn.recv_bytes())
     watch_parent(parent)
@@ -69,15 +68,9 @@ def serve(conn: Connection) -> None:
             return
         _, idx, overrides = message
         sweep_config = composer.compose(overrides)
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-            sweep_config.hydra.job.num = idx
-        HydraConfig.instance().set_config(sweep_config)
-        hydra = sweep_config.hydra
-        output_dir = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
-        conn.send(("started", idx, {"output_dir": output_dir, "name": str(hydra.job.name), "sweep_dir": str(hydra.sweep.dir)}))
-        ret = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
+        conn.send(("started", idx, where))
+        ret = run_numbered(hydra_context, task_function, sweep_config)
         try:
             payload = cloudpickle.dumps(("done", idx, ret))
         except Exception as error:  # a return value (or exception) that cannot travel back
