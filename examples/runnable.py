@@ -1,27 +1,17 @@
-"""EXP's quick-start module as a Hydra app: the objective is x ** 2.
+"""EXP's quick-start module, as EXP's README wrote it, plus one import and one decorator line.
 
-EXP called ``run(x=1, **kwargs)``; Hydra calls ``main(cfg)`` with the job's
-config, so ``x`` comes from ``cfg`` (1 when no sweep sets it). The return
-value is the job's result, which optimizing sweepers minimise.
+``@runnable`` makes it a Hydra app: each job's config arrives as keyword
+arguments (with EXP's ``id``, ``run`` and ``pid``), and the return value is the
+job's result, which optimizing sweepers minimise. ``run(x=3)`` still calls the
+plain function.
 """
-import logging
-
-import hydra
-from omegaconf import DictConfig
-
-log = logging.getLogger(__name__)
+from exp_compat import runnable
 
 
-def run(x: float = 1, **kwargs) -> float:
+@runnable
+def run(x=1, **kwargs):
     return x**2
 
 
-@hydra.main(version_base=None, config_path=None, config_name=None)
-def main(cfg: DictConfig) -> float:
-    result = run(**cfg)
-    log.info("x=%s -> %s", cfg.get("x", 1), result)
-    return result
-
-
 if __name__ == "__main__":
-    main()
+    run()

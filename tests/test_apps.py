@@ -1,0 +1,72 @@
+"""exp_compat.runnable: EXP's run(**kwargs) modules as Hydra apps, run as users type them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import APPS, csv_rows
+
+GRID = '[x]\ntype = "range"\nbounds = [0, 3]\ndtype = "int"\n[model.lr]\ntype = "list"\nvalue = [0.1, 0.01]\n'
+
+
+def run_app(tmp_path: Path, *overrides: str) -> list:
+    record = tmp_path / "record.jsonl"
+    done = subprocess.run([sys.executable, str(APPS / "exp_runnable.py"), "-m", *overrides,
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, EXP_TEST_RECORD=str(record)), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_grid_jobs_receive_their_configuration_as_keyword_arguments(tmp_path):
+    (tmp_path / "grid.conf").write_text(GRID)
+    received = run_app(tmp_path, "hydra/sweeper=exp_grid", "+exp.params=grid.conf", "hydra.sweeper.runs=2")
+    planned = {(r["id"], r["run"]): r for r in csv_rows(tmp_path / "sweep" / "exp_params.csv")}
+    assert len(received) == 12 and len(planned) == 12  # x in 0, 1, 2 (EXP grids leave out the high end)
+    for kwargs in received:  # nested keys as nested dicts; EXP's id and run; no exp.* control key
+        assert set(kwargs) == {"x", "model", "id", "run", "pid"} and kwargs["pid"] == 0
+        row = planned[(str(kwargs["id"]), str(kwargs["run"]))]
+        assert (str(kwargs["x"]), str(kwargs["model"]["lr"])) == (row["x"], row["model.lr"])
+    assert sorted(p.name for p in (tmp_path / "sweep" / "0").glob("*.log")) == ["exp_runnable.log"]
+
+
+def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
+    (tmp_path / "basic.conf").write_text('[x]\ntype = "range"\nbounds = [-10, 10]\n')
+    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=12",
+                       "hydra/launcher=exp_local", "hydra.launcher.workers=2")
+    assert sorted(k["id"] for k in received) == list(range(12)) and {k["run"] for k in received} == {1}
+    assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert all(float(r["evaluation"]) == float(r["x"]) ** 2 for r in rows)  # the return value is the result
+    assert min(float(r["evaluation"]) for r in rows) < 1.0
+
+
+def test_other_sweepers_number_the_jobs_and_a_direct_call_is_a_plain_call(tmp_path):
+    received = run_app(tmp_path, "+x=2,3")  # Hydra's basic sweeper
+    assert sorted((k["x"], k["id"], k["run"], k["pid"]) for k in received) == [(2, 0, 1, 0), (3, 1, 1, 0)]
+    sys.path.insert(0, str(APPS))
+    try:
+        import exp_runnable
+    finally:
+        sys.path.remove(str(APPS))
+    os.environ["EXP_TEST_RECORD"] = str(tmp_path / "direct.jsonl")
+    try:
+        assert exp_runnable.run(x=4, id=7) == 16
+    finally:
+        del os.environ["EXP_TEST_RECORD"]
+    assert json.loads((tmp_path / "direct.jsonl").read_text()) == {"x": 4, "id": 7}
+
+
+def test_the_readme_quick_start_finds_a_solution_close_to_zero(tmp_path):
+    """The README's main command, on the bundled example (EXP's quick start), from the repository root."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "examples/runnable.py", "-m", "hydra/sweeper=exp_gopt",
+                           "+exp.params=examples/basic.conf", "hydra.sweeper.n_trials=20",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.1
+    assert (tmp_path / "sweep" / "0" / "runnable.log").exists()
