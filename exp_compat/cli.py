@@ -12,6 +12,7 @@ from typing import Callable, List, Optional
 
 from exp_compat.convert import FORMATS, TARGETS, convert
 from exp_compat.errors import SpaceError
+from exp_compat.exp_commands import add_commands
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
 
 USAGE_ERROR = 2
@@ -118,12 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--seed", type=_whole_number, help="seed for drawing random parameters (--to basic)")
     conv.add_argument("--runs", type=_whole_number, help="repeat every configuration R times: adds a 'run' sweep (--to basic)")
     conv.set_defaults(action=_convert)
+    add_commands(commands)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "execute"):  # run / gopt: a Hydra multirun in this process
+        return args.execute(args)
     action: Callable[[argparse.Namespace], str] = args.action
     try:
         output = action(args)
