@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, List, Optional
 
-from exp_compat.convert import FORMATS, TARGETS, convert
+from exp_compat.convert import FORMATS, TARGETS, convert, space_from_sweep
 from exp_compat.errors import SpaceError
 from exp_compat.exp_commands import add_commands
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
@@ -71,6 +71,31 @@ def _convert(args: argparse.Namespace) -> str:
     return definition.as_yaml(comment).rstrip("\n")
 
 
+def _export(args: argparse.Namespace) -> str:
+    lines = list(args.overrides)
+    source = "command line"
+    if args.yaml_file:
+        import yaml
+
+        source = args.yaml_file
+        try:
+            with open(args.yaml_file, encoding="utf-8") as handle:
+                document = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise SpaceError(f"cannot read it: {error}", source=source) from None
+        params = ((document.get("hydra") or {}).get("sweeper") or {}).get("params") if isinstance(document, dict) else None
+        if not isinstance(params, dict) or not params:
+            raise SpaceError("no hydra.sweeper.params mapping in it", source=source)
+        lines = [f"{key}={value}" for key, value in params.items()] + lines
+    if not lines:
+        raise SpaceError("nothing to export: give sweep overrides or --yaml FILE")
+    space = space_from_sweep(lines, source=source)
+    if args.output:
+        space.write(args.output)
+        return f"{args.output}: {_count(len(space), 'parameter')}"
+    return space.to_toml().rstrip("\n")
+
+
 def _whole_number(text: str) -> int:
     try:
         return int(text)
@@ -119,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--seed", type=_whole_number, help="seed for drawing random parameters (--to basic)")
     conv.add_argument("--runs", type=_whole_number, help="repeat every configuration R times: adds a 'run' sweep (--to basic)")
     conv.set_defaults(action=_convert)
+
+    export = commands.add_parser(
+        "export",
+        help="turn a Hydra sweep definition back into an EXP space file",
+        description="Write an EXP TOML space for a Hydra sweep: override strings (x=choice(a,b), "
+        "x=range(0,10,2), lr=tag(log,interval(1e-4,1e-1)), db.user=me) or --yaml FILE with hydra.sweeper.params "
+        "(what 'exp-compat convert' writes). choice -> list, range -> range (same start, stop, step; EXP's grid "
+        "rules leave out the stop value, as Hydra does), interval -> random (log-uniform with tag(log,...)), "
+        "key=value -> value. Config-group choices cannot be told from values without the app: give values only.",
+    )
+    export.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="sweep overrides, as after 'python app.py -m'")
+    export.add_argument("--yaml", dest="yaml_file", help="a config file with hydra.sweeper.params")
+    export.add_argument("-o", "--output", help="write the TOML here (atomically) instead of printing it")
+    export.set_defaults(action=_export)
     add_commands(commands)
     return parser
 

@@ -173,3 +173,30 @@ def convert(space: Space, target: str = "basic", seed: Optional[int] = None, run
             raise SpaceError("--runs applies to grids (--to basic); an optimization has no repeats")
         return optuna_sweep(space)
     return basic_sweep(space, seed=seed, runs=runs)
+
+
+def space_from_sweep(overrides: Sequence[str], source: str = "command line") -> Space:
+    """A Hydra sweep definition as an EXP space (``exp-compat export``), in the order given.
+
+    ``choice`` becomes a list, ``range`` an EXP range with the same start, stop and step (EXP's
+    grid rules, like Hydra's, leave out the stop value), ``interval`` a random parameter
+    (``tag(log, interval(...))``: log-uniform) and a plain ``key=value`` a fixed value, as the job
+    would receive it. Config-group choices and deletions have no place in an EXP space: an error.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from exp_compat.hydra_syntax import parse_overrides
+
+    parsed = parse_overrides(overrides, source=source, exact_ranges=True)
+    by_name = {param.name: param for param in parsed.params}
+    params = []
+    for kind, item in parsed.order:
+        if kind == "param":
+            params.append(by_name[item])
+            continue
+        override = OverridesParser.create().parse_override(item)
+        if override.is_delete() or override.package is not None or override.is_hydra_override():
+            raise SpaceError(f"cannot export {item!r}: only config values and their sweeps belong in an EXP space",
+                             source=source)
+        params.append(ValueParam(override.key_or_group, job_value(item)))
+    return Space(params, source=source)

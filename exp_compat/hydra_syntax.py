@@ -49,7 +49,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
+def _param(name: str, override: Any, source: str, enumerable: bool, exact_ranges: bool = False) -> Param:
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
     sweep = override.value()
@@ -63,7 +63,7 @@ def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
         numbers = (sweep.start, sweep.stop, sweep.step)
         dtype = "int" if all(isinstance(v, int) for v in numbers) else "float"
         grid = RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
-        if enumerable:
+        if enumerable or exact_ranges:
             return grid
         # For optimization keep Hydra's meaning (the stop value excluded): an integer
         # dimension when the step is 1, else a choice between the range's values.
@@ -87,11 +87,14 @@ def _param(name: str, override: Any, source: str, enumerable: bool) -> Param:
     raise SpaceError(f"unsupported sweep {override.input_line!r}: use choice, range or interval", param=name, source=source)
 
 
-def parse_overrides(overrides: Sequence[str], source: str = "command line", enumerable: bool = False) -> ParsedOverrides:
+def parse_overrides(overrides: Sequence[str], source: str = "command line", enumerable: bool = False,
+                    exact_ranges: bool = False) -> ParsedOverrides:
     """Split overrides into sweep parameters and pass-through overrides (``db.user=me``).
 
     ``enumerable`` (for grids) rejects ``interval(...)``, which has no grid values; without it
     (for optimization) ``range(...)`` keeps Hydra's meaning, its stop value excluded.
+    ``exact_ranges`` (for writing a space file) keeps every ``range(...)`` as an EXP range
+    with the same start, stop and step, which EXP's grid rules read as Hydra does.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -110,7 +113,7 @@ def parse_overrides(overrides: Sequence[str], source: str = "command line", enum
         if override.is_delete() or override.package is not None:
             raise SpaceError(f"cannot sweep over {line!r}: only config values can be swept", source=source)
         try:
-            params.append(_param(override.key_or_group, override, source, enumerable))
+            params.append(_param(override.key_or_group, override, source, enumerable, exact_ranges))
         except SpaceError as error:
             raise error.located(source) from None
         keys[override.key_or_group] = override.get_key_element()

@@ -1,6 +1,7 @@
 """The exp-compat console script, run as a user runs it, and its output handed to real Hydra."""
 from __future__ import annotations
 
+import shlex
 import sys
 from collections import Counter
 from pathlib import Path
@@ -193,3 +194,49 @@ def test_optuna_definition_runs_in_a_real_optuna_sweep(tmp_path, exp_compat):
         assert 1e-4 <= config["model"]["lr"] <= 1e-1
         assert config["model"]["opt"] in ("adam", "sgd") and type(config["flag"]) is bool
         assert config["tag"] == "run 1, final"
+
+
+SWEEP = ["x=range(0,10,2)", "model.opt=choice(adam,sgd)", "model.lr=tag(log,interval(1e-4,1e-1))", "z=interval(0.0,1.0)",
+         "tag='quick start'", "n=5"]
+
+
+def test_export_writes_the_sweep_as_an_exp_space(tmp_path, exp_compat):
+    done = exp_compat("export", *SWEEP, "-o", "space.conf")
+    assert done.returncode == 0, done.stderr
+    space = Space.from_file(tmp_path / "space.conf")
+    assert space.names == ["x", "model.opt", "model.lr", "z", "tag", "n"]
+    grid = space.grid(seed=0)  # ranges and choices mean what Hydra's basic sweeper expands them to
+    assert sorted({row["x"] for row in grid}) == [0, 2, 4, 6, 8] and {row["model.opt"] for row in grid} == {"adam", "sgd"}
+    search = {d.name: d for d in space.search().dimensions}
+    assert (search["model.lr"].low, search["model.lr"].high, search["model.lr"].prior) == (1e-4, 1e-1, "log-uniform")
+    assert (search["z"].low, search["z"].high, search["z"].prior) == (0.0, 1.0, "uniform")
+    assert space.search().fixed == {"tag": "quick start", "n": 5}
+
+
+def test_export_round_trips_with_convert(tmp_path, exp_compat):
+    """EXP space -> Hydra sweep (convert) -> EXP space (export): the same space, both ways of writing it."""
+    exp_compat("export", *[s for s in SWEEP if not s.startswith("x=")], "-o", "a.conf")
+    for fmt in ("overrides", "yaml"):
+        done = exp_compat("convert", "a.conf", "--to", "optuna", "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        if fmt == "yaml":
+            (tmp_path / "sweep.yaml").write_text(done.stdout)
+            again = exp_compat("export", "--yaml", "sweep.yaml", "-o", "b.conf")
+        else:
+            words = [w for w in shlex.split(done.stdout) if not w.startswith("hydra/sweeper=")]
+            again = exp_compat("export", *words, "-o", "b.conf")
+        assert again.returncode == 0, again.stderr
+        assert Space.from_file(tmp_path / "b.conf").to_mapping() == Space.from_file(tmp_path / "a.conf").to_mapping()
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "nothing to export"),
+    (["db@x=1"], "cannot export 'db@x=1'"),
+    (["~x"], "cannot export '~x'"),
+    (["--yaml", "missing.yaml"], "cannot read it"),
+    (["x=choice(1,2"], "invalid override"),
+])
+def test_export_errors_are_one_line_and_write_nothing(tmp_path, exp_compat, args, message):
+    done = exp_compat("export", *args, "-o", "out.conf")
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.conf").exists()
