@@ -70,3 +70,19 @@ def test_the_readme_quick_start_finds_a_solution_close_to_zero(tmp_path):
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.1
     assert (tmp_path / "sweep" / "0" / "runnable.log").exists()
+
+
+def test_the_digits_example_tunes_a_real_model(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "examples/digits/train.py", "-m", "hydra/sweeper=exp_gopt",
+                           "+exp.params=examples/digits/space.conf", "hydra.sweeper.n_trials=6", "hydra.sweeper.plot=true",
+                           "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+                           "+max_iter=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
+    assert all(0.0 < float(r["evaluation"]) < 0.5 for r in rows)  # an error rate: digits is learnable
+    assert all(r["max_depth"].isdigit() and 2 <= int(r["max_depth"]) <= 8 for r in rows)  # an integer dimension
+    assert {r["l2_regularization"] for r in rows} <= {"0.0", "0.1", "1.0"}
+    assert (tmp_path / "sweep" / "opt_convergence.png").stat().st_size > 0

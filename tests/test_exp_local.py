@@ -183,3 +183,29 @@ def test_max_jobs_per_worker(tmp_path, hydra_app, limit, processes):
                      "+x=range(0,6)", f"+behave.record={log}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len({j["pid"] for j in records(log)}) == processes
+
+
+@pytest.mark.parametrize("setting,parent,expected", [
+    (None, None, str(max(1, (os.cpu_count() or 1) // 2))),  # the CPUs shared out between 2 workers
+    ("3", None, "3"),
+    ("0", None, None),  # the libraries' own defaults
+    (None, "7", "7"),  # the user's environment wins
+])
+def test_thread_pools_are_sized_per_worker(tmp_path, setting, parent, expected):
+    """OpenMP/BLAS pools sized for the whole machine in every worker oversubscribe the CPUs: a
+    scikit-learn job was measured over 30 times slower that way (see the README)."""
+    log = tmp_path / "jobs.jsonl"
+    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+            "+x=range(0,2)", f"+behave.record={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    if setting is not None:
+        args.append(f"hydra.launcher.threads_per_worker={setting}")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if parent is not None:
+        env["OMP_NUM_THREADS"] = parent
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = records(log)
+    assert len(jobs) == 2 and {j["env"]["OMP_NUM_THREADS"] for j in jobs} == {expected}
+    shared = str(max(1, (os.cpu_count() or 1) // 2))
+    mkl = None if setting == "0" else (setting or shared)  # each variable the environment leaves unset
+    assert {j["env"]["MKL_NUM_THREADS"] for j in jobs} == {mkl}

@@ -29,6 +29,9 @@ class ExpLocalConf:
     timeout_s: Optional[float] = None
     # Jobs a worker process runs before it is replaced; null: it lives for the whole sweep; 1: a fresh process per job.
     max_jobs_per_worker: Optional[int] = None
+    # Threads of OpenMP/BLAS pools per worker (OMP_NUM_THREADS...) where the environment sets none;
+    # null: the CPUs shared out between the workers; 0: leave the libraries' defaults.
+    threads_per_worker: Optional[int] = None
     # Extra environment variables for every job.
     env: Dict[str, str] = field(default_factory=dict)
 

@@ -36,7 +36,7 @@ def main(cfg: DictConfig):
     if "hang_if" in behave and x == behave["hang_if"]:
         child = subprocess.Popen(["sleep", "3600"]).pid
     env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_WORKER_ID", "EXP_DEVICES", "EXP_TEST_EXTRA", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
-                                                   "SLURM_RESTART_COUNT")}
+                                                   "SLURM_RESTART_COUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if behave.get("record"):
         with open(behave["record"], "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"num": job.num, "config": received, "pid": os.getpid(), "child": child,
