@@ -35,9 +35,9 @@ def test_grid_jobs_receive_their_configuration_as_keyword_arguments(tmp_path):
 
 def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
     (tmp_path / "basic.conf").write_text('[x]\ntype = "range"\nbounds = [-10, 10]\n')
-    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=12",
-                       "hydra/launcher=exp_local", "hydra.launcher.workers=2")
-    assert sorted(k["id"] for k in received) == list(range(12)) and {k["run"] for k in received} == {1}
+    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=16",
+                       "hydra.sweeper.n_initial_points=5", "hydra/launcher=exp_local", "hydra.launcher.workers=2")
+    assert sorted(k["id"] for k in received) == list(range(16)) and {k["run"] for k in received} == {1}
     assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert all(float(r["evaluation"]) == float(r["x"]) ** 2 for r in rows)  # the return value is the result
@@ -82,7 +82,8 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
-    assert all(0.0 < float(r["evaluation"]) < 0.5 for r in rows)  # an error rate: digits is learnable
+    errors = [float(r["evaluation"]) for r in rows]
+    assert all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.3  # error rates; digits is learnable
     assert all(r["max_depth"].isdigit() and 2 <= int(r["max_depth"]) <= 8 for r in rows)  # an integer dimension
     assert {r["l2_regularization"] for r in rows} <= {"0.0", "0.1", "1.0"}
     assert (tmp_path / "sweep" / "opt_convergence.png").stat().st_size > 0
