@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 
 from exp_compat.convert import FORMATS, TARGETS, convert, space_from_sweep
 from exp_compat.errors import SpaceError
-from exp_compat.exp_commands import add_commands
+from exp_compat.exp_commands import add_commands, whole_number
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
 
 USAGE_ERROR = 2
@@ -96,13 +96,6 @@ def _export(args: argparse.Namespace) -> str:
     return space.to_toml().rstrip("\n")
 
 
-def _whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exp-compat",
@@ -141,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="yaml (default): a config file with hydra.sweeper.params (@package _global_); "
         "overrides: one shell-quoted line to put after 'python app.py -m'",
     )
-    conv.add_argument("--seed", type=_whole_number, help="seed for drawing random parameters (--to basic)")
-    conv.add_argument("--runs", type=_whole_number, help="repeat every configuration R times: adds a 'run' sweep (--to basic)")
+    conv.add_argument("--seed", type=whole_number, help="seed for drawing random parameters (--to basic)")
+    conv.add_argument("--runs", type=whole_number, help="repeat every configuration R times: adds a 'run' sweep (--to basic)")
     conv.set_defaults(action=_convert)
 
     export = commands.add_parser(

@@ -49,11 +49,16 @@ class ModuleTask:
         return load_runnable(self.path).run(**job_kwargs(cfg))
 
 
-def _positive(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number, or a one-line usage error."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")  # EXP: cannot be <= 0
     return value
