@@ -134,7 +134,8 @@ def test_basic_yaml_gives_exactly_the_exp_grid_in_a_real_multirun(tmp_path, exp_
     done = exp_compat("convert", "grid.conf", "--seed", "5", "--runs", "2")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     (tmp_path / "sweep.yaml").write_text(done.stdout, encoding="utf-8")
-    received = multirun(tmp_path, "--config-dir", str(tmp_path), "--config-name", "sweep")
+    received = multirun(tmp_path, "--config-dir", str(tmp_path), "--config-name", "sweep",
+                        "hydra/launcher=exp_local", "hydra.launcher.workers=2")  # the sweep is the basic sweeper's
     assert len(received) == 2 * 2 * 2 * 2 * 2 * 2
     assert Counter(repr(typed(c)) for c in received) == expected_grid(tmp_path, seed=5, runs=2)
 

@@ -25,7 +25,7 @@ from exp_compat import Space, SpaceError
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
 from exp_compat.overrides import render_value
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
-from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES, Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepState, next_job_num
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
@@ -93,6 +93,8 @@ class SweepCore:
         o = self.options
         if o["on_failure"] not in ON_FAILURE:
             raise SweepError(f"hydra.sweeper.on_failure must be one of {', '.join(ON_FAILURE)}, got {o['on_failure']!r}")
+        if o["progress"] not in PROGRESS_MODES:
+            raise SweepError(f"hydra.sweeper.progress must be one of {', '.join(PROGRESS_MODES)}, got {o['progress']!r}")
         if o["on_interrupt"] not in ON_INTERRUPT:
             raise SweepError(f"hydra.sweeper.on_interrupt must be one of {', '.join(ON_INTERRUPT)}, got {o['on_interrupt']!r}")
         rate = o["max_failure_rate"]

@@ -4,7 +4,7 @@ Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sl
 ``sleeps`` (a list: sleep sleeps[x] seconds),
 ``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
 start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
-key name: return {name: x}), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
+key name: return {name: x}), ``results`` (a list: return what ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
 itself), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
 """
 import json
@@ -50,7 +50,7 @@ def main(cfg: DictConfig):
     if "fail_if" in behave and received.get("x") == behave["fail_if"]:
         raise ValueError(f"boom at x={received.get('x')}")
     x = received.get("x", 0)
-    kind = behave.get("result", "x")
+    kind = behave["results"][int(x)] if behave.get("results") else behave.get("result", "x")
     if kind == "x":
         return x
     if kind == "const":
