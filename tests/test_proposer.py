@@ -113,7 +113,7 @@ def test_liar_points_are_polished_to_a_local_minimum_of_the_acquisition(monkeypa
     proposer.tell(points, [(a - 0.3) ** 2 + (b + 0.5) ** 2 for a, b in points])
     pending = proposer.propose(1, pending=[])
     point = proposer.propose(1, pending=pending)[0]
-    model = proposer._liar_model(pending)
+    model = proposer._liar_model(proposer.X, proposer.y, pending)
     x = proposer.space.transform([point])[0]
     _, gradient = gaussian_acquisition_1D(x, model, min(proposer.y), "EI", proposer.acq_kwargs)
     inside = (x > 1e-6) & (x < 1 - 1e-6)

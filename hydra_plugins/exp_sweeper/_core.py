@@ -66,6 +66,9 @@ class Strategy(Protocol):
     def requeue(self, trials: List[Trial]) -> None:
         """Trials launched by an earlier run of this sweep that never finished: run them again."""
 
+    def prepare(self) -> None:
+        """Asynchronous mode, after launching: start working out the next trial while the jobs run."""
+
 
 class SweepCore:
     """Space loading, launching, recording and failure policy, common to both sweepers."""
@@ -284,6 +287,7 @@ class SweepCore:
                         in_flight[self.launcher.submit(self.overrides(trial), trial.job_num)] = trial
                         if freed_at is not None:
                             waits.append(time.monotonic() - freed_at)
+                    strategy.prepare()
                 if not in_flight:
                     self._report_waits(waits)
                     return stop

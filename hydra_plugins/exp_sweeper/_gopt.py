@@ -1,6 +1,7 @@
 """exp_gopt: global optimization of an EXP space with scikit-optimize (EXP's ``exp.gopt``)."""
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 from pathlib import Path
@@ -42,7 +43,14 @@ def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
 
 
 class GoptStrategy:
-    """Trials from the proposer until ``n_trials`` have finished; results are told in one refit per ask."""
+    """Trials from the proposer until ``n_trials`` have finished.
+
+    Telling results refits the surrogate's hyper-parameters: hundreds of milliseconds, growing with
+    the number of results. In asynchronous mode (:meth:`prepare`) that refit runs in the background
+    while the jobs run, and a freed slot's proposal takes the results that arrived since as data of
+    a quick refit with the kernel kept, so the slot gets its next trial at once and the proposal
+    still knows every result. Otherwise (batches) results are told in one refit per ask.
+    """
 
     def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: str, objective: Optional[str]):
         self.search = search
@@ -59,6 +67,8 @@ class GoptStrategy:
         self.best_value: Optional[float] = None
         self.best_params: Optional[Dict[str, Any]] = None
         self.exhausted = False
+        self.telling: Optional["concurrent.futures.Future[None]"] = None
+        self._background: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
     def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float]) -> None:
         self.proposer.remember(point)
@@ -82,12 +92,37 @@ class GoptStrategy:
                 self.n_failed += not completed
                 self.next_id = max(self.next_id, int(row["id"]) + 1)
 
-    def ask(self, n: int) -> List[Trial]:
+    def _tell_untold(self) -> None:
         if self.untold:
             points, values = zip(*self.untold)
             self.proposer.tell(list(points), list(values))
             self.untold = []
-        k = min(n, self.n_trials - self.finished - len(self.pending))
+
+    def _budget(self) -> int:
+        return self.n_trials - self.finished - len(self.pending)
+
+    def prepare(self) -> None:
+        """Tell the results that arrived to the proposer in the background (the proposer is used by one
+        thread at a time: :meth:`ask` waits for this refit before proposing)."""
+        if self._background is None:
+            self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exp-gopt-refit")
+        if self.telling is not None and not self.telling.done() or not self.untold:
+            return
+        untold, self.untold = self.untold, []
+        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold])
+
+    def close(self) -> None:
+        """The sweep is over: the last results are told too (the plots read the proposer's data)."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+        self._tell_untold()
+
+    def ask(self, n: int) -> List[Trial]:
+        if self.telling is not None:
+            self.telling.result()
+        elif self._background is None:  # batches: one refit now, before proposing
+            self._tell_untold()
+        k = min(n, self._budget())
         if k <= 0:
             return []
         trials = []
@@ -96,7 +131,7 @@ class GoptStrategy:
             self.pending[trial.extra["id"]] = self.search.to_point(trial.params)
             trials.append(Trial(trial.params, trial.extra))
         k -= len(trials)
-        points = self.proposer.propose(k, list(self.pending.values())) if k else []
+        points = self.proposer.propose(k, list(self.pending.values()), recent=self.untold) if k else []
         if len(points) < k and self.proposer.exhausted and not self.exhausted:
             self.exhausted = True
             log.warning("exp_gopt: %s; ending early with %d trials", describe_exhaustion(self.proposer.size),
@@ -171,7 +206,11 @@ class GoptSweep(SweepCore):
             raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
         settings = {k: o[k] for k in ("surrogate", "acquisition", "direction", "objective")}
         state = self.load_state({"space": space.to_mapping(), **settings})
-        n_jobs = o["n_jobs"] or self.launcher_slots() or launcher_slots(self.config) or 1
+        n_jobs = o["n_jobs"] or min(self.launcher_slots() or launcher_slots(self.config) or 1, o["n_trials"])
+        if o["n_jobs"] is None and n_jobs > o["n_initial_points"]:
+            log.warning("%s: n_jobs defaults to the launcher's %d slots, more than n_initial_points=%d: most trials "
+                        "will be proposed before any result is back (close to random search); set "
+                        "hydra.sweeper.n_jobs to the number of trials to run at once", self.kind, n_jobs, o["n_initial_points"])
         asynchronous = o["mode"] == "async" and self.asynchronous()
         if asynchronous:
             log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, n_jobs)
@@ -202,6 +241,7 @@ class GoptSweep(SweepCore):
 
     def finish(self, store: Any) -> None:
         strategy = self.strategy
+        strategy.close()
         write_summary(self.sweep_dir / "optimization_results.yaml", {
             "name": self.options["name"], "best_params": strategy.best_params, "best_value": strategy.best_value,
             "n_trials": strategy.finished, "n_failed": strategy.n_failed,

@@ -49,6 +49,9 @@ class GridStrategy:
     def requeue(self, trials: List[Trial]) -> None:
         pass  # unfinished grid jobs are not in `done`, so the grid hands them out again in order
 
+    def prepare(self) -> None:
+        pass  # the grid's next row costs nothing to find
+
 
 def plan(grid: Grid, config_ids: Optional[Sequence[int]]) -> Iterator[Dict[str, Any]]:
     """The jobs to run, in order; a space with no parameters is one configuration (Hydra's convention)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import warnings
-from typing import Any, Iterator, List, Optional, Sequence, Set
+from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from sklearn.base import clone
@@ -141,6 +141,10 @@ class Proposer:
         """A point that ran (or is running): never propose it again unless repeats are allowed."""
         self.seen.add(point_key(point))
 
+    def forget(self, point: Sequence[Any]) -> None:
+        """A proposed point that will not run after all: it may be proposed again."""
+        self.seen.discard(point_key(point))
+
     def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
         """Finished points with finite values (minimised); one refit for all of them."""
         if not points:
@@ -159,13 +163,19 @@ class Proposer:
         return not self.allow_repeats and self.size is not None and len(self.seen) >= self.size
 
     # -- proposing --------------------------------------------------------------------------
-    def propose(self, k: int, pending: Sequence[Sequence[Any]]) -> List[List[Any]]:
-        """Up to ``k`` new points, given the points still running; fewer if the space runs out."""
+    def propose(self, k: int, pending: Sequence[Sequence[Any]],
+                recent: Sequence[Tuple[Sequence[Any], float]] = ()) -> List[List[Any]]:
+        """Up to ``k`` new points, given the points still running; fewer if the space runs out.
+
+        ``recent``: results not told yet (``tell`` refits the surrogate's hyper-parameters, which is
+        slow); they join the data of the quick refit with the kernel kept, so a proposal made the
+        moment a result arrives already accounts for it.
+        """
         chosen: List[List[Any]] = []
         pool = CandidatePool(self)
         with self.single_thread():
             for _ in range(k):
-                point = self._one(list(pending) + chosen, pool)
+                point = self._one(list(pending) + chosen, pool, recent)
                 if point is None:
                     break
                 chosen.append(point)
@@ -178,20 +188,23 @@ class Proposer:
     def model_ready(self) -> bool:
         return self.optimizer is not None and bool(self.optimizer.models) and len(self.X) >= self.n_initial_points
 
-    def _one(self, pending: List[List[Any]], pool: "CandidatePool") -> Optional[List[Any]]:
+    def _one(self, pending: List[List[Any]], pool: "CandidatePool",
+             recent: Sequence[Tuple[Sequence[Any], float]]) -> Optional[List[Any]]:
         if self.exhausted:
             return None
-        if self.model_ready() and not pending:
+        if self.model_ready() and not pending and not recent:
             proposal = list(self.optimizer._next_x)
             if self._fresh(proposal):
                 return proposal
         if not self.model_ready():
             return pool.take_random()
-        model = self._liar_model(pending)
-        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model), y_opt=min(self.y),
+        X = self.X + [list(p) for p, _ in recent]
+        y = self.y + [float(v) for _, v in recent]
+        model = self._liar_model(X, y, pending)
+        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model), y_opt=min(y),
                                        acq_func=self._liar_acquisition, acq_func_kwargs=self.acq_kwargs)
         if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
-            polished = self._polish(model, pool.transformed[pool.best_alive(scores, self.optimizer.n_restarts_optimizer)])
+            polished = self._polish(model, min(y), pool.transformed[pool.best_alive(scores, self.optimizer.n_restarts_optimizer)])
             if polished is not None:
                 return polished
         return pool.take_best(scores)
@@ -200,17 +213,18 @@ class Proposer:
     def _liar_acquisition(self) -> str:
         return "EI" if self.acquisition == "gp_hedge" else self.acquisition
 
-    def _liar_model(self, pending: List[List[Any]]) -> Any:
-        """The surrogate refitted with the running points counted as if they returned the best value."""
+    def _liar_model(self, X: List[List[Any]], y: List[float], pending: List[List[Any]]) -> Any:
+        """The surrogate refitted on ``X, y`` with its fitted hyper-parameters kept, and the running
+        points counted as if they returned the best value (the constant liar)."""
         assert self.optimizer is not None
         fitted = self.optimizer.models[-1]
         model = clone(fitted)
         if isinstance(fitted, GaussianProcessRegressor):
             model.set_params(kernel=fitted_kernel(fitted), optimizer=None)  # keep the fitted hyper-parameters
-        model.fit(self.space.transform(self.X + pending), self.y + [min(self.y)] * len(pending))
+        model.fit(self.space.transform(X + pending), y + [min(y)] * len(pending))
         return model
 
-    def _polish(self, model: GaussianProcessRegressor, starts: Any) -> Optional[List[Any]]:
+    def _polish(self, model: GaussianProcessRegressor, y_opt: float, starts: Any) -> Optional[List[Any]]:
         """The acquisition minimised with L-BFGS from ``starts`` (transformed points), as
         scikit-optimize's ``acq_optimizer="lbfgs"`` does; None if the result is not a new point."""
         bounds = self.space.transformed_bounds
@@ -219,7 +233,7 @@ class Proposer:
             warnings.simplefilter("ignore")
             for start in starts:
                 x, value, _ = fmin_l_bfgs_b(gaussian_acquisition_1D, start, bounds=bounds, approx_grad=False, maxiter=20,
-                                            args=(model, min(self.y), self._liar_acquisition, self.acq_kwargs))
+                                            args=(model, y_opt, self._liar_acquisition, self.acq_kwargs))
                 found.append((float(np.ravel(value)[0]), x))
         if not found:
             return None

@@ -1,0 +1,56 @@
+"""exp_gopt's strategy in process: in asynchronous mode the slow refit runs in the background."""
+from __future__ import annotations
+
+from exp_compat import Space
+from hydra_plugins.exp_sweeper._gopt import GoptStrategy
+from hydra_plugins.exp_sweeper._outcome import Outcome
+from hydra_plugins.exp_sweeper._proposer import Proposer
+
+REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
+
+
+def strategy(n_trials: int, n_initial_points: int = 3) -> GoptStrategy:
+    search = Space.from_mapping(REAL).search()
+    return GoptStrategy(search, Proposer(search.dimensions, n_initial_points=n_initial_points, seed=4),
+                        n_trials, "minimize", None)
+
+
+def finish(s: GoptStrategy, trial) -> None:
+    s.tell(trial, Outcome("completed", value=(trial.params["x"] - 1.0) ** 2))
+
+
+def test_a_freed_slot_is_not_kept_waiting_for_the_refit_and_its_proposal_knows_every_result():
+    s = strategy(14)
+    running = s.ask(2)
+    for _ in range(10):
+        s.prepare()  # after launching: the refit with the results so far, in the background
+        s.telling.result() if s.telling else None  # ... done while the jobs ran
+        finish(s, running.pop(0))
+        told = len(s.proposer.y)
+        [new] = s.ask(1)
+        assert len(s.proposer.y) == told  # no hyper-parameter refit before the slot got its trial
+        assert new.params["x"] not in {t.params["x"] for t in running}  # never a running point
+        running.append(new)
+    s.close()
+    assert len(s.proposer.y) == 10  # every result told in the end
+
+
+def test_the_quick_refit_takes_the_result_that_just_arrived():
+    """A result not told yet still steers the proposal made the moment it arrives."""
+    proposals = {}
+    for outcome in ("excellent", "terrible"):
+        search = Space.from_mapping(REAL).search()
+        proposer = Proposer(search.dimensions, n_initial_points=4, seed=0)
+        proposer.tell([[-3.0], [-1.5], [3.0], [2.5]], [9.0, 6.0, 4.0, 2.0])
+        value = -20.0 if outcome == "excellent" else 50.0
+        proposals[outcome] = proposer.propose(1, pending=[[-2.5]], recent=[([1.0], value)])[0][0]
+    assert abs(proposals["excellent"] - 1.0) < 0.5 < abs(proposals["terrible"] - 1.0)
+
+
+def test_batches_refit_before_proposing():
+    s = strategy(6)
+    first = s.ask(3)
+    for trial in first:
+        finish(s, trial)
+    s.ask(3)
+    assert len(s.proposer.y) == 3 and s.telling is None
