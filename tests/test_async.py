@@ -38,6 +38,7 @@ def test_async_gopt_never_runs_two_identical_trials_at_once(tmp_path, hydra_app)
         during = [o for o in jobs if o is not job and o["started"] < job["ended"] and job["started"] < o["ended"]]
         assert all((o["config"]["x"], o["config"]["y"]) != (job["config"]["x"], job["config"]["y"]) for o in during)
     assert max(len([o for o in jobs if o["started"] < j["ended"] and j["started"] < o["ended"]]) for j in jobs) >= 2
+    assert "n_jobs defaults to the launcher's 3 slots, more than n_initial_points=2" in done.stdout + done.stderr
 
 
 def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
