@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Tuple
 
+import pytest
+
 from conftest import APPS, csv_rows
 
 SUBMITIT = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
@@ -157,26 +159,40 @@ def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slur
     assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]
 
 
-def test_a_preempted_job_is_requeued_and_its_result_arrives(tmp_path, slurm, spawn):
+@pytest.mark.parametrize("timeout_min,max_num_timeout,requeued", [
+    (20, 0, True),  # preempted: requeued whatever max_num_timeout says
+    (1, 1, True),  # timed out, one retry allowed
+    (1, 0, False),  # timed out, no retry left: a failed job with submitit's reason
+], ids=["preempted", "timed-out-retried", "timed-out-too-often"])
+def test_a_preempted_or_timed_out_job_is_requeued_up_to_max_num_timeout(tmp_path, slurm, spawn, timeout_min,
+                                                                         max_num_timeout, requeued):
     record = tmp_path / "record.jsonl"
-    # submitit counts a signal as a timeout (not a preemption) when the job has run for more than its
-    # time limit less 10 minutes: with 20 minutes, a signal in the first seconds is a preemption
-    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.timeout_min=20",
+    # SLURM sends USR2 before the time limit (signal_delay_s) and on preemption; submitit counts it as a
+    # timeout when the job has run for more than its time limit less 10 minutes (or 80% of it): with
+    # 20 minutes, a signal in the first seconds is a preemption; with 1 minute, always a timeout
+    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, f"hydra.launcher.timeout_min={timeout_min}",
+                                  "hydra.launcher.signal_delay_s=5", f"hydra.launcher.max_num_timeout={max_num_timeout}",
                                   "+x=range(0,2)", "+behave.sleep=6", f"+behave.record={record}")
     victim = wait_for(lambda: re.search(r"job #0 submitted as SLURM job (\d+)", output.read_text())).group(1)
     wait_for(lambda: (tmp_path / "sweep" / "0").exists())  # the job is inside Hydra: submitit's handlers are set
     signalled = time.time()
-    subprocess.run(["scancel", "--signal=USR2", victim], check=True, env=os.environ)  # what SLURM sends on preemption
-    state = ["squeue", "-h", "-j", victim, "-o", "%T %r"]
-    wait_for(lambda: subprocess.run(state, capture_output=True, text=True, env=os.environ).stdout.strip() == "PENDING BeginTime")
-    # slurmctld holds a requeued job for about 2 minutes; an administrator may release it at once
-    subprocess.run(["scontrol", "update", f"JobId={victim}", "StartTime=now"], check=True, env=os.environ)
-    assert driver.wait(timeout=120) == 0, output.read_text()[-3000:]
-    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert sorted((r["x"], r["status"]) for r in rows) == [("0", "completed"), ("1", "completed")]
-    first = next(j for j in records(record) if j["config"]["x"] == 0)
-    assert first["env"]["SLURM_JOB_ID"] == victim and first["env"]["SLURM_RESTART_COUNT"] == "1"
-    assert first["started"] > signalled  # the result is the requeued run's
+    subprocess.run(["scancel", "--signal=USR2", victim], check=True, env=os.environ)
+    if requeued:
+        state = ["squeue", "-h", "-j", victim, "-o", "%T"]
+        wait_for(lambda: subprocess.run(state, capture_output=True, text=True, env=os.environ).stdout.strip() == "PENDING")
+        # slurmctld holds a requeued job for about 2 minutes; an administrator may release it at once
+        subprocess.run(["scontrol", "update", f"JobId={victim}", "StartTime=now"], check=True, env=os.environ)
+    driver.wait(timeout=120)
+    rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    assert rows["1"]["status"] == "completed", output.read_text()[-3000:]
+    if requeued:
+        assert driver.returncode == 0 and rows["0"]["status"] == "completed", output.read_text()[-3000:]
+        first = next(j for j in records(record) if j["config"]["x"] == 0)
+        assert first["env"]["SLURM_JOB_ID"] == victim and first["env"]["SLURM_RESTART_COUNT"] == "1"
+        assert first["started"] > signalled  # the result is the requeued run's
+    else:
+        assert rows["0"]["status"] == "failed" and "timed-out too many times" in rows["0"]["error"]
+        assert [j["config"]["x"] for j in records(record)] == [1]  # job #0 never finished, nor ran again
 
 
 def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path):
@@ -189,3 +205,6 @@ def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path
         done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
                                "hydra.launcher.array_parallelism=0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and "hydra.launcher.array_parallelism must be a whole number >= 1, got 0" in done.stderr
+        done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
+                               "hydra.launcher.timeout_min=1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "signal_delay_s=120 must be less than timeout_min x 60 = 60 s" in done.stderr

@@ -41,6 +41,7 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 # complete (or forgot) surely wrote one; one that failed or was cancelled wrote one only in a race.
 RESULT_GRACE_S = {"COMPLETED": 10.0, "GONE": 10.0}
 OTHER_GRACE_S = 3.0
+REQUEUE_GRACE_S = 120.0  # a run that submitit is requeueing: SLURM may show it ended until KillWait has passed
 COMMON = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name", "stderr_to_stdout")
 SLURM_ONLY = ("partition", "qos", "comment", "constraint", "exclude", "gres", "cpus_per_gpu", "gpus_per_task",
               "mem_per_gpu", "mem_per_cpu", "account", "signal_delay_s", "additional_parameters", "array_parallelism",
@@ -74,9 +75,20 @@ class SlurmTask:
         return run_numbered(self.hydra_context, self.task_function, sweep_config)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Requeue the same call; first leave a mark that the driver reads while SLURM ends this run
+        (the run can show as FAILED for seconds before the job is pending again)."""
         import submitit
 
+        environment = submitit.JobEnvironment()
+        try:
+            requeue_mark(environment.paths.folder, environment.job_id).touch()
+        except OSError:
+            pass
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def requeue_mark(folder: Any, job_id: str) -> Path:
+    return Path(folder, f"{job_id}_requeued")
 
 
 def launch_folder(folder: str) -> Path:
@@ -118,6 +130,10 @@ class Tracked:
         self.ended_at: Optional[float] = None  # when squeue first showed it finished (or forgot it)
 
     @property
+    def requeue_mark(self) -> Path:
+        return requeue_mark(self.submitted.paths.folder, self.submitted.job_id)
+
+    @property
     def logs(self) -> str:
         paths = self.submitted.paths
         return f"{paths.stdout}" if paths.stdout == paths.stderr else f"{paths.stderr} and {paths.stdout}"
@@ -139,6 +155,10 @@ class SlurmEngine:
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_num_timeout" else 1):
                 raise LauncherError(f"hydra.launcher.{key} must be a whole number >= "
                                     f"{0 if key == 'max_num_timeout' else 1}, got {value!r}")
+        delay = o["signal_delay_s"]
+        if isinstance(delay, int) and not isinstance(delay, bool) and delay >= 60 * o["timeout_min"]:
+            raise LauncherError(f"hydra.launcher.signal_delay_s={delay} must be less than timeout_min x 60 = "
+                                f"{60 * o['timeout_min']} s: SLURM would send the timeout signal as soon as a job starts")
         self.composer = Composer(hydra_context.config_loader, config)
         self.folder = launch_folder(str(o["submitit_folder"]))
         self.executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=o["max_num_timeout"])
@@ -220,6 +240,7 @@ class SlurmEngine:
             state = states.get(tracked.submitted.job_id, "GONE").split("+")[0]
             if state == "RUNNING" and tracked.state != "RUNNING":
                 log.info("exp_slurm: job #%d running (SLURM job %s)", tracked.job.idx, tracked.submitted.job_id)
+                tracked.requeue_mark.unlink(missing_ok=True)  # an earlier run's
             if state in FINAL or state == "GONE":
                 tracked.ended_at = tracked.ended_at or now
             else:
@@ -240,7 +261,7 @@ class SlurmEngine:
                 self.last_squeue = time.time()
                 self._poll_states(pending)
                 for tracked in pending:
-                    grace = RESULT_GRACE_S.get(tracked.state, OTHER_GRACE_S)
+                    grace = REQUEUE_GRACE_S if tracked.requeue_mark.exists() else RESULT_GRACE_S.get(tracked.state, OTHER_GRACE_S)
                     if tracked.ended_at is not None and time.time() - tracked.ended_at > grace \
                             and not tracked.submitted.paths.result_pickle.exists():
                         how = "is no longer known to SLURM" if tracked.state == "GONE" else f"ended ({tracked.state})"
