@@ -27,6 +27,7 @@ setup(
     extras_require={
         "gpu": ["nvidia-ml-py>=12"],
         "slurm": ["submitit>=1.5"],
+        "torch": ["torch>=2.0"],  # examples/torch only
         "bench": ["hydra-submitit-launcher>=1.2", "hydra-joblib-launcher>=1.2"],
         "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
                  "hydra-submitit-launcher>=1.2"],

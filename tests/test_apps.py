@@ -1,11 +1,14 @@
 """exp_compat.runnable: EXP's run(**kwargs) modules as Hydra apps, run as users type them."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import APPS, csv_rows
 
@@ -87,3 +90,23 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
     assert all(r["max_depth"].isdigit() and 2 <= int(r["max_depth"]) <= 8 for r in rows)  # an integer dimension
     assert {r["l2_regularization"] for r in rows} <= {"0.0", "0.1", "1.0"}
     assert (tmp_path / "sweep" / "opt_convergence.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="the PyTorch example needs torch (pip install -e '.[torch]'); the test extra leaves it out")
+def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "examples/torch/train.py", "-m", "hydra/sweeper=exp_gopt",
+                           "+exp.params=examples/torch/space.conf", "hydra.sweeper.n_trials=4",
+                           "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+                           "+epochs=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=root, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    errors = [float(r["evaluation"]) for r in rows]
+    assert len(rows) == 4 and all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.5  # 10 classes: chance is 0.9
+    assert {r["optimizer"] for r in rows} <= {"adam", "sgd"} and all(16 <= int(r["hidden"]) <= 256 for r in rows)
+    devices = {(tmp_path / "sweep" / r["job_num"] / "train.log").read_text().split("training on ")[1].split()[0]
+               for r in rows}
+    assert devices == {"cpu"}
