@@ -39,3 +39,10 @@ def test_plugin_discovery_imports_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_sweep_modules_leave_scikit_optimize_until_the_workers_are_started():
+    # exp_gopt starts the launcher's workers first, then imports scikit-optimize (seconds, in parallel).
+    code = "import sys, hydra_plugins.exp_sweeper._gopt, hydra_plugins.exp_sweeper._grid; print(sorted(m for m in ('skopt', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from skopt.space import Categorical, Integer, Real
 
-from hydra_plugins.exp_sweeper._proposer import ACQUISITIONS, SURROGATES, Proposer, point_key
+from hydra_plugins.exp_sweeper._proposer import Proposer, point_key
+from hydra_plugins.exp_sweeper.config import ACQUISITIONS, SURROGATES
 
 
 def mixed_dims():

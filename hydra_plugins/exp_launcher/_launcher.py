@@ -42,6 +42,11 @@ class EngineLauncher(Launcher):
         assert self.impl is not None, "setup() first"
         return self.impl.launch(job_overrides, initial_job_idx)
 
+    def start(self) -> None:
+        """Start the slots (worker processes) before the first job, where the engine has any to start."""
+        assert self.impl is not None, "setup() first"
+        getattr(self.impl, "start", lambda: None)()
+
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
         assert self.impl is not None, "setup() first"
         return self.impl.submit(overrides, job_idx)

@@ -154,12 +154,16 @@ class LocalEngine:
         return Worker(slot, self.slot_devices[slot], self.env, self.payload)
 
     # -- the asynchronous interface -------------------------------------------------------
+    def start(self) -> None:
+        with self.lock:
+            if self.dispatcher is None and not self.closing:
+                self._start()
+
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
+        self.start()
         with self.lock:
             if self.closing:
                 raise RuntimeError("exp_local has been shut down")
-            if self.dispatcher is None:
-                self._start()
             job = Job(job_idx, list(overrides), Future())
             self.queue.append(job)
         self._wake()

@@ -218,6 +218,13 @@ class SweepCore:
         """Whether the launcher offers the asynchronous interface (``submit`` returning futures)."""
         return callable(getattr(self.launcher, "submit", None)) and hasattr(self.launcher, "slots")
 
+    def start_launcher(self) -> None:
+        """Let a launcher start its workers now, while the sweep still loads (its libraries take seconds;
+        so does an app that imports torch in each worker)."""
+        start = getattr(self.launcher, "start", None)
+        if callable(start):
+            start()
+
     def launcher_slots(self) -> Optional[int]:
         return int(self.launcher.slots) if self.asynchronous() else None
 

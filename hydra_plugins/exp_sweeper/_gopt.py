@@ -5,7 +5,7 @@ import concurrent.futures
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
@@ -14,13 +14,20 @@ from exp_compat.search import SearchSpace
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._proposer import ACQUISITIONS, SURROGATES, Proposer, describe_exhaustion
 from hydra_plugins.exp_sweeper._results import cell, read_results, write_summary
+from hydra_plugins.exp_sweeper.config import ACQUISITIONS, SURROGATES
+
+if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
+    from hydra_plugins.exp_sweeper._proposer import Proposer
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 DIRECTIONS = ("minimize", "maximize")
 MODES = ("async", "sync")
+
+
+def describe_exhaustion(size: Optional[int]) -> str:
+    return f"all {size} distinct configurations of this finite space have run" if size else "no new configuration left"
 
 
 def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
@@ -197,6 +204,7 @@ class GoptSweep(SweepCore):
         self.check_options()
         self.check_gopt_options()
         o = self.options
+        self.start_launcher()
         space = self.load_space(arguments, enumerable=False)
         try:
             search = space.require_params().search()
@@ -218,6 +226,8 @@ class GoptSweep(SweepCore):
             log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind, n_jobs)
         else:
             log.info("%s: mode=sync: batches of %d trials", self.kind, n_jobs)
+        from hydra_plugins.exp_sweeper._proposer import Proposer
+
         proposer = Proposer(search.dimensions, o["surrogate"], o["acquisition"], o["kappa"], o["xi"],
                             o["n_initial_points"], seed=state.record["seed"], allow_repeats=o["allow_repeats"])
         strategy = GoptStrategy(search, proposer, o["n_trials"], o["direction"], o["objective"])

@@ -102,6 +102,7 @@ class GridSweep(SweepCore):
         runs = self.options["runs"]
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise SweepError(f"{self.kind}: hydra.sweeper.runs must be a whole number >= 1, got {runs!r}")
+        self.start_launcher()
         space = self.load_space(arguments, enumerable=True)
         state = self.load_state({"space": space.to_mapping(), "runs": runs, "config_ids": self.options.get("config_ids")})
         try:

@@ -45,8 +45,6 @@ from threadpoolctl import threadpool_limits
 
 from exp_compat.space import canonical
 
-SURROGATES = ("GP", "RF", "ET", "GBRT", "random")
-ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
 N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
 ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively instead of sampled
 
@@ -342,8 +340,3 @@ class FastGP:
             return mean
         variance = gp.kernel_.diag(X) - np.einsum("ij,ij->i", K_trans @ gp.K_inv_, K_trans)
         return mean, np.sqrt(np.clip(variance, 0.0, None) * gp.y_train_std_**2)
-
-
-def describe_exhaustion(size: Optional[int]) -> str:
-    return f"all {size} distinct configurations of this finite space have run" if size else "no new configuration left"
-

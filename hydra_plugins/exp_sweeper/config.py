@@ -8,6 +8,9 @@ from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
+SURROGATES = ("GP", "RF", "ET", "GBRT", "random")
+ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
+
 
 @dataclass
 class ExpSweeperConf:
