@@ -2,7 +2,11 @@
 
 40 jobs sleeping 0.2 + 1.8 * ((i * 7919) % 100) / 100 seconds (i = 0..39; 42.6 s of work, ideal
 makespan on 2 workers about 21.3 s), run as real `python app.py -m ...` commands on 2 workers.
-Utilisation = sum of job durations / (workers x wall-clock of the whole command). The optimizing
+Utilisation = sum of job durations / (workers x wall-clock), over the whole command (Python and
+Hydra start-up included) and over the sweep itself (first job start to last job end); the gap is the
+median time a worker process spends between the end of one job's function and the start of its next
+one (for every sweeper here: Hydra's per-job work, the launcher's round trip, the sweeper's
+bookkeeping and proposals). The optimizing
 sweepers (exp_gopt, Optuna) choose x in range(0, 40) and each trial sleeps the duration of its x,
 so every sweeper runs the same 40 durations when it explores all of them; the work counted is
 what the jobs actually slept (an optimizer that repeats a value counts it twice).
@@ -11,8 +15,11 @@ what the jobs actually slept (an optimizer that repeats a value counts it twice)
 """
 from __future__ import annotations
 
+import collections
 import importlib.util
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,13 +29,14 @@ from pathlib import Path
 
 DURATIONS = [0.2 + 1.8 * ((i * 7919) % 100) / 100 for i in range(40)]
 APP = textwrap.dedent(f'''
-    import os, time, hydra
+    import json, os, time, hydra
     DURATIONS = {DURATIONS!r}
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):
+        started = time.time()
         time.sleep(DURATIONS[int(cfg.x)])
         with open(os.environ["WORK_LOG"], "a") as log:
-            log.write(f"{{DURATIONS[int(cfg.x)]}}\\n")
+            log.write(json.dumps([os.getpid(), started, time.time(), DURATIONS[int(cfg.x)]]) + "\\n")
         return float(cfg.x)
     main()
 ''')
@@ -47,9 +55,21 @@ RUNS = {
 NEEDS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
 
 
+def gaps(jobs: list) -> list:
+    """Per worker process, the time between one job's end and the next one's start."""
+    by_worker = collections.defaultdict(list)
+    for pid, started, ended, _ in jobs:
+        by_worker[pid].append((started, ended))
+    found = []
+    for spans in by_worker.values():
+        spans.sort()
+        found += [b[0] - a[1] for a, b in zip(spans, spans[1:])]
+    return found
+
+
 def main() -> None:
-    print("| sweeper + launcher | jobs | work | wall-clock | utilisation |")
-    print("|---|---|---|---|---|")
+    print("| sweeper + launcher | jobs | work | wall-clock | utilisation | sweep only | utilisation (sweep) | gap (median) |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "app.py").write_text(APP)
@@ -64,9 +84,11 @@ def main() -> None:
                            cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            env=dict(os.environ, WORK_LOG=str(log)))
             wall = time.perf_counter() - started
-            slept = [float(line) for line in log.read_text().split()]
-            utilisation = sum(slept) / (2 * wall)
-            print(f"| {name} | {len(slept)} | {sum(slept):.1f} s | {wall:.1f} s | {100 * utilisation:.0f}% |", flush=True)
+            jobs = [json.loads(line) for line in log.read_text().splitlines()]
+            busy = sum(j[3] for j in jobs)
+            sweep = max(j[2] for j in jobs) - min(j[1] for j in jobs)
+            print(f"| {name} | {len(jobs)} | {busy:.1f} s | {wall:.1f} s | {100 * busy / (2 * wall):.0f}% | {sweep:.1f} s "
+                  f"| {100 * busy / (2 * sweep):.0f}% | {1000 * statistics.median(gaps(jobs)):.0f} ms |", flush=True)
 
 
 if __name__ == "__main__":
