@@ -22,15 +22,16 @@ def summary(tmp_path):
 
 def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app):
     (tmp_path / "basic.conf").write_text(BASIC, encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=20",
-                     "hydra.sweeper.seed=3", "+behave.result=x", "hydra.sweeper.plot=true", "+square=true")
+    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=12",
+                     "hydra.sweeper.n_initial_points=5", "hydra.sweeper.seed=3", "+behave.result=x",
+                     "hydra.sweeper.plot=true", "+square=true")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert list(rows[0]) == ["x", "id", "evaluation", "run", "job_num", "status", "duration_s", "error"]
-    assert len(rows) == 20 and [r["id"] for r in rows] == [str(i) for i in range(20)]
+    assert len(rows) == 12 and [r["id"] for r in rows] == [str(i) for i in range(12)]
     assert all(-10 <= float(r["x"]) <= 10 and float(r["evaluation"]) == float(r["x"]) for r in rows)
     result = summary(tmp_path)
-    assert result["n_trials"] == 20 and result["n_failed"] == 0 and result["name"] == "opt"
+    assert result["n_trials"] == 12 and result["n_failed"] == 0 and result["name"] == "opt"
     assert result["best_value"] == min(float(r["evaluation"]) for r in rows) == result["best_params"]["x"]
     assert result["best_value"] < -9.5  # minimizing x itself over [-10, 10]: the optimizer goes to the edge
     for plot in ("opt_convergence.png", "opt_objective.png"):

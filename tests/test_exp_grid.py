@@ -59,7 +59,7 @@ def expected_jobs(space_file: Path, runs: int = 1, seed=None, ids=None):
     return Counter(repr(typed(nested(row))) for row in rows)
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
 def test_every_configuration_reaches_its_job_exactly(tmp_path, hydra_app, launcher):
     (tmp_path / "space.conf").write_text(SPACE, encoding="utf-8")
     done = hydra_app("hydra/sweeper=exp_grid", f"hydra/launcher={launcher}", "+exp.params=space.conf", "hydra.sweeper.runs=2")
