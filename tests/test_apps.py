@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import APPS, csv_rows
 
+ROOT = Path(__file__).resolve().parent.parent
 GRID = '[x]\ntype = "range"\nbounds = [0, 3]\ndtype = "int"\n[model.lr]\ntype = "list"\nvalue = [0.1, 0.01]\n'
 
 
@@ -38,13 +40,13 @@ def test_grid_jobs_receive_their_configuration_as_keyword_arguments(tmp_path):
 
 def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
     (tmp_path / "basic.conf").write_text('[x]\ntype = "range"\nbounds = [-10, 10]\n')
-    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=16",
-                       "hydra.sweeper.n_initial_points=5", "hydra/launcher=exp_local", "hydra.launcher.workers=2")
-    assert sorted(k["id"] for k in received) == list(range(16)) and {k["run"] for k in received} == {1}
+    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=10",
+                       "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2")
+    assert sorted(k["id"] for k in received) == list(range(10)) and {k["run"] for k in received} == {1}
     assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert all(float(r["evaluation"]) == float(r["x"]) ** 2 for r in rows)  # the return value is the result
-    assert min(float(r["evaluation"]) for r in rows) < 1.0
+    assert min(float(r["evaluation"]) for r in rows) < 2.0
 
 
 def test_other_sweepers_number_the_jobs_and_a_direct_call_is_a_plain_call(tmp_path):
@@ -63,20 +65,40 @@ def test_other_sweepers_number_the_jobs_and_a_direct_call_is_a_plain_call(tmp_pa
     assert json.loads((tmp_path / "direct.jsonl").read_text()) == {"x": 4, "id": 7}
 
 
-def test_the_readme_quick_start_finds_a_solution_close_to_zero(tmp_path):
-    """The README's main command, on the bundled example (EXP's quick start), from the repository root."""
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "examples/runnable.py", "-m", "hydra/sweeper=exp_gopt",
-                           "+exp.params=examples/basic.conf", "hydra.sweeper.n_trials=20",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=root, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.1
-    assert (tmp_path / "sweep" / "0" / "runnable.log").exists()
+def readme_block(after: str) -> list:
+    """The command lines of the README's first bash block that follows the line ``after``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(after):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_readme_quick_start_commands_work_as_written(tmp_path):
+    """Each command of the README's quick start, from the repository root, as a user types it."""
+    commands = readme_block("## Quick start")
+    assert [c.split()[0] for c in commands] == ["python", "python", "python", "exp-compat"]
+    results = {}
+    for i, command in enumerate(commands):
+        argv = shlex.split(command)
+        if argv[0] == "python":
+            argv = [sys.executable, *argv[1:], f"hydra.sweep.dir={tmp_path / str(i)}"]
+        else:
+            argv = [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (command, done.stderr[-3000:])
+        results[i] = done
+    optimized = csv_rows(tmp_path / "0" / "opt_configurations.csv")  # EXP's quick start: x ** 2 on [-10, 10]
+    assert len(optimized) == 20 and min(float(r["evaluation"]) for r in optimized) < 0.1
+    assert (tmp_path / "0" / "0" / "runnable.log").exists()
+    grid = csv_rows(tmp_path / "1" / "exp_results.csv")  # 24 configurations, twice
+    assert len(grid) == 48 and sorted({(r["id"], r["run"]) for r in grid}) == sorted(
+        (str(i), str(r)) for i in range(24) for r in (1, 2))
+    from_syntax = csv_rows(tmp_path / "2" / "opt_configurations.csv")
+    assert len(from_syntax) == 20 and all(-10 <= float(r["x"]) <= 10 for r in from_syntax)
+    assert "grid (EXP runner rules): 24 configurations" in results[3].stdout
 
 
 def test_the_digits_example_tunes_a_real_model(tmp_path):
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     done = subprocess.run([sys.executable, "examples/digits/train.py", "-m", "hydra/sweeper=exp_gopt",
                            "+exp.params=examples/digits/space.conf", "hydra.sweeper.n_trials=6", "hydra.sweeper.plot=true",
                            "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
