@@ -53,7 +53,7 @@ class ExpApp:
         # Hydra names the job after the file that defines its task function, which is this one: name it
         # after the user's file instead (``runnable.log``, not ``apps.log``), unless the command line does.
         if not any(arg.startswith("hydra.job.name=") for arg in sys.argv[1:]):
-            sys.argv.append(f"hydra.job.name={Path(inspect.getfile(self.function)).stem}")
+            sys.argv.append(job_name_override(inspect.getfile(self.function)))
         return self.hydra_main()()
 
     def hydra_main(self) -> Callable[[], Any]:
@@ -70,3 +70,10 @@ class ExpApp:
 def runnable(function: Callable[..., Any]) -> ExpApp:
     """Turn an EXP runnable (``def run(x=1, **kwargs)``) into a Hydra app; see the module docstring."""
     return ExpApp(function)
+
+
+def job_name_override(module_file: str) -> str:
+    """Name the jobs after the user's module file (``runnable.log``), as EXP's files are named after it."""
+    from exp_compat.overrides import render_value
+
+    return f"hydra.job.name={render_value(Path(module_file).stem)}"

@@ -118,6 +118,7 @@ def gopt_overrides(args: argparse.Namespace) -> List[str]:
 
 def hydra_argv(args: argparse.Namespace, sweeper: List[str]) -> List[str]:
     """The Hydra command line for these EXP options (without the program name)."""
+    from exp_compat.apps import job_name_override
     from exp_compat.overrides import render_value
 
     out = Path(getattr(args, "out", None) or ".").resolve()
@@ -126,7 +127,7 @@ def hydra_argv(args: argparse.Namespace, sweeper: List[str]) -> List[str]:
     return ["-m", *sweeper, *_launcher(args), f"+exp.params={quoted(os.path.abspath(args.params))}",
             f"hydra.sweeper.name={name}", f"hydra.sweep.dir={quoted(str(out))}",
             f"hydra.sweep.subdir={name}/${{hydra.job.num}}",
-            f"hydra.job.name={quoted(Path(args.module).stem)}",
+            job_name_override(args.module),
             # EXP's <name>.log: the errors the sweep reports, in the output directory
             "+hydra.hydra_logging.handlers.exp_errors={class: logging.FileHandler, level: ERROR, formatter: simple, "
             f"filename: {quoted(str(out / (name + '.log')))}, delay: true}}",
