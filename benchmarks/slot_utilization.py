@@ -17,29 +17,18 @@ from __future__ import annotations
 
 import collections
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
+from sleep_app import read_jobs, sleep_app
+
 DURATIONS = [0.2 + 1.8 * ((i * 7919) % 100) / 100 for i in range(40)]
-APP = textwrap.dedent(f'''
-    import json, os, time, hydra
-    DURATIONS = {DURATIONS!r}
-    @hydra.main(version_base=None, config_path=None, config_name=None)
-    def main(cfg):
-        started = time.time()
-        time.sleep(DURATIONS[int(cfg.x)])
-        with open(os.environ["WORK_LOG"], "a") as log:
-            log.write(json.dumps([os.getpid(), started, time.time(), DURATIONS[int(cfg.x)]]) + "\\n")
-        return float(cfg.x)
-    main()
-''')
+APP = sleep_app(DURATIONS)
 
 RUNS = {
     "exp_grid + exp_local (2 workers)": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,40)"],
@@ -84,7 +73,7 @@ def main() -> None:
                            cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            env=dict(os.environ, WORK_LOG=str(log)))
             wall = time.perf_counter() - started
-            jobs = [json.loads(line) for line in log.read_text().splitlines()]
+            jobs = read_jobs(log)
             busy = sum(j[3] for j in jobs)
             sweep = max(j[2] for j in jobs) - min(j[1] for j in jobs)
             print(f"| {name} | {len(jobs)} | {busy:.1f} s | {wall:.1f} s | {100 * busy / (2 * wall):.0f}% | {sweep:.1f} s "

@@ -10,31 +10,19 @@ the driver's own start-up does not. Optimization runs choose x in range(0, 16), 
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from local_slurm import LocalSlurm  # noqa: E402
+from sleep_app import read_jobs, sleep_app  # noqa: E402
 
 DURATIONS = [2 + 8 * ((i * 7919) % 100) / 100 for i in range(16)]
-APP = textwrap.dedent(f'''
-    import json, os, time, hydra
-    DURATIONS = {DURATIONS!r}
-    @hydra.main(version_base=None, config_path=None, config_name=None)
-    def main(cfg):
-        started = time.time()
-        time.sleep(DURATIONS[int(cfg.x)])
-        with open(os.environ["WORK_LOG"], "a") as log:
-            log.write(json.dumps([started, time.time(), DURATIONS[int(cfg.x)]]) + "\\n")
-        return float(cfg.x)
-    main()
-''')
+APP = sleep_app(DURATIONS)
 SLURM = ["hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1"]
 GOPT = ["hydra/sweeper=exp_gopt", "+x=range(0,16)", "hydra.sweeper.n_trials=16", "hydra.sweeper.n_jobs=2",
         "hydra.sweeper.n_initial_points=4"]
@@ -65,9 +53,9 @@ def main() -> None:
                 subprocess.run([sys.executable, "app.py", "-m", *args, *SLURM, f"hydra.sweep.dir={work / str(n)}"],
                                cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=dict(os.environ, WORK_LOG=str(log)))
-                jobs = [json.loads(line) for line in log.read_text().splitlines()]
-                busy = sum(j[2] for j in jobs)
-                span = max(j[1] for j in jobs) - min(j[0] for j in jobs)
+                jobs = read_jobs(log)
+                busy = sum(j[3] for j in jobs)
+                span = max(j[2] for j in jobs) - min(j[1] for j in jobs)
                 print(f"| {name} | {len(jobs)} | {busy:.1f} s | {span:.1f} s | {100 * busy / (2 * span):.0f}% |", flush=True)
                 time.sleep(1)
         finally:
