@@ -114,7 +114,10 @@ class LocalSlurm:
             "SlurmctldTimeout=30",
             "SlurmdTimeout=30",
             "DefMemPerCPU=256",
-            "JobAcctGatherType=jobacct_gather/none",
+            # no cgroups here (no systemd): slurmd polls each step's memory and kills one over its request
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherFrequency=task=1",
+            "JobAcctGatherParams=OverMemoryKill",
             "GresTypes=gpu",
             node,
             "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",

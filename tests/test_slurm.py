@@ -97,11 +97,12 @@ def running(slurm) -> list:
     return done.stdout.split()
 
 
-def test_exp_slurm_raise_exit_and_scancel_each_come_back_failed(tmp_path, slurm, spawn):
+def test_exp_slurm_raise_exit_scancel_and_out_of_memory_each_come_back_failed(tmp_path, slurm, spawn):
     record = tmp_path / "record.jsonl"
+    # x=5 holds 600 MB against a 300 MB request: the local cluster's slurmd kills it (OverMemoryKill)
     driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2",
-                                  "+x=range(0,5)", "+behave.fail_if=1", "+behave.exit_if=2",
-                                  "+behave.sleeps=[0,0,0,120,0]", f"+behave.record={record}")
+                                  "hydra.launcher.mem_per_cpu=300", "+x=range(0,6)", "+behave.fail_if=1", "+behave.exit_if=2",
+                                  "+behave.eat_if=5", "+behave.sleeps=[0,0,0,120,0,0]", f"+behave.record={record}")
     line = wait_for(lambda: re.search(r"job #3 submitted as SLURM job (\d+)", output.read_text()))
     victim = line.group(1)
     wait_for(lambda: victim in running(slurm))
@@ -109,12 +110,13 @@ def test_exp_slurm_raise_exit_and_scancel_each_come_back_failed(tmp_path, slurm,
     assert driver.wait(timeout=90) == 0, output.read_text()[-3000:]
     assert "keeping 2 jobs in flight" in output.read_text()
     rows = {int(r["x"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert [rows[x]["status"] for x in range(5)] == ["completed", "failed", "failed", "failed", "completed"]
+    assert [rows[x]["status"] for x in range(6)] == ["completed", "failed", "failed", "failed", "completed", "failed"]
     assert rows[1]["error"] == "ValueError: boom at x=1"
-    for x, state in ((2, "FAILED"), (3, "CANCELLED")):  # no result: SLURM's state and the job's own log files
-        assert f"ended ({state}) without a result; log: " in rows[x]["error"], rows[x]["error"]
+    for x, state in ((2, "FAILED"), (3, "CANCELLED"), (5, "FAILED")):  # no result: SLURM's state and the job's log files
+        assert f"ended ({state})" in rows[x]["error"] and " without a result; log: " in rows[x]["error"], rows[x]["error"]
         assert Path(rows[x]["error"].split("log: ")[1].split(" and ")[0]).exists()
-    assert sorted(j["config"]["x"] for j in records(record)) == [0, 1, 2, 4]  # x=2 exits after recording
+    assert "out of memory" in rows[5]["error"] and "out of memory" not in rows[2]["error"] + rows[3]["error"]
+    assert sorted(j["config"]["x"] for j in records(record)) == [0, 1, 2, 4, 5]  # x=2 exits, x=5 is killed after recording
     assert slurm.jobs() == []
 
 

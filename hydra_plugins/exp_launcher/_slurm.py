@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import secrets
 import shutil
 import subprocess
@@ -118,6 +119,24 @@ def squeue_states(job_ids: Sequence[str]) -> Optional[Dict[str, str]]:
         if len(parts) == 2:
             states[parts[0]] = parts[1]
     return states
+
+
+OOM_SIGNS = ("exceeded memory limit", "oom-kill", "oom_kill", "out of memory")
+
+
+def out_of_memory(stderr: Path) -> str:
+    """Why a job died, when its log says SLURM killed it for its memory (cgroup OOM killer or
+    OverMemoryKill: the state alone says FAILED or OUT_OF_MEMORY depending on the cluster)."""
+    try:
+        with open(stderr, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            tail = handle.read().decode("utf-8", "replace").lower()
+    except OSError:
+        return ""
+    if any(sign in tail for sign in OOM_SIGNS):
+        return " out of memory (it used more than it asked SLURM for: raise hydra.launcher.mem_gb)"
+    return ""
 
 
 class Tracked:
@@ -265,6 +284,7 @@ class SlurmEngine:
                     if tracked.ended_at is not None and time.time() - tracked.ended_at > grace \
                             and not tracked.submitted.paths.result_pickle.exists():
                         how = "is no longer known to SLURM" if tracked.state == "GONE" else f"ended ({tracked.state})"
+                        how += out_of_memory(tracked.submitted.paths.stderr)
                         log.error("exp_slurm: job #%d: SLURM job %s %s without a result; log: %s",
                                   tracked.job.idx, tracked.submitted.job_id, how, tracked.logs)
                         self._fail(tracked, f"SLURM job {tracked.submitted.job_id} {how} without a result; log: {tracked.logs}")

@@ -5,7 +5,7 @@ Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sl
 ``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
 start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
 key name: return {name: x}), ``results`` (a list: return what ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
-itself), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
+itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
 """
 import json
 import math
@@ -43,6 +43,10 @@ def main(cfg: DictConfig):
                                      "env": env, "started": started, "ended": time.time()}) + "\n")
     if child is not None:
         time.sleep(3600)
+    if "eat_if" in behave and x == behave["eat_if"]:
+        held = bytearray(600 * 1024 * 1024)
+        held[::4096] = b"\x01" * len(held[::4096])  # touch every page
+        time.sleep(30)
     if "exit_if" in behave and x == behave["exit_if"]:
         os._exit(3)
     if "kill_if" in behave and x == behave["kill_if"]:
