@@ -139,10 +139,6 @@ class Proposer:
         """A point that ran (or is running): never propose it again unless repeats are allowed."""
         self.seen.add(point_key(point))
 
-    def forget(self, point: Sequence[Any]) -> None:
-        """A proposed point that will not run after all: it may be proposed again."""
-        self.seen.discard(point_key(point))
-
     def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
         """Finished points with finite values (minimised); one refit for all of them."""
         if not points:
