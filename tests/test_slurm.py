@@ -214,3 +214,19 @@ def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path
         done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
                                "hydra.launcher.timeout_min=1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1 and "signal_delay_s=120 must be less than timeout_min x 60 = 60 s" in done.stderr
+
+
+@pytest.mark.parametrize("state, log_tail, oom", [
+    ("OUT_OF_MEMORY", "", True),  # the cgroup OOM killer: SLURM's state says it, the log may not
+    ("FAILED", "slurmstepd: error: Job 7 exceeded memory limit (614400 > 307200), being killed", True),
+    ("FAILED", "Detected 1 oom_kill event in StepId=7.batch", True),
+    ("FAILED", "ValueError: bad x", False),
+    ("CANCELLED", "", False),
+])
+def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_path, state, log_tail, oom):
+    from hydra_plugins.exp_launcher._slurm import out_of_memory
+
+    stderr = tmp_path / "7_0_log.err"
+    stderr.write_text("x" * 10000 + "\n" + log_tail + "\n")
+    assert ("raise hydra.launcher.mem_gb" in out_of_memory(state, stderr)) is oom
+    assert out_of_memory(state, tmp_path / "missing.err") == ("" if state != "OUT_OF_MEMORY" else out_of_memory(state, stderr))

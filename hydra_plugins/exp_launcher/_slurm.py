@@ -122,11 +122,14 @@ def squeue_states(job_ids: Sequence[str]) -> Optional[Dict[str, str]]:
 
 
 OOM_SIGNS = ("exceeded memory limit", "oom-kill", "oom_kill", "out of memory")
+OOM_HINT = " out of memory (it used more than it asked SLURM for: raise hydra.launcher.mem_gb)"
 
 
-def out_of_memory(stderr: Path) -> str:
-    """Why a job died, when its log says SLURM killed it for its memory (cgroup OOM killer or
-    OverMemoryKill: the state alone says FAILED or OUT_OF_MEMORY depending on the cluster)."""
+def out_of_memory(state: str, stderr: Path) -> str:
+    """Why a job died, when SLURM killed it for its memory: the state says OUT_OF_MEMORY where the
+    cgroup OOM killer did it, but only FAILED where slurmd's OverMemoryKill did, so read the log too."""
+    if state == "OUT_OF_MEMORY":
+        return OOM_HINT
     try:
         with open(stderr, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -134,9 +137,7 @@ def out_of_memory(stderr: Path) -> str:
             tail = handle.read().decode("utf-8", "replace").lower()
     except OSError:
         return ""
-    if any(sign in tail for sign in OOM_SIGNS):
-        return " out of memory (it used more than it asked SLURM for: raise hydra.launcher.mem_gb)"
-    return ""
+    return OOM_HINT if any(sign in tail for sign in OOM_SIGNS) else ""
 
 
 class Tracked:
@@ -185,6 +186,7 @@ class SlurmEngine:
         self.task = SlurmTask(hydra_context, task_function, config)
         self.tracked: Dict[str, Tracked] = {}
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # a job to watch, or closing
         self.closing = False
         self.watcher: Optional[threading.Thread] = None
         self.last_squeue = 0.0
@@ -210,6 +212,7 @@ class SlurmEngine:
             for job, sub in zip(jobs, submitted):
                 self.tracked[sub.job_id] = Tracked(job, sub)
                 log.info("exp_slurm: job #%d submitted as SLURM job %s", job.idx, sub.job_id)
+            self.changed.notify()
             if self.watcher is None:
                 self.watcher = threading.Thread(target=self._watch, daemon=True, name="exp-slurm-watcher")
                 self.watcher.start()
@@ -269,8 +272,10 @@ class SlurmEngine:
     def _watch(self) -> None:
         while True:
             with self.lock:
+                while not self.tracked and not self.closing:
+                    self.changed.wait()  # idle between launches: no polling
                 pending = list(self.tracked.values())
-            if not pending and self.closing:
+            if not pending:
                 return
             for tracked in pending:
                 if tracked.submitted.paths.result_pickle.exists():
@@ -284,7 +289,7 @@ class SlurmEngine:
                     if tracked.ended_at is not None and time.time() - tracked.ended_at > grace \
                             and not tracked.submitted.paths.result_pickle.exists():
                         how = "is no longer known to SLURM" if tracked.state == "GONE" else f"ended ({tracked.state})"
-                        how += out_of_memory(tracked.submitted.paths.stderr)
+                        how += out_of_memory(tracked.state, tracked.submitted.paths.stderr)
                         log.error("exp_slurm: job #%d: SLURM job %s %s without a result; log: %s",
                                   tracked.job.idx, tracked.submitted.job_id, how, tracked.logs)
                         self._fail(tracked, f"SLURM job {tracked.submitted.job_id} {how} without a result; log: {tracked.logs}")
@@ -294,8 +299,9 @@ class SlurmEngine:
     def shutdown(self, cancel: bool = True) -> None:
         """Cancel the unfinished jobs (scancel), or wait for them; with ``cancel_at_exit=false``,
         cancelling leaves them running on the cluster instead (their futures fail here)."""
-        self.closing = True
         with self.lock:
+            self.closing = True
+            self.changed.notify()
             pending = list(self.tracked.values())
         ids = [t.submitted.job_id for t in pending]
         if cancel and pending:
