@@ -54,9 +54,11 @@ def test_exp_gopt_with_submitit_slurm_in_batches(tmp_path, hydra_app, slurm):
     assert slurm.jobs() == []
 
 
-def test_one_gpu_per_job_comes_from_slurm(tmp_path, hydra_app, slurm):
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "exp_slurm"])
+def test_one_gpu_per_job_comes_from_slurm(tmp_path, hydra_app, slurm, launcher):
     record = tmp_path / "record.jsonl"
-    done = hydra_app("hydra/sweeper=exp_grid", *SUBMITIT, "hydra.launcher.gres=gpu:1", "+x=range(0,3)",
+    done = hydra_app("hydra/sweeper=exp_grid", *(SUBMITIT if launcher == "submitit_slurm" else EXP_SLURM),
+                     "hydra.launcher.gres=gpu:1", "+x=range(0,3)",
                      "+behave.sleep=2", f"+behave.record={record}", timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(record)
