@@ -29,8 +29,10 @@ setup(
         "slurm": ["submitit>=1.5"],
         "torch": ["torch>=2.0"],  # examples/torch only
         "bench": ["hydra-submitit-launcher>=1.2", "hydra-joblib-launcher>=1.2"],
+        # torch for the PyTorch example's test, pinned to the CPU build that CI's machines have on disk
+        # (a range would take a CUDA build of several GB there)
         "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
-                 "hydra-submitit-launcher>=1.2"],
+                 "hydra-submitit-launcher>=1.2", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},
     classifiers=[

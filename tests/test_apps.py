@@ -1,7 +1,6 @@
 """exp_compat.runnable: EXP's run(**kwargs) modules as Hydra apps, run as users type them."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
@@ -114,8 +113,6 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
     assert (tmp_path / "sweep" / "opt_convergence.png").stat().st_size > 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                    reason="the PyTorch example needs torch (pip install -e '.[torch]'); the test extra leaves it out")
 def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "examples/torch/train.py", "-m", "hydra/sweeper=exp_gopt",
