@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -140,6 +141,15 @@ def out_of_memory(state: str, stderr: Path) -> str:
     return OOM_HINT if any(sign in tail for sign in OOM_SIGNS) else ""
 
 
+def error_line(error: BaseException) -> str:
+    """What went wrong, in one line: the last line of the job's traceback that submitit's error wraps
+    (``FailedJobError`` ends with the log paths instead), without the exception's module path."""
+    text = str(error)
+    trace = re.search(r"with trace:\n-+\n(.*?)\n-+\n", text, re.S)
+    lines = [line.strip() for line in (trace.group(1) if trace else text).splitlines() if line.strip()]
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else type(error).__name__
+
+
 class Tracked:
     """A submitted job: ours (index, overrides, future) and submitit's (id, paths, result)."""
 
@@ -249,9 +259,8 @@ class SlurmEngine:
         sub = tracked.submitted
         try:
             self._resolve(tracked, sub.result())
-        except Exception as error:  # the submitted call itself raised (composition, unpicklable result...)
-            lines = [line for line in str(error).splitlines() if line.strip()]
-            self._fail(tracked, f"{lines[-1] if lines else type(error).__name__} (SLURM job {sub.job_id}; log: {tracked.logs})")
+        except Exception as error:  # the submitted call itself raised (composition, unpicklable result, no requeue...)
+            self._fail(tracked, f"{error_line(error)} (SLURM job {sub.job_id}; log: {tracked.logs})")
 
     def _poll_states(self, pending: List[Tracked]) -> None:
         states = squeue_states([t.submitted.job_id for t in pending])
