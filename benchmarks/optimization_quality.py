@@ -6,7 +6,7 @@ Branin (2-D) and Hartmann-6 (6-D). Methods, all with one BLAS thread:
 * random search;
 * scikit-optimize's sequential ``gp_minimize`` (its defaults);
 * exp_gopt's proposer, sequential (one point at a time, GP + EI);
-* exp_gopt's proposer in batches of 4 (the constant liar), the same number of evaluations;
+* exp_gopt's proposer in batches of 4 (the kriging believer), the same number of evaluations;
 * exp_gopt asynchronously with 4 slots, as its sweep loop runs it: whenever one of the 4 running
   trials finishes (a random one: jobs of uneven length), the freed slot's proposal takes that result
   in a quick refit with the kernel kept and the 3 others as pending, and the full refit with it runs

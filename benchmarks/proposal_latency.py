@@ -1,6 +1,6 @@
 """Proposal latency: 8 parallel points at 100 observations in a 6-D mixed space.
 
-Compares exp_gopt's proposer (skopt's own next point, then constant-liar points
+Compares exp_gopt's proposer (skopt's own next point, then kriging-believer points
 with the GP kernel fixed) with scikit-optimize's ``Optimizer.ask(n_points=8)``
 (constant liar with a full refit per point), both with BLAS limited to one
 thread, on the same data. Reports the median over repeats and the ratio.

@@ -80,42 +80,61 @@ def test_a_batch_at_100_observations_is_spread_out():
     assert len(batch) == 8 and len({point_key(p) for p in batch}) == 8
     spread = proposer.space.transform(batch)
     distances = [np.linalg.norm(spread[i] - spread[j]) for i in range(8) for j in range(i)]
-    assert min(distances) > 1e-3  # the liar keeps points apart instead of piling onto one optimum
+    assert min(distances) > 1e-3  # the believer keeps points apart instead of piling onto one optimum
 
 
 def test_fast_gp_prediction_equals_skopts():
+    """FastGP, with the candidates' kernel matrix kept across the believer models of one proposal
+    (training points growing by the running ones) and rebuilt when the kernel changes, predicts
+    what skopt's GP predicts."""
     from skopt.learning import GaussianProcessRegressor
 
-    from hydra_plugins.exp_sweeper._proposer import FastGP
+    from hydra_plugins.exp_sweeper._proposer import CandidatePool, FastGP
 
     proposer = Proposer(mixed_dims(), n_initial_points=5, seed=4)
-    X = proposer.space.rvs(40, random_state=np.random.RandomState(1))
-    proposer.tell(X, [objective(p) for p in X])
-    gp = proposer.optimizer.models[-1]
-    assert isinstance(gp, GaussianProcessRegressor)
-    candidates = proposer.space.transform(proposer.space.rvs(500, random_state=np.random.RandomState(2)))
-    mean, std = gp.predict(candidates, return_std=True)
-    fast_mean, fast_std = FastGP(gp).predict(candidates, return_std=True)
-    # the variance is a small difference of large terms through an ill-conditioned K^-1: equal up to rounding
-    assert np.allclose(mean, fast_mean) and np.allclose(std, fast_std, rtol=1e-3, atol=1e-6)
+    X = proposer.space.rvs(43, random_state=np.random.RandomState(1))
+    proposer.tell(X[:40], [objective(p) for p in X[:40]])
+    pool = CandidatePool(proposer)
+    models = [proposer._believer_model(proposer.X, proposer.y, X[40:40 + k], refit=False)[0] for k in range(4)]
+    proposer.tell(X[40:], [objective(p) for p in X[40:]])  # a new full fit: another kernel
+    models.append(proposer.optimizer.models[-1])
+    for model in models:
+        assert isinstance(model, GaussianProcessRegressor)
+        mean, std = model.predict(pool.transformed, return_std=True)
+        fast_mean, fast_std = FastGP(model, pool.kernel_rows).predict(pool.transformed, return_std=True)
+        # the variance is a small difference of large terms through an ill-conditioned K^-1: equal up to rounding
+        assert np.allclose(mean, fast_mean) and np.allclose(std, fast_std, rtol=1e-3, atol=1e-6)
+        assert pool.kernel_rows.matrix.shape == (len(pool.transformed), len(model.X_train_))
+    assert models[-1].kernel_ != models[0].kernel_
 
 
-def test_liar_points_are_polished_to_a_local_minimum_of_the_acquisition(monkeypatch):
-    """With only 20 random candidates, a liar point is still a stationary point (or a bound) of the
-    liar model's acquisition function: it was polished with L-BFGS, not just picked from the sample."""
+def test_believer_points_are_polished_beyond_the_best_random_candidate(monkeypatch):
+    """With only 20 random candidates, a point proposed beside a running one is better for the
+    believer model's acquisition than every candidate: it was polished with L-BFGS from the best
+    ones, not just picked from the sample."""
     from skopt.acquisition import gaussian_acquisition_1D
 
     from hydra_plugins.exp_sweeper import _proposer
 
     monkeypatch.setattr(_proposer, "N_CANDIDATES", 20)
+    polishing = {}
+    polish = Proposer._polish
+
+    def recorded(self, model, y_opt, starts):
+        polishing.update(model=model, y_opt=y_opt, starts=np.array(starts))
+        return polish(self, model, y_opt, starts)
+
+    monkeypatch.setattr(Proposer, "_polish", recorded)
     proposer = Proposer([Real(-2.0, 2.0, name="a"), Real(-2.0, 2.0, name="b")], n_initial_points=8, seed=3)
     rng = np.random.RandomState(0)
     points = [[float(v) for v in rng.uniform(-2, 2, 2)] for _ in range(12)]
     proposer.tell(points, [(a - 0.3) ** 2 + (b + 0.5) ** 2 for a, b in points])
     pending = proposer.propose(1, pending=[])
     point = proposer.propose(1, pending=pending)[0]
-    model = proposer._liar_model(proposer.X, proposer.y, pending)
-    x = proposer.space.transform([point])[0]
-    _, gradient = gaussian_acquisition_1D(x, model, min(proposer.y), "EI", proposer.acq_kwargs)
-    inside = (x > 1e-6) & (x < 1 - 1e-6)
-    assert np.all(np.abs(np.ravel(gradient)[inside]) < 1e-3), (point, gradient)
+
+    def acquisition(at):
+        values = gaussian_acquisition_1D(at, polishing["model"], polishing["y_opt"], "EI", proposer.acq_kwargs)[0]
+        return float(np.ravel(values)[0])
+
+    best_candidate = min(acquisition(start) for start in polishing["starts"])
+    assert acquisition(proposer.space.transform([point])[0]) < best_candidate - 1e-6, point

@@ -7,15 +7,20 @@ discrete spaces. Here:
 
 * the first point of a batch is the optimizer's own choice (computed when the
   last result was told);
-* each further point is chosen with the *constant liar* rule: the pending
-  points are added to the data with the best value seen as their outcome, the
-  surrogate is refitted *with its kernel fixed* (a GP refit is then one
-  Cholesky factorisation) and the acquisition function is minimised over
-  candidate points and then, for a GP, polished with L-BFGS from the best few
-  (as scikit-optimize does for its own point: without that step every liar
+* each further point is chosen with the *kriging believer* rule: the pending
+  points are added to the data with the surrogate's own prediction as their
+  outcome (which leaves its mean as it was and shrinks its uncertainty around
+  them), the surrogate is refitted *with its kernel fixed* (a GP refit is then
+  one Cholesky factorisation) and the acquisition function is minimised over
+  candidate points and then, for a GP, polished with L-BFGS from the best one
+  (as scikit-optimize does for its own point: without that step every believer
   point is only as precise as a random sample, which ruined asynchronous runs
-  where all proposals are liar proposals), so parallel trials spread out as
-  sequential ones would;
+  where all proposals are believer proposals), so parallel trials spread out as
+  sequential ones would. The *constant liar* (the best value seen as every
+  pending point's outcome) was used first and measured much worse when trials
+  run asynchronously: it makes the region around running trials look solved,
+  so the best region was rarely refined (Hartmann-6, 4 slots: median regret
+  0.58 against 0.004 with the believer);
 * no point that is finished or pending is proposed again (unless repeats are
   allowed), and a finite space that has been fully explored is reported as
   exhausted;
@@ -47,6 +52,9 @@ from exp_compat.space import canonical
 
 N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
 ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively instead of sampled
+# L-BFGS runs per proposed point, from the best candidates (skopt's own point uses 5): each is ~40
+# evaluations of the acquisition at ~1 ms, on the critical path of a freed slot
+POLISH_STARTS = 1
 
 
 class QuantileGBRT(GradientBoostingQuantileRegressor):
@@ -194,29 +202,41 @@ class Proposer:
             return pool.take_random()
         X = self.X + [list(p) for p, _ in recent]
         y = self.y + [float(v) for _, v in recent]
-        model = self._liar_model(X, y, pending)
-        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model), y_opt=min(y),
-                                       acq_func=self._liar_acquisition, acq_func_kwargs=self.acq_kwargs)
+        model, y_opt = self._believer_model(X, y, pending, refit=bool(recent))
+        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt=y_opt,
+                                       acq_func=self._believer_acquisition, acq_func_kwargs=self.acq_kwargs)
         if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
-            polished = self._polish(model, min(y), pool.transformed[pool.best_alive(scores, self.optimizer.n_restarts_optimizer)])
+            polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
             if polished is not None:
                 return polished
         return pool.take_best(scores)
 
     @property
-    def _liar_acquisition(self) -> str:
+    def _believer_acquisition(self) -> str:
         return "EI" if self.acquisition == "gp_hedge" else self.acquisition
 
-    def _liar_model(self, X: List[List[Any]], y: List[float], pending: List[List[Any]]) -> Any:
-        """The surrogate refitted on ``X, y`` with its fitted hyper-parameters kept, and the running
-        points counted as if they returned the best value (the constant liar)."""
+    def _refit(self, X: List[List[Any]], y: List[float]) -> Any:
+        """The surrogate fitted to ``X, y`` with the hyper-parameters of its last full fit kept."""
         assert self.optimizer is not None
         fitted = self.optimizer.models[-1]
         model = clone(fitted)
         if isinstance(fitted, GaussianProcessRegressor):
-            model.set_params(kernel=fitted_kernel(fitted), optimizer=None)  # keep the fitted hyper-parameters
-        model.fit(self.space.transform(X + pending), y + [min(y)] * len(pending))
+            model.set_params(kernel=fitted_kernel(fitted), optimizer=None)
+        model.fit(self.space.transform(X), y)
         return model
+
+    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[List[Any]],
+                        refit: bool) -> Tuple[Any, float]:
+        """The surrogate for ``X, y`` (``refit``: refitted, as ``X, y`` hold results it was not fitted
+        to), then refitted with the running points counted as returning what it predicts for them;
+        and the best value to improve on, believed ones included (else a running point where the model
+        predicts an improvement would stay as attractive as before and be proposed again, nearby)."""
+        assert self.optimizer is not None
+        model = self._refit(X, y) if refit else self.optimizer.models[-1]
+        if not pending:
+            return model, min(y)
+        believed = [float(v) for v in np.ravel(model.predict(self.space.transform(pending)))]
+        return self._refit(X + pending, y + believed), min(y + believed)
 
     def _polish(self, model: GaussianProcessRegressor, y_opt: float, starts: Any) -> Optional[List[Any]]:
         """The acquisition minimised with L-BFGS from ``starts`` (transformed points), as
@@ -227,7 +247,7 @@ class Proposer:
             warnings.simplefilter("ignore")
             for start in starts:
                 x, value, _ = fmin_l_bfgs_b(gaussian_acquisition_1D, start, bounds=bounds, approx_grad=False, maxiter=20,
-                                            args=(model, y_opt, self._liar_acquisition, self.acq_kwargs))
+                                            args=(model, y_opt, self._believer_acquisition, self.acq_kwargs))
                 found.append((float(np.ravel(value)[0]), x))
         if not found:
             return None
@@ -243,7 +263,7 @@ def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
 
     After fitting, skopt zeroes the white-noise term of ``kernel_`` (to predict the noise-free
     function); refitting with that kernel would interpolate the data exactly through a nearly
-    singular matrix, so the fitted noise level is restored, fixed.
+    singular matrix (long length scales, large amplitude), so the fitted noise level is restored, fixed.
     """
     from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
     from skopt.learning.gaussian_process.kernels import WhiteKernel
@@ -268,6 +288,7 @@ class CandidatePool:
         self._points: Optional[List[List[Any]]] = None
         self._transformed: Any = None
         self._alive: Any = None
+        self._rows: Optional[KernelRows] = None
 
     @property
     def enumerated(self) -> bool:
@@ -289,6 +310,12 @@ class CandidatePool:
         if self._transformed is None:
             self._transformed = self.proposer.space.transform(self._points) if self._points else np.empty((0, 0))
         return self._transformed
+
+    @property
+    def kernel_rows(self) -> KernelRows:
+        if self._rows is None:
+            self._rows = KernelRows(self.transformed)
+        return self._rows
 
     def _take(self, order: Any) -> Optional[List[Any]]:
         assert self._points is not None
@@ -315,22 +342,50 @@ class CandidatePool:
         return order[self._alive[order]][:n]
 
 
+class KernelRows:
+    """The kernel between a pool's candidates and a GP's training points, kept across the points of
+    one ``propose`` call: every model there has the same kernel (the last full fit's) and the same
+    training points plus the running ones, so each point adds only the new columns (the full matrix,
+    10,000 x n, was most of the cost of scoring the candidates)."""
+
+    def __init__(self, candidates: Any):
+        self.candidates = candidates
+        self.kernel: Any = None
+        self.train: Any = None
+        self.matrix: Any = None
+
+    def __call__(self, kernel: Any, train: Any) -> Any:
+        known = 0
+        if self.matrix is not None and kernel == self.kernel and len(train) >= len(self.train) \
+                and np.array_equal(train[:len(self.train)], self.train):
+            known = len(self.train)
+        new = kernel(self.candidates, train[known:])
+        self.matrix = np.hstack([self.matrix, new]) if known else new
+        self.kernel, self.train = kernel, np.array(train)
+        return self.matrix
+
+
 class FastGP:
     """A fitted skopt GP's predictive mean and standard deviation, as its ``predict`` computes them,
     with the variance's ``einsum("ki,kj,ij->k")`` done as two matrix products (much faster on
-    thousands of candidates; the same numbers up to rounding)."""
+    thousands of candidates; the same numbers up to rounding) and, for a pool's candidates, the
+    kernel matrix from its :class:`KernelRows`."""
 
-    def __init__(self, gp: GaussianProcessRegressor):
+    def __init__(self, gp: GaussianProcessRegressor, rows: Optional[KernelRows] = None):
         self.gp = gp
+        self.rows = rows
 
     @classmethod
-    def of(cls, model: Any) -> Any:
+    def of(cls, model: Any, rows: Optional[KernelRows] = None) -> Any:
         """The fast predictor for a GP; any other surrogate as it is."""
-        return cls(model) if isinstance(model, GaussianProcessRegressor) else model
+        return cls(model, rows) if isinstance(model, GaussianProcessRegressor) else model
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         gp = self.gp
-        K_trans = gp.kernel_(X, gp.X_train_)
+        if self.rows is not None and X is self.rows.candidates:
+            K_trans = self.rows(gp.kernel_, gp.X_train_)
+        else:
+            K_trans = gp.kernel_(X, gp.X_train_)
         mean = gp.y_train_std_ * K_trans.dot(gp.alpha_) + gp.y_train_mean_
         if not return_std:
             return mean
