@@ -3,7 +3,9 @@
 Compares exp_gopt's proposer (skopt's own next point, then kriging-believer points
 with the GP kernel fixed) with scikit-optimize's ``Optimizer.ask(n_points=8)``
 (constant liar with a full refit per point), both with BLAS limited to one
-thread, on the same data. Reports the median over repeats and the ratio.
+thread, on the same data. Reports the median over repeats and the ratio; and the cost of telling
+the 100th result, with scikit-optimize's own next point searched for (batches) and without it (the
+background refit of an asynchronous sweep).
 
     python benchmarks/proposal_latency.py [--repeats 5]
 """
@@ -58,6 +60,15 @@ def naive(seed: int) -> tuple:
         return time.perf_counter() - started, len({point_key(p) for p in batch})
 
 
+def tell_100th(seed: int, own_point: bool) -> float:
+    X, y = history(seed)
+    proposer = Proposer(dimensions(), n_initial_points=10, seed=seed)
+    proposer.tell(X[:99], y[:99])
+    started = time.perf_counter()
+    proposer.tell(X[99:], y[99:], own_point=own_point)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -69,6 +80,9 @@ def main() -> None:
         distinct = min(d for _, d in runs)
         print(f"| {name} | {results[name]:.3f} s | {distinct} of 8 distinct (worst run) |", flush=True)
     print(f"| ratio | {results['skopt ask(n_points=8)'] / results['exp_gopt proposer']:.1f}x faster | |")
+    for own_point, what in ((True, "with skopt's own next point (batches)"), (False, "surrogate only (asynchronous)")):
+        median = statistics.median(tell_100th(seed, own_point) for seed in range(options.repeats))
+        print(f"| telling the 100th result, {what} | {median:.3f} s | |")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,29 @@ def test_batches_refit_before_proposing():
         finish(s, trial)
     s.ask(3)
     assert len(s.proposer.y) == 3 and s.telling is None
+
+
+def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatch):
+    """An asynchronous sweep never hands out scikit-optimize's own next point (there are always running
+    trials beside a proposal), so its background refit fits the surrogate alone: skopt's acquisition
+    search is not run there, and the model is fitted to every result told."""
+    import skopt.optimizer.optimizer as skopt_optimizer
+
+    searches = []
+    acquisition = skopt_optimizer._gaussian_acquisition
+    monkeypatch.setattr(skopt_optimizer, "_gaussian_acquisition",
+                        lambda *a, **k: searches.append(1) or acquisition(*a, **k))
+    s = strategy(12)
+    running = s.ask(2)
+    for _ in range(8):
+        s.prepare()
+        s.telling.result() if s.telling else None
+        finish(s, running.pop(0))
+        running += s.ask(1)
+    s.prepare()
+    s.telling.result()
+    assert searches == [] and len(s.proposer.y) == 8
+    assert len(s.proposer.optimizer.models) == 1 and len(s.proposer.optimizer.models[-1].X_train_) == 8
+    finish(s, running.pop(0))
+    s.close()  # the last result is told as in batches, with skopt's own point: the search is watched
+    assert searches and len(s.proposer.y) == 9

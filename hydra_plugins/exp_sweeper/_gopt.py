@@ -116,7 +116,8 @@ class GoptStrategy:
         if self.telling is not None and not self.telling.done() or not self.untold:
             return
         untold, self.untold = self.untold, []
-        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold])
+        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold],
+                                               own_point=False)
 
     def close(self) -> None:
         """The sweep is over: the last results are told too (the plots read the proposer's data)."""

@@ -129,6 +129,7 @@ class Proposer:
         self.X: List[List[Any]] = []
         self.y: List[float] = []
         self.seen: Set[Any] = set()
+        self.own_point_current = False  # whether skopt's own next point was computed for all results
         self.optimizer: Optional[Optimizer] = None
         if surrogate != "random":
             with self.single_thread():
@@ -147,8 +148,14 @@ class Proposer:
         """A point that ran (or is running): never propose it again unless repeats are allowed."""
         self.seen.add(point_key(point))
 
-    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
-        """Finished points with finite values (minimised); one refit for all of them."""
+    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float], own_point: bool = True) -> None:
+        """Finished points with finite values (minimised); one refit for all of them.
+
+        ``own_point=False``: only the surrogate is refitted, without scikit-optimize's own next point
+        (an acquisition search over 10,000 points polished 5 times, three times over for gp_hedge:
+        about 40% of a tell at 100 observations), for an asynchronous sweep, whose proposals all
+        have running trials beside them and so never use that point.
+        """
         if not points:
             return
         points = [list(p) for p in points]
@@ -156,9 +163,16 @@ class Proposer:
             self.remember(point)
         self.X += points
         self.y += [float(v) for v in values]
+        self.own_point_current = own_point
         if self.optimizer is not None:
             with self.single_thread():
-                self.optimizer.tell(points, [float(v) for v in values])
+                self.optimizer.tell(points, [float(v) for v in values], fit=own_point)
+                if not own_point and len(self.X) >= self.n_initial_points:
+                    model = clone(self.optimizer.base_estimator_)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
+                        model.fit(self.space.transform(self.X), self.y)
+                    self.optimizer.models = [model]
 
     @property
     def exhausted(self) -> bool:
@@ -194,7 +208,7 @@ class Proposer:
              recent: Sequence[Tuple[Sequence[Any], float]]) -> Optional[List[Any]]:
         if self.exhausted:
             return None
-        if self.model_ready() and not pending and not recent:
+        if self.model_ready() and not pending and not recent and self.own_point_current:
             proposal = list(self.optimizer._next_x)
             if self._fresh(proposal):
                 return proposal
