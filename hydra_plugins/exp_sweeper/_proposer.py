@@ -6,7 +6,8 @@ hundred observations, and it proposes already-evaluated points again on small
 discrete spaces. Here:
 
 * the first point of a batch is the optimizer's own choice (computed when the
-  last result was told);
+  last result was told; an asynchronous sweep, whose proposals always have
+  running trials beside them, has it skipped: ``tell(..., own_point=False)``);
 * each further point is chosen with the *kriging believer* rule: the pending
   points are added to the data with the surrogate's own prediction as their
   outcome (which leaves its mean as it was and shrinks its uncertainty around
