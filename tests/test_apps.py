@@ -38,7 +38,8 @@ def test_grid_jobs_receive_their_configuration_as_keyword_arguments(tmp_path):
 def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
     (tmp_path / "basic.conf").write_text('[x]\ntype = "range"\nbounds = [-10, 10]\n')
     received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=10",
-                       "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2")
+                       "hydra.sweeper.n_initial_points=4", "hydra.sweeper.seed=5", "hydra/launcher=exp_local",
+                       "hydra.launcher.workers=2")
     assert sorted(k["id"] for k in received) == list(range(10)) and {k["run"] for k in received} == {1}
     assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")

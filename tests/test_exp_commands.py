@@ -76,7 +76,8 @@ def test_run_cancel_stops_after_the_first_failure_and_logs_it(tmp_path, exp_comp
 
 def test_gopt_quick_start_finds_a_solution_very_close_to_zero(tmp_path, exp_compat):
     setup(tmp_path, BASIC)
-    done = exp_compat("gopt", "--params", "space.conf", "--module", "runnable.py", "--n", "20", "--workers", "4")
+    done = exp_compat("gopt", "--params", "space.conf", "--module", "runnable.py", "--n", "20", "--workers", "4",
+                      "--", "hydra.sweeper.seed=1")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "opt_configurations.csv")
     assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.01

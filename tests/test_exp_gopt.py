@@ -10,10 +10,11 @@ import time
 import pytest
 import yaml
 
-from conftest import APPS, csv_rows, received_configs
+from conftest import APPS, csv_rows, received_configs, run
 
 BASIC = '[x]\ntype = "range"\nbounds = [-10, 10]\n'
 LETTERS = '[x]\ntype = "list"\nvalue = ["a", "b", "c", "d", "e", "f"]\n'
+NUMBERS = '[x]\ntype = "list"\nvalue = [2.0, -1.0, 7.0, 0.5, -2.5, 3.5]\n'
 
 
 def summary(tmp_path):
@@ -39,7 +40,7 @@ def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app)
 
 
 def test_maximize_a_dict_objective(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,5)", "hydra.sweeper.n_trials=12",
+    done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,5)", "hydra.sweeper.n_trials=12", "hydra.sweeper.seed=2",
                      "hydra.sweeper.direction=maximize", "hydra.sweeper.objective=score", "+behave.result=score")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
@@ -61,22 +62,35 @@ def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hyd
     assert summary(tmp_path)["n_failed"] == 3
 
 
-def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_gopt", "+x=range(0,8)", "hydra.sweeper.n_trials=8",
-                     "hydra.sweeper.n_initial_points=2", "+behave.fail_if=3")
+def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path):
+    # trials 0 and 1 are random (n_initial_points=2); the model proposes the rest, and is refitted after
+    # each result: nan, inf or -inf told to it would break the fit (or make -inf the best value)
+    done = run([sys.executable, str(APPS / "job_app.py"), "-m", "hydra/sweeper=exp_gopt", "+x=range(0,8)",
+                "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=2", "hydra.sweeper.seed=1",
+                "+by_job.returns={3:nan,5:inf,6:-inf}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
-    assert sorted(rows) == [str(i) for i in range(8)]  # all 8 distinct values of range(0,8), one of them failed
-    assert rows["3"]["status"] == "failed" and "boom at x=3" in rows["3"]["error"]
+    rows = {int(r["job_num"]): r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
+    assert sorted(rows) == list(range(8)) and sorted(int(r["x"]) for r in rows.values()) == list(range(8))
+    failed = {n: r["error"] for n, r in rows.items() if r["status"] != "completed"}
+    assert failed == {3: "bad return value: returned nan, expected a finite number",
+                      5: "bad return value: returned inf, expected a finite number",
+                      6: "bad return value: returned -inf, expected a finite number"}
+    assert all(float(r["evaluation"]) == float(r["x"]) for n, r in rows.items() if n not in failed)
+    result = summary(tmp_path)
+    assert result["n_failed"] == 3 and result["best_value"] == min(float(rows[n]["x"]) for n in rows if n not in failed)
 
 
 def test_a_finite_space_ends_early_without_repeats(tmp_path, hydra_app):
-    (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
+    (tmp_path / "s.conf").write_text(NUMBERS, encoding="utf-8")
     done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=20",
-                     "hydra.sweeper.n_initial_points=2", "+behave.result=none", "+behave.fail_if=zzz")
+                     "hydra.sweeper.n_initial_points=2", "hydra.sweeper.seed=0", "+behave.result=x")
+    assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert sorted(r["x"] for r in rows) == list("abcdef")
+    assert all(r["status"] == "completed" and float(r["evaluation"]) == float(r["x"]) for r in rows)
+    assert sorted(float(r["x"]) for r in rows) == [-2.5, -1.0, 0.5, 2.0, 3.5, 7.0]  # each once, no repeat
+    assert len(received_configs(tmp_path / "sweep")) == 6  # no 7th job
     assert "all 6 distinct configurations of this finite space have run" in done.stderr + done.stdout
+    assert summary(tmp_path)["n_trials"] == 6 and summary(tmp_path)["best_value"] == -2.5
 
 
 def test_repeats_are_allowed_on_request(tmp_path, hydra_app):
