@@ -5,8 +5,9 @@ plus ``id`` (the configuration's number), ``run`` (the repetition) and ``pid``
 (the worker). ``@runnable`` keeps that contract under Hydra: each job's config
 arrives as keyword arguments, nested keys as nested dicts (``model.lr`` is
 ``model={"lr": ...}``, as Hydra composes it), with ``id`` and ``run`` from the
-exp sweepers (the job number and 1 under other sweepers) and ``pid`` from the
-exp launchers' worker id (0 elsewhere). The sweep's own ``exp`` key
+exp sweepers (which pass them in ``hydra.job.env_set``, never in the app's
+config; the job number and 1 under other sweepers) and ``pid`` from the exp
+launchers' worker id (0 elsewhere). The sweep's own ``exp`` key
 (``+exp.params=FILE``) is not passed. The return value is the job's result.
 
 Calling the decorated function with arguments calls the plain function, so
@@ -33,9 +34,13 @@ def job_kwargs(cfg: Any) -> Dict[str, Any]:
     kwargs = OmegaConf.to_container(cfg, resolve=True)
     for key in CONTROL_KEYS:
         kwargs.pop(key, None)
+    from exp_compat.overrides import JOB_ENV
+
     job = HydraConfig.get().job if HydraConfig.initialized() else None
-    kwargs.setdefault("id", job.num if job is not None and job.get("num") is not None else 0)
-    kwargs.setdefault("run", 1)
+    env = job.env_set if job is not None else {}
+    number = job.num if job is not None and job.get("num") is not None else 0
+    kwargs.setdefault("id", int(env.get(JOB_ENV["id"], number)))
+    kwargs.setdefault("run", int(env.get(JOB_ENV["run"], 1)))
     kwargs["pid"] = int(os.environ.get("EXP_WORKER_ID", "0"))
     return kwargs
 

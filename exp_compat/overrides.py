@@ -69,6 +69,17 @@ def render_override(name: str, value: Any, prefix: str = "++") -> str:
     return f"{prefix}{name}={render_value(value)}"
 
 
+# A job's place in an EXP sweep, passed through Hydra's ``hydra.job.env_set`` rather than the app's config
+# (which a sweep must not change beyond the swept parameters): run_job exports these variables while the
+# job runs, and ``@runnable`` reads them back as EXP's ``id`` and ``run`` keyword arguments.
+JOB_ENV = {"id": "EXP_CONFIG_ID", "run": "EXP_RUN"}
+
+
+def job_env_overrides(identity: Mapping[str, Any]) -> List[str]:
+    """Hydra overrides that set a job's ``EXP_CONFIG_ID``/``EXP_RUN`` from its ``{"id": .., "run": ..}``."""
+    return [f"++hydra.job.env_set.{JOB_ENV[key]}={int(value)}" for key, value in identity.items() if key in JOB_ENV]
+
+
 def render_overrides(config: Mapping[str, Any] | Iterable[Tuple[str, Any]], prefix: str = "++") -> List[str]:
     """One override per key (dotted names), in the given order."""
     items = config.items() if isinstance(config, Mapping) else config

@@ -34,6 +34,8 @@ PARAM_TYPES = ("value", "list", "range", "random")
 DTYPES = ("float", "int")
 PRIORS = ("uniform", "log-uniform")
 RESERVED_NAMES = ("id", "run")
+# Top-level keys a parameter may not live under: Hydra's own config, and the sweep's own settings (exp.params).
+RESERVED_ROOTS = ("hydra", "exp")
 MISSING = "???"  # OmegaConf's marker for a mandatory value that is not set
 
 # Each dotted part of a name must be an identifier in Hydra's override grammar,
@@ -60,6 +62,13 @@ def check_name(name: str) -> None:
         raise SpaceError(
             f"the names {' and '.join(RESERVED_NAMES)} are reserved: every configuration "
             "carries its configuration id and run number under them; rename the parameter",
+            param=name,
+        )
+    root = re.split(r"[./]", name, maxsplit=1)[0]
+    if root in RESERVED_ROOTS:
+        raise SpaceError(
+            f"names under {root!r} are not the app's: 'hydra' is Hydra's own config and 'exp' holds the "
+            "sweep's own settings (exp.params); rename the parameter",
             param=name,
         )
 

@@ -54,9 +54,10 @@ def jobs(sweep: Path) -> list:
 
 
 def expected_jobs(space_file: Path, runs: int = 1, seed=None, ids=None):
+    """What the jobs must receive: each configuration's parameters, ``runs`` times, and nothing else."""
     grid = Space.from_file(space_file).grid(runs=runs, seed=seed)
     rows = grid.select(ids) if ids is not None else iter(grid)
-    return Counter(repr(typed(nested(row))) for row in rows)
+    return Counter(repr(typed(nested({k: v for k, v in row.items() if k not in ("id", "run")}))) for row in rows)
 
 
 @pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
@@ -78,10 +79,12 @@ def test_every_configuration_reaches_its_job_exactly(tmp_path, hydra_app, launch
     planned = csv_rows(sweep / "exp_params.csv")
     assert list(planned[0]) == ["id", "run", "x", "model.lr", "model.name", "flag"] and len(planned) == 36
     assert (sweep / "multirun.yaml").exists()
-    # job numbers match output directories: job #n wrote into sweep/n
+    # job numbers match output directories: job #n wrote into sweep/n, and had its id and run in its environment
     for row in rows:
         config = json.loads((sweep / row["job_num"] / "received.json").read_text())
-        assert (str(config["id"]), str(config["run"])) == (row["id"], row["run"])
+        assert (str(config["x"]), str(config["model"]["lr"])) == (row["x"], row["model.lr"])
+        env = (sweep / row["job_num"] / ".hydra" / "hydra.yaml").read_text()
+        assert f"EXP_CONFIG_ID: '{row['id']}'" in env and f"EXP_RUN: '{row['run']}'" in env
 
 
 def test_config_ids_runs_only_those_configurations(tmp_path, hydra_app):
@@ -189,7 +192,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_nothing(tmp_path, batch)
     sweep = tmp_path / "sweep"
     args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_grid", "+x=range(0,10)",
             "hydra.sweeper.runs=2", "+behave.sleep=0.2", f"hydra.sweeper.max_batch_size={batch}",
-            f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
+            "hydra.sweeper.id_key=id", "hydra.sweeper.run_key=run", f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = sweep / ".exp_jobs"
     deadline = time.monotonic() + 120

@@ -1,12 +1,12 @@
-"""Hydra's own shared test suites, run with exp_grid as the sweeper.
+"""Hydra's own shared test suites, run with exp_grid as the sweeper and its default options.
 
-id_key/run_key are null here because the suites compare each job's config
-with exact expected dicts; the default gives every job its id and run too.
+The suites compare each job's config with exact expected dicts, so they also
+check that exp_grid's defaults give an app the swept parameters and nothing else.
 """
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 from pytest import mark, param
 
-EXP_GRID = ["hydra/sweeper=exp_grid", "hydra.sweeper.id_key=null", "hydra.sweeper.run_key=null"]
+EXP_GRID = ["hydra/sweeper=exp_grid"]
 
 
 @mark.parametrize("launcher_name, overrides", [("basic", EXP_GRID + ["hydra.sweeper.max_batch_size=2"])])

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
-from exp_compat.overrides import render_value
+from exp_compat.overrides import job_env_overrides, render_value
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES, Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepState, next_job_num
@@ -159,7 +159,7 @@ class SweepCore:
             f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item
             for kind, item in self.template
         ]
-        return [*rendered, *trial.extra_overrides]
+        return [*rendered, *trial.extra_overrides, *job_env_overrides(trial.extra)]
 
     # -- state on disk ------------------------------------------------------------------------
     def load_state(self, record: Dict[str, Any]) -> SweepState:

@@ -4,10 +4,15 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from omegaconf import OmegaConf
+
+from exp_compat import Space
 from exp_compat.files import atomic_writer
 from exp_compat.grid import Grid
+from exp_compat.space import RESERVED_ROOTS
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, DEFAULT_CHUNK, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._progress import Progress
@@ -17,6 +22,8 @@ log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 # The CSV always calls them id and run, as EXP's files did; jobs receive them under id_key/run_key.
 ID, RUN = "id", "run"
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_ABSENT = object()
 
 
 class GridStrategy:
@@ -92,10 +99,36 @@ class GridSweep(SweepCore):
         ids = self.options.get("config_ids")
         if ids is None:
             return None
+        if not ids:
+            raise SweepError(f"{self.kind}: hydra.sweeper.config_ids is empty, so nothing would run; "
+                             "list configuration ids, or null for the whole grid")
         bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < grid.size]
         if bad:
             raise SweepError(f"{self.kind}: config_ids {bad} are not configuration ids of this grid (0..{grid.size - 1})")
         return list(dict.fromkeys(ids))
+
+    def job_keys(self, space: Space) -> Tuple[Optional[str], Optional[str]]:
+        """``id_key`` and ``run_key``, refused where they would overwrite a key the job already gets."""
+        keys = {"id_key": self.options["id_key"], "run_key": self.options["run_key"]}
+        for option, key in keys.items():
+            if key is None:
+                continue
+            where = f"{self.kind}: hydra.sweeper.{option}={key!r}"
+            if not isinstance(key, str) or not _KEY.match(key) or key.split(".")[0] in RESERVED_ROOTS:
+                raise SweepError(f"{where} is not a key of the app's config: use a dotted name such as exp_id, "
+                                 "outside hydra and exp, or null")
+            clash = [name for name in space.names if key == name or name.startswith(key + ".")
+                     or key.startswith(name + ".")]
+            if clash:
+                raise SweepError(f"{where} would overwrite the swept parameter {clash[0]!r}; choose another key or null")
+            if OmegaConf.select(self.config, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
+                raise SweepError(f"{where}: the app's config already has {key!r}, which the sweep would overwrite; "
+                                 f"choose a key it does not have (hydra.sweeper.{option}=exp_{option[:-4]}) or null "
+                                 f"(every job can read EXP_CONFIG_ID and EXP_RUN from its environment)")
+        if keys["id_key"] is not None and keys["id_key"] == keys["run_key"]:
+            raise SweepError(f"{self.kind}: hydra.sweeper.id_key and run_key are both {keys['id_key']!r}; "
+                             "give them different keys")
+        return keys["id_key"], keys["run_key"]
 
     def sweep(self, arguments: List[str]) -> List[List[Any]]:
         self.check_options()
@@ -110,6 +143,11 @@ class GridSweep(SweepCore):
         except Exception as error:
             raise SweepError(f"{self.kind}: {error}") from None
         ids = self.config_ids(grid)
+        id_key, run_key = self.job_keys(space)
+        if runs > 1 and run_key is None:
+            log.info("%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
+                     "number is in its EXP_RUN environment variable; hydra.sweeper.run_key=KEY passes it in the "
+                     "config)", self.kind, runs)
         name = self.options["name"]
         store = self.open_store(f"{name}_results.csv", [*grid.names, ID, RUN, *BOOKKEEPING, "result"])
         state.save()
@@ -120,7 +158,7 @@ class GridSweep(SweepCore):
         total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
         progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
                             failed=sum(r["status"] == "failed" for r in store.rows))
-        strategy = GridStrategy(grid, ids, done, self.options["id_key"], self.options["run_key"])
+        strategy = GridStrategy(grid, ids, done, id_key, run_key)
         slots = self.launcher_slots()
         if slots is None:
             return self.run(strategy, store, progress, self.options["max_batch_size"] or DEFAULT_CHUNK, asynchronous=False)

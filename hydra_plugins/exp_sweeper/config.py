@@ -46,9 +46,10 @@ class ExpGridConf(ExpSweeperConf):
     runs: int = 1
     # Run only these configuration ids (EXP's -c).
     config_ids: Optional[List[int]] = None
-    # Keys under which each job receives its configuration id and run number (null: not passed).
-    id_key: Optional[str] = "id"
-    run_key: Optional[str] = "run"
+    # App config keys under which each job also receives its configuration id and run number (null: not
+    # passed, so the app gets exactly the swept parameters). Every job has them in EXP_CONFIG_ID / EXP_RUN.
+    id_key: Optional[str] = None
+    run_key: Optional[str] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="exp_grid", node=ExpGridConf, provider="hydra-exp")
