@@ -139,6 +139,23 @@ def test_nothing_to_optimize(tmp_path, hydra_app):
     assert done.returncode == 1 and "nothing to optimize" in done.stderr
 
 
+def files_in(directory) -> dict:
+    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes()) for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("change", ["surrogate=RF", "acquisition=LCB", "n_initial_points=5", "kappa=3.0", "xi=0.1"])
+def test_resume_refuses_changed_optimizer_settings_and_writes_nothing(tmp_path, hydra_app, change):
+    sweep = ("hydra/sweeper=exp_gopt", "+x=interval(0,1)", "hydra.sweeper.n_initial_points=2")
+    assert hydra_app(*sweep, "hydra.sweeper.n_trials=3").returncode == 0
+    before = files_in(tmp_path / "sweep")
+    done = hydra_app(*sweep, "hydra.sweeper.n_trials=5", f"hydra.sweeper.{change}", "hydra.sweeper.resume=true")
+    setting = change.split("=")[0]
+    assert done.returncode == 1 and f"cannot resume: {setting} changed since the sweep in" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and files_in(tmp_path / "sweep") == before
+    more = hydra_app(*sweep, "hydra.sweeper.n_trials=5", "hydra.sweeper.resume=true")  # a larger budget is no change
+    assert more.returncode == 0 and len(csv_rows(tmp_path / "sweep" / "opt_configurations.csv")) == 5
+
+
 def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     record = tmp_path / "executions.jsonl"
     sweep = tmp_path / "sweep"

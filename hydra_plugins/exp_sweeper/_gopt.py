@@ -213,7 +213,7 @@ class GoptSweep(SweepCore):
             raise SweepError(f"{self.kind}: {error}") from None
         if not search.dimensions:
             raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
-        settings = {k: o[k] for k in ("surrogate", "acquisition", "direction", "objective")}
+        settings = {k: o[k] for k in ("surrogate", "acquisition", "kappa", "xi", "n_initial_points", "direction", "objective")}
         state = self.load_state({"space": space.to_mapping(), **settings})
         n_jobs = o["n_jobs"] or min(self.launcher_slots() or launcher_slots(self.config) or 1, o["n_trials"])
         if o["n_jobs"] is None and n_jobs > o["n_initial_points"]:
