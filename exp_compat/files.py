@@ -7,6 +7,20 @@ import tempfile
 from typing import IO, Iterator, Union
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None) -> Iterator[IO[str]]:
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds.
@@ -20,6 +34,9 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None) -> 
         "w", encoding="utf-8", newline=newline, dir=directory, prefix=".tmp-", delete=False
     )
     try:
+        # The temporary file is created 0600; the file it becomes gets what open() would give it,
+        # so a teammate or a dashboard can read results as the umask allows.
+        os.chmod(handle.fileno(), 0o666 & ~umask())
         with handle:
             yield handle
             handle.flush()

@@ -13,7 +13,10 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import re
 import secrets
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
@@ -26,7 +29,7 @@ from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
 from exp_compat.overrides import job_env_overrides, render_value
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES, Progress
-from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepState, next_job_num
+from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
@@ -39,6 +42,22 @@ DEFAULT_CHUNK = 1_000  # jobs per launcher call when max_batch_size is null: bou
 
 class SweepError(CompactHydraException):
     """A sweep that cannot start or had to stop: Hydra prints the message alone, and exits 1."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taken like Ctrl-C so that every phase of a sweep ends as cleanly (jobs cancelled, files closed)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def interrupted(interrupt: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
+
+
+# The sweep's file names start with hydra.sweeper.name: one plain file-name part.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
 
 @dataclasses.dataclass
@@ -80,6 +99,7 @@ class SweepCore:
         self.keys: Dict[str, str] = {}
         # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
         self.template: List[Tuple[str, str]] = []
+        self.lock: Optional[SweepLock] = None
         self.failures: List[str] = []
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
@@ -92,8 +112,28 @@ class SweepCore:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
 
     # -- input --------------------------------------------------------------------------------
+    def run_sweep(self, arguments: List[str]) -> Any:
+        """The sweeper's ``sweep``, ended cleanly by Ctrl-C or SIGTERM in any phase: one line, exit 1, files
+        closed and temporary files removed; the directory is left to the next sweep."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+        try:
+            return self.sweep(arguments)
+        except KeyboardInterrupt as interrupt:
+            where = (f"; finished jobs are in {self.sweep_dir}: continue with hydra.sweeper.resume=true "
+                     f"hydra.sweep.dir={self.sweep_dir}") if self.lock is not None else " before any job ran"
+            raise SweepError(f"{self.kind}: {interrupted(interrupt)}{where}") from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+            if self.lock is not None:
+                self.lock.release()
+
     def check_options(self) -> None:
         o = self.options
+        if not isinstance(o["name"], str) or not _FILE_NAME.match(o["name"]):
+            raise SweepError(f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
+                             f"which starts the names of the sweep's files, got {o['name']!r}")
         if o["on_failure"] not in ON_FAILURE:
             raise SweepError(f"hydra.sweeper.on_failure must be one of {', '.join(ON_FAILURE)}, got {o['on_failure']!r}")
         if o["progress"] not in PROGRESS_MODES:
@@ -154,7 +194,8 @@ class SweepCore:
         return space
 
     def overrides(self, trial: Trial) -> List[str]:
-        """A job's overrides: parameters and pass-through overrides in the order given, then its extra keys."""
+        """A job's overrides: parameters and pass-through overrides in the order given, then its extra keys,
+        then its id and run in ``hydra.job.env_set`` (Hydra's config, not the app's)."""
         rendered = [
             f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item
             for kind, item in self.template
@@ -175,8 +216,13 @@ class SweepCore:
     def open_store(self, filename: str, columns: Sequence[str]) -> ResultsStore:
         """The results CSV (new, or the one being resumed); call once every input has been checked."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        resume = self.options["resume"]
         try:
-            store = ResultsStore(self.sweep_dir / filename, columns, resume=self.options["resume"])
+            self.lock = SweepLock(self.sweep_dir)
+            if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
+                log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one",
+                            self.kind, self.sweep_dir)
+            store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
@@ -272,8 +318,8 @@ class SweepCore:
                 return None
             try:
                 batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
-            except KeyboardInterrupt:
-                return "interrupted (Ctrl-C)"
+            except KeyboardInterrupt as interrupt:
+                return interrupted(interrupt)
             returns.append(list(batch))
             for trial, job_return in zip(trials, batch):
                 self.record(strategy, trial, outcome_of(job_return, self.sweep_dir), store, progress)
@@ -305,7 +351,7 @@ class SweepCore:
                     returns.append([future.result()])
                     self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if self.options["on_interrupt"] == "wait" and in_flight:
                 log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
                 try:
@@ -315,7 +361,7 @@ class SweepCore:
                 except KeyboardInterrupt:
                     pass
             getattr(self.launcher, "shutdown", lambda cancel: None)(cancel=True)  # unfinished jobs run again on resume
-            return "interrupted (Ctrl-C)"
+            return interrupted(interrupt)
 
     def finish(self, store: ResultsStore) -> None:
         """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""

@@ -24,6 +24,9 @@ log = logging.getLogger("hydra_plugins.exp_sweeper")
 ID, RUN = "id", "run"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _ABSENT = object()
+# <name>_params.csv lists at most this many planned jobs (about a second to write), so that the first job of
+# any grid, 10^12 configurations included, starts at once; the results CSV has every job that ran.
+PLAN_LIMIT = 1_000_000
 
 
 class GridStrategy:
@@ -85,11 +88,12 @@ def planned_rows(grid: Grid, config_ids: Optional[Sequence[int]]) -> Iterator[Li
 
 
 def write_planned_grid(path: Any, grid: Grid, config_ids: Optional[Sequence[int]]) -> None:
-    """``<name>_params.csv``: every planned job (EXP's ``write_configs`` columns), written before any job starts."""
+    """``<name>_params.csv``: the first ``PLAN_LIMIT`` planned jobs (EXP's ``write_configs`` columns), written
+    before any job starts."""
     with atomic_writer(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([ID, RUN, *grid.names])
-        writer.writerows(planned_rows(grid, config_ids))
+        writer.writerows(itertools.islice(planned_rows(grid, config_ids), PLAN_LIMIT))
 
 
 class GridSweep(SweepCore):
@@ -152,10 +156,13 @@ class GridSweep(SweepCore):
         store = self.open_store(f"{name}_results.csv", [*grid.names, ID, RUN, *BOOKKEEPING, "result"])
         state.save()
         planned = self.sweep_dir / f"{name}_params.csv"
+        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
         if not (self.options["resume"] and planned.exists()):
             write_planned_grid(planned, grid, ids)
+            if total > PLAN_LIMIT:
+                log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{total:,}", planned.name,
+                         f"{PLAN_LIMIT:,}")
         done = {(int(r[ID]), int(r[RUN])) for r in store.rows}
-        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
         progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
                             failed=sum(r["status"] == "failed" for r in store.rows))
         strategy = GridStrategy(grid, ids, done, id_key, run_key)

@@ -29,4 +29,4 @@ class LazySweeper(Sweeper):
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        return self.impl.sweep(arguments)
+        return self.impl.run_sweep(arguments)

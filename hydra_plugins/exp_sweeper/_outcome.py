@@ -15,12 +15,18 @@ import json
 import logging
 import math
 import os
+import pickle
 import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 JOBS_DIR = ".exp_jobs"
+# A return value larger than this (pickled) is not kept whole: the driver would hold it and the results CSV
+# would repeat it. It is replaced, in the job, by a short description; a dict keeps its small entries
+# (its objective among them) and describes the large ones.
+RESULT_BYTES = 1_000_000
+ENTRY_BYTES = 10_000
 
 
 def job_record_path(sweep_dir: Any, job_num: Any) -> Path:
@@ -41,6 +47,35 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _size(value: Any) -> int:
+    if value is None or isinstance(value, (bool, int, float)):
+        return 0
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    try:
+        return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # cannot be pickled: the launcher that has to send it back says so
+        return 0
+
+
+def kept_value(value: Any) -> Any:
+    """The return value as the sweep keeps it (see ``RESULT_BYTES``)."""
+    size = _size(value)
+    if size <= RESULT_BYTES:
+        return value
+
+    def describe(item: Any, nbytes: int) -> str:
+        return f"<{type(item).__name__} of {nbytes:,} bytes, too large to keep in the sweep's results>"
+
+    logging.getLogger(__name__).warning("the job returned %s bytes; the sweep keeps at most %s bytes of a result "
+                                        "(a dict keeps its entries up to %s bytes each)", f"{size:,}",
+                                        f"{RESULT_BYTES:,}", f"{ENTRY_BYTES:,}")
+    if isinstance(value, dict):
+        sizes = {key: _size(item) for key, item in value.items()}
+        return {key: item if sizes[key] <= ENTRY_BYTES else describe(item, sizes[key]) for key, item in value.items()}
+    return describe(value, size)
+
+
 class TimedTask:
     """The app's task function, writing a record of each job it runs.
 
@@ -57,7 +92,7 @@ class TimedTask:
     def __call__(self, cfg: Any) -> Any:
         record: Dict[str, Any] = {"started": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
         try:
-            value = self.timed_function(cfg)
+            value = kept_value(self.timed_function(cfg))
         except Exception as error:
             logging.getLogger(__name__).exception("the job raised an exception")
             record.update(status="failed", error=describe_error(error))

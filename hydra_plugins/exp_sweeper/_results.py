@@ -7,14 +7,21 @@ its job runs again.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from exp_compat.files import atomic_writer
 
 FINISHED = ("completed", "failed")
+# Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
+# returns 200 MB must not make a 200 MB CSV. The job's own record and log keep what it said.
+LONG_CELL = 10_000
+FREE_FORM = ("result", "error")
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 
@@ -39,6 +46,13 @@ def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
     return list(reader.fieldnames or []), rows
 
 
+def bounded(text: str) -> str:
+    """A free-form cell cut to ``LONG_CELL`` characters, saying how long it was."""
+    if len(text) <= LONG_CELL:
+        return text
+    return f"{text[:LONG_CELL]}... [{len(text):,} characters, cut at {LONG_CELL:,}]"
+
+
 class ResultsStore:
     """Appends one row per finished job to ``path`` and flushes it at once."""
 
@@ -46,8 +60,12 @@ class ResultsStore:
         self.path = path
         self.columns = list(columns)
         self.rows: List[Dict[str, str]] = []
+        header: List[str] = []
         if resume and path.exists():
             header, self.rows = read_results(path)
+            if not header:  # empty, or killed while its header was written: the job records rebuild it
+                log.warning("%s has no complete header: rebuilding it from the job records", path)
+        if header:
             if header != self.columns:
                 raise ValueError(
                     f"{path} has the columns {header}, but this sweep writes {self.columns}: "
@@ -55,7 +73,7 @@ class ResultsStore:
                 )
             self._rewrite(self.rows)  # drops a torn last line, if any
         else:
-            if path.exists():
+            if path.exists() and not resume:
                 kept = _set_aside(path)
                 log.warning("%s held results of an earlier sweep: kept as %s (to continue a sweep instead, "
                             "use hydra.sweeper.resume=true)", path, kept.name)
@@ -70,7 +88,11 @@ class ResultsStore:
             writer.writerows(rows)
 
     def append(self, row: Dict[str, Any]) -> None:
-        self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
+        cells = {column: cell(row.get(column)) for column in self.columns}
+        for column in FREE_FORM:
+            if column in cells:
+                cells[column] = bounded(cells[column])
+        self._writer.writerow(cells)
         self._handle.flush()
 
     def close(self) -> None:
@@ -106,6 +128,33 @@ class LaunchJournal:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class SweepLock:
+    """One sweep at a time in a sweep directory: a POSIX lock on ``<dir>/.exp_lock``.
+
+    The kernel releases it when the owning process ends, however it ends, so a
+    killed sweep never leaves it stuck; it is per process (not inherited by
+    children that a job forks) and works on NFS.
+    """
+
+    def __init__(self, directory: Path):
+        self.path = directory / ".exp_lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(self._fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(self._fd)
+            raise ValueError(f"another sweep ({owner}) is running in {directory}: wait for it to end, "
+                             "or use another hydra.sweep.dir") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def write_summary(path: Path, summary: Dict[str, Any]) -> None:

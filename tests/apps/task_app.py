@@ -4,7 +4,7 @@ Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sl
 ``sleeps`` (a list: sleep sleeps[x] seconds),
 ``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
 start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
-key name: return {name: x}), ``results`` (a list: return what ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
+key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``results`` (a list: return what ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
 itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
 """
 import json
@@ -65,6 +65,8 @@ def main(cfg: DictConfig):
         return math.nan
     if kind == "text":
         return "not a number"
+    if kind == "big":
+        return {"loss": x, "blob": "b" * 20_000_000}
     return {kind: x, "other": 1}
 
 
