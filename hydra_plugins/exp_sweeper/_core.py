@@ -10,8 +10,10 @@ batches, which every launcher implements.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import logging
 import re
 import secrets
@@ -38,6 +40,8 @@ RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
 ON_FAILURE = ("continue", "cancel")
 ON_INTERRUPT = ("cancel", "wait")
 DEFAULT_CHUNK = 1_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
+KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
+NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
 
 class SweepError(CompactHydraException):
@@ -100,7 +104,8 @@ class SweepCore:
         # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
         self.template: List[Tuple[str, str]] = []
         self.lock: Optional[SweepLock] = None
-        self.failures: List[str] = []
+        self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
+        self.n_failures = 0
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -264,12 +269,12 @@ class SweepCore:
         """Whether the launcher offers the asynchronous interface (``submit`` returning futures)."""
         return callable(getattr(self.launcher, "submit", None)) and hasattr(self.launcher, "slots")
 
-    def start_launcher(self) -> None:
+    def start_launcher(self, max_jobs: Optional[int]) -> None:
         """Let a launcher start its workers now, while the sweep still loads (its libraries take seconds;
-        so does an app that imports torch in each worker)."""
+        so does an app that imports torch in each worker); no more than the ``max_jobs`` the sweep can run."""
         start = getattr(self.launcher, "start", None)
         if callable(start):
-            start()
+            start(max_jobs=max_jobs)
 
     def launcher_slots(self) -> Optional[int]:
         return int(self.launcher.slots) if self.asynchronous() else None
@@ -297,6 +302,18 @@ class SweepCore:
         self.report(progress, store, stop)
         return returns
 
+    @staticmethod
+    def keep(returns: List[List[Any]], batch: Sequence[Any]) -> None:
+        """Keep the first ``KEPT_RETURNS`` jobs' JobReturns, in their batches, for ``sweep()`` to return.
+
+        Hydra's multirun ignores what a sweeper returns, but its test utilities (and its launcher and
+        sweeper test suites) read it. A JobReturn holds its job's config and Hydra config, about 0.1 MB:
+        keeping every one made the driver grow with each finished job. The results CSV has every job.
+        """
+        room = KEPT_RETURNS - sum(len(kept) for kept in returns)
+        if room > 0:
+            returns.append(list(batch)[:room])
+
     def _numbered(self, trials: List[Trial]) -> List[Trial]:
         """Give trials their job numbers and journal them, before any of them is launched."""
         for trial in trials:
@@ -304,11 +321,13 @@ class SweepCore:
         self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
         return trials
 
-    def _report_waits(self, waits: List[float]) -> None:
+    def _report_waits(self, waits: "collections.Counter[int]") -> None:
         if waits:
             ordered = sorted(waits)
+            middle = sum(waits.values()) // 2
+            median = next(ms for ms, seen in zip(ordered, itertools.accumulate(waits[ms] for ms in ordered)) if seen > middle)
             log.info("%s: a freed slot waited %.3f s (median), %.3f s (max) for its next job",
-                     self.kind, ordered[len(ordered) // 2], ordered[-1])
+                     self.kind, median / 1000, ordered[-1] / 1000)
 
     def _batches(self, strategy: Strategy, store: ResultsStore, progress: Progress, size: int,
                  returns: List[List[Any]]) -> Optional[str]:
@@ -320,9 +339,10 @@ class SweepCore:
                 batch = self.launcher.launch([self.overrides(t) for t in trials], initial_job_idx=trials[0].job_num)
             except KeyboardInterrupt as interrupt:
                 return interrupted(interrupt)
-            returns.append(list(batch))
+            self.keep(returns, batch)
             for trial, job_return in zip(trials, batch):
                 self.record(strategy, trial, outcome_of(job_return, self.sweep_dir), store, progress)
+            del batch  # this chunk's JobReturns are recorded: free them before the next chunk runs
             stop = self.stop_reason(progress)
             if stop is not None:
                 return stop
@@ -332,14 +352,16 @@ class SweepCore:
         in_flight: Dict[Any, Trial] = {}
         stop: Optional[str] = None
         freed_at: Optional[float] = None
-        waits: List[float] = []  # how long freed slots waited for their next job (recording + proposing)
+        # How long freed slots waited for their next job (recording + proposing), counted per millisecond,
+        # not kept per job: a sweep's memory must not grow with each finished job.
+        waits: "collections.Counter[int]" = collections.Counter()
         try:
             while True:
                 if stop is None and len(in_flight) < slots:
                     for trial in self._numbered(strategy.ask(slots - len(in_flight))):
                         in_flight[self.launcher.submit(self.overrides(trial), trial.job_num)] = trial
                         if freed_at is not None:
-                            waits.append(time.monotonic() - freed_at)
+                            waits[round(1000 * (time.monotonic() - freed_at))] += 1
                     strategy.prepare()
                 if not in_flight:
                     self._report_waits(waits)
@@ -348,7 +370,7 @@ class SweepCore:
                 freed_at = time.monotonic()
                 for future in finished:
                     trial = in_flight.pop(future)
-                    returns.append([future.result()])
+                    self.keep(returns, [future.result()])
                     self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
         except KeyboardInterrupt as interrupt:
@@ -372,18 +394,20 @@ class SweepCore:
         row.update(job_num=trial.job_num, status=outcome.status, duration_s=outcome.duration_s, error=outcome.error)
         store.append(row)
         if outcome.failed:
-            where = f"; log: {outcome.log_path}" if outcome.log_path else (f"; output: {outcome.output_dir}" if outcome.output_dir else "")
-            self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
+            self.n_failures += 1
+            if len(self.failures) < NAMED_FAILURES:
+                where = f"; log: {outcome.log_path}" if outcome.log_path else (f"; output: {outcome.output_dir}" if outcome.output_dir else "")
+                self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
         progress.finished(trial.job_num, trial.params, outcome, best=getattr(strategy, "best_value", None))
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed
         log.info("%s: %d jobs finished: %d completed, %d failed; results: %s",
                  self.kind, progress.done, completed, progress.failed, store.path)
-        for failure in self.failures[:10]:
+        for failure in self.failures:
             log.error("%s: failed job %s", self.kind, failure)
-        if len(self.failures) > 10:
-            log.error("%s: ... and %d more failed jobs (see %s)", self.kind, len(self.failures) - 10, store.path)
+        if self.n_failures > len(self.failures):
+            log.error("%s: ... and %d more failed jobs (see %s)", self.kind, self.n_failures - len(self.failures), store.path)
         if stop is not None:
             raise SweepError(f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
                              f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}")

@@ -205,7 +205,7 @@ class GoptSweep(SweepCore):
         self.check_options()
         self.check_gopt_options()
         o = self.options
-        self.start_launcher()
+        self.start_launcher(o["n_jobs"] or o["n_trials"])
         space = self.load_space(arguments, enumerable=False)
         try:
             search = space.require_params().search()

@@ -139,7 +139,6 @@ class GridSweep(SweepCore):
         runs = self.options["runs"]
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise SweepError(f"{self.kind}: hydra.sweeper.runs must be a whole number >= 1, got {runs!r}")
-        self.start_launcher()
         space = self.load_space(arguments, enumerable=True)
         state = self.load_state({"space": space.to_mapping(), "runs": runs, "config_ids": self.options.get("config_ids")})
         try:
@@ -148,6 +147,8 @@ class GridSweep(SweepCore):
             raise SweepError(f"{self.kind}: {error}") from None
         ids = self.config_ids(grid)
         id_key, run_key = self.job_keys(space)
+        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
+        self.start_launcher(total)
         if runs > 1 and run_key is None:
             log.info("%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
                      "number is in its EXP_RUN environment variable; hydra.sweeper.run_key=KEY passes it in the "
@@ -156,7 +157,6 @@ class GridSweep(SweepCore):
         store = self.open_store(f"{name}_results.csv", [*grid.names, ID, RUN, *BOOKKEEPING, "result"])
         state.save()
         planned = self.sweep_dir / f"{name}_params.csv"
-        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
         if not (self.options["resume"] and planned.exists()):
             write_planned_grid(planned, grid, ids)
             if total > PLAN_LIMIT:
@@ -169,5 +169,6 @@ class GridSweep(SweepCore):
         slots = self.launcher_slots()
         if slots is None:
             return self.run(strategy, store, progress, self.options["max_batch_size"] or DEFAULT_CHUNK, asynchronous=False)
+        slots = min(slots, total)
         log.info("%s: keeping %d jobs in flight (asynchronous launcher)", self.kind, slots)
         return self.run(strategy, store, progress, slots, asynchronous=True)
