@@ -5,7 +5,9 @@ started directly, each with its state, spool, socket, PID and log files in one
 private directory; ``SLURM_CONF`` (and the munge socket in it) points every
 SLURM command at this cluster alone. The node has two fake GPUs (``Gres=gpu:2``
 backed by symbolic links to /dev/null), so ``--gres=gpu:1`` jobs get
-``CUDA_VISIBLE_DEVICES`` from SLURM and a third concurrent GPU job waits.
+``CUDA_VISIBLE_DEVICES`` from SLURM and a third concurrent GPU job waits. It declares at least two CPUs per
+GPU, more than a small machine has (``SlurmdParameters=config_overrides``), so that one-CPU jobs are held
+back by the GPUs, not by the CPUs.
 
     python tests/local_slurm.py start DIR   # for a manual session; prints the export line
     python tests/local_slurm.py stop DIR
@@ -82,7 +84,8 @@ class LocalSlurm:
             link = r / "dev" / f"nvidia{i}"
             if not link.is_symlink():
                 link.symlink_to("/dev/null")  # slurmd rejects plain files as GPU devices
-        node = (f"NodeName={self.node} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} "
+        cpus = max(os.cpu_count() or 1, 2 * self.gpus)
+        node = (f"NodeName={self.node} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} "
                 f"RealMemory={max(_memory_mb() - 1024, 512)} State=UNKNOWN" + (f" Gres=gpu:{self.gpus}" if self.gpus else ""))
         self.conf.write_text("\n".join([
             "ClusterName=exptest",
@@ -104,6 +107,7 @@ class LocalSlurm:
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core_Memory",
+            "SlurmdParameters=config_overrides",
             "SchedulerType=sched/backfill",
             "SchedulerParameters=sched_interval=1",
             "MpiDefault=none",
