@@ -1,4 +1,4 @@
-"""exp_local: device slots, faults and clean-up, with real processes (CPU-only: explicit device lists)."""
+"""exp_local: device slots, faults and clean-up, with real processes (devices from a stand-in NVML, whatever the machine has)."""
 from __future__ import annotations
 
 import itertools
@@ -52,13 +52,73 @@ def mark():
     return f"exp-test-{uuid.uuid4().hex}"
 
 
-def test_each_job_sees_exactly_its_slots_device_and_no_two_share_one(tmp_path, hydra_app, mark):
+FAKE_NVML = '''"""A stand-in for nvidia-ml-py, written by tests/test_exp_local.py: the devices below, or no NVML at all."""
+import types
+
+DEVICES = {devices!r}
+
+
+class NVMLError(Exception):
+    pass
+
+
+def nvmlInit():
+    if DEVICES is None:
+        raise NVMLError("NVML Shared Library Not Found")
+
+
+def nvmlShutdown():
+    pass
+
+
+def nvmlDeviceGetCount():
+    return len(DEVICES)
+
+
+def nvmlDeviceGetHandleByIndex(index):
+    return index
+
+
+def nvmlDeviceGetUUID(handle):
+    return DEVICES[handle][0]
+
+
+def nvmlDeviceGetMemoryInfo(handle):
+    return types.SimpleNamespace(used=DEVICES[handle][1], total=1.0)
+
+
+def nvmlDeviceGetUtilizationRates(handle):
+    return types.SimpleNamespace(gpu=100 * DEVICES[handle][2])
+'''
+
+
+@pytest.fixture
+def fake_nvml(tmp_path, monkeypatch):
+    """Make the apps these tests run see exactly these devices, whatever this machine has (None: no NVML).
+
+    A ``pynvml`` module first on PYTHONPATH answers the launcher's NVML queries; the parent's
+    CUDA_VISIBLE_DEVICES is cleared, so only the devices given here count.
+    """
+
+    def install(*uuids):
+        folder = tmp_path / "fake_nvml"
+        folder.mkdir(exist_ok=True)
+        devices = None if uuids == (None,) else [(uuid, 0.0, 0.0) for uuid in uuids]
+        (folder / "pynvml.py").write_text(FAKE_NVML.format(devices=devices), encoding="utf-8")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    return install
+
+
+def test_each_job_sees_exactly_its_slots_device_and_no_two_share_one(tmp_path, hydra_app, mark, fake_nvml):
+    fake_nvml("GPU-1a2b", "GPU-8f2c")
     log = tmp_path / "jobs.jsonl"
     done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,GPU-8f2c]", "+x=range(0,6)",
                      "+behave.sleep=0.3", f"+behave.record={log}", f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
                      "+hydra.launcher.env.EXP_TEST_EXTRA=hello")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "NVML is not available" in done.stderr + done.stdout
+    assert "NVML is not available" not in done.stderr + done.stdout  # checked against the devices found
     jobs = records(log)
     assert len(jobs) == 6
     for job in jobs:
@@ -73,21 +133,49 @@ def test_each_job_sees_exactly_its_slots_device_and_no_two_share_one(tmp_path, h
     assert not marked_processes(mark)
 
 
-def test_jobs_per_gpu_packs_jobs_and_gpus_per_job_groups_devices(tmp_path, hydra_app):
+def test_without_nvml_an_explicit_device_list_is_used_as_given_with_a_warning(tmp_path, hydra_app, fake_nvml):
+    fake_nvml(None)
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,GPU-8f2c]", "+x=range(0,2)", f"+behave.record={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NVML is not available" in done.stderr + done.stdout
+    assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} <= {"0", "GPU-8f2c"}
+
+
+def test_jobs_per_gpu_packs_jobs_and_gpus_per_job_groups_devices(tmp_path, hydra_app, fake_nvml):
+    fake_nvml("GPU-a", "GPU-b", "GPU-c", "GPU-d")
     log = tmp_path / "jobs.jsonl"
     done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,1,2,3]", "hydra.launcher.gpus_per_job=2",
-                     "hydra.launcher.jobs_per_gpu=2", "+x=range(0,8)", "+behave.sleep=0.4", f"+behave.record={log}")
+                     "hydra.launcher.jobs_per_gpu=2", "+x=range(0,8)", "+behave.sleep=1.5", f"+behave.record={log}")
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(log)
     assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in jobs} == {"0,1", "2,3"}
     for group in ("0,1", "2,3"):
         on_group = [j for j in jobs if j["env"]["CUDA_VISIBLE_DEVICES"] == group]
-        # at most two at a time on one group: no three jobs pairwise overlapping
+        assert overlaps(on_group)  # two jobs did share the group at once
+        # and at most two: no three jobs pairwise overlapping
         assert not any(all(a["started"] < b["ended"] and b["started"] < a["ended"] for a, b in itertools.combinations(trio, 2))
                        for trio in itertools.combinations(on_group, 3))
 
 
-def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, hydra_app):
+def test_real_nvml_devices_are_found_and_shared_out(tmp_path, hydra_app):
+    """The one test of the real NVML path: it runs where nvidia-ml-py and a GPU are present."""
+    from hydra_plugins.exp_launcher._devices import nvml_devices, parent_visible
+
+    devices = nvml_devices()
+    if not devices:
+        pytest.skip("no NVML (pip install nvidia-ml-py) or no NVIDIA GPU here")
+    allowed = set(parent_visible() or [d.index for d in devices])
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "hydra.launcher.skip_busy=null",
+                     "+x=range(0,4)", f"+behave.record={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)}
+    assert seen and seen <= allowed and "NVML is not available" not in done.stderr + done.stdout
+
+
+def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, hydra_app, fake_nvml):
+    fake_nvml(*(f"GPU-{i}" for i in range(6)))
     log = tmp_path / "jobs.jsonl"
     env_done = subprocess.run(
         [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.gpus=[3]",
@@ -99,18 +187,31 @@ def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, h
 
 @pytest.mark.parametrize("option,words", [
     ("hydra.launcher.gpus=[0,0]", "more than once"),
-    ("hydra.launcher.gpus=auto", "no NVIDIA GPU found"),
-    ("hydra/launcher=exp_gpu", "no NVIDIA GPU found"),
     ("hydra.launcher.gpus_per_job=3", "only 2 devices are usable"),
     ("hydra.launcher.workers=5", "there are 2 device slots"),
     ("hydra.launcher.timeout_s=-1", "timeout_s must be a positive number"),
+    ("hydra.launcher.gpus=Auto", "'Auto' is not a device; use null, auto, or a list of device indices or GPU-/MIG- UUIDs"),
+    ("hydra.launcher.gpus=foo", "'foo' is not a device"),
+    ("hydra.launcher.gpus=[0,cuda:1]", "'cuda:1' is not a device"),
+    ("hydra.launcher.gpus=-1", "-1 is not a device"),
+    ("hydra.launcher.gpus=true", "True is not a device"),
 ])
-def test_invalid_device_settings_fail_before_any_job(tmp_path, hydra_app, option, words):
+def test_invalid_device_settings_fail_before_any_job(tmp_path, hydra_app, fake_nvml, option, words):
+    # a misspelt device is refused even where NVML cannot check it (before, CUDA_VISIBLE_DEVICES=Auto ran)
+    fake_nvml(*([None] if "is not a device" in words else ["GPU-a", "GPU-b"]))
     base = ["hydra/launcher=exp_local", "hydra.launcher.gpus=[0,1]"]
     if option.startswith("hydra/launcher") or option.startswith("hydra.launcher.gpus="):
         base = ["hydra/launcher=exp_local"]
     done = hydra_app(*base, option, "+x=range(0,2)")
     assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
+    assert not any(p.name.isdigit() for p in (tmp_path / "sweep").glob("*"))
+
+
+@pytest.mark.parametrize("option", ["hydra.launcher.gpus=auto", "hydra/launcher=exp_gpu"])
+def test_auto_without_a_gpu_fails_before_any_job(tmp_path, hydra_app, fake_nvml, option):
+    fake_nvml(None)
+    done = hydra_app("hydra/launcher=exp_local", option, "+x=range(0,2)")
+    assert done.returncode == 1 and "no NVIDIA GPU found" in done.stderr and "Traceback" not in done.stderr
     assert not any(p.name.isdigit() for p in (tmp_path / "sweep").glob("*"))
 
 

@@ -76,6 +76,16 @@ def _whole(value: Any, name: str, low: int = 1) -> int:
     return value
 
 
+def _device_entry(value: Any) -> str:
+    """One entry of a gpus list: a device index or a GPU-/MIG- UUID. Anything else (``Auto``, a typo) would
+    become a CUDA_VISIBLE_DEVICES entry that CUDA silently reads as no device."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not ((text.isascii() and text.isdigit()) or text.startswith(("GPU-", "MIG-"))):
+        raise LauncherError(f"hydra.launcher.gpus: {value!r} is not a device; use null, auto, "
+                            "or a list of device indices or GPU-/MIG- UUIDs")
+    return text
+
+
 def choose_devices(gpus: Any, skip_busy: Any, devices: Optional[List[Device]], visible: Optional[List[str]]) -> List[str]:
     """The device ids (as CUDA_VISIBLE_DEVICES entries) the launcher may use."""
     if gpus == "auto":
@@ -103,7 +113,7 @@ def choose_devices(gpus: Any, skip_busy: Any, devices: Optional[List[Device]], v
         gpus = [gpus]
     if not isinstance(gpus, (list, tuple)) or not gpus:
         raise LauncherError(f"hydra.launcher.gpus must be null, auto, or a list of device indices or UUIDs, got {gpus!r}")
-    entries = [str(g).strip() for g in gpus]
+    entries = [_device_entry(g) for g in gpus]
     duplicates = sorted({e for e in entries if entries.count(e) > 1})
     if duplicates:
         raise LauncherError(f"hydra.launcher.gpus lists {duplicates} more than once (use jobs_per_gpu to share a device)")

@@ -1,6 +1,7 @@
 """The thin Hydra launcher class both exp launchers are: options in, the engine imported on setup."""
 from __future__ import annotations
 
+import abc
 import importlib
 from concurrent.futures import Future
 from typing import Any, Optional, Sequence
@@ -22,7 +23,10 @@ class EngineLauncher(Launcher):
     them. ``launch`` is the same engine, waiting for a whole batch.
     """
 
-    engine = ""  # "module:Class", set by each launcher
+    @property
+    @abc.abstractmethod
+    def engine(self) -> str:
+        """``module:Class`` of the engine; abstract, so that Hydra's plugin scan lists only the real launchers."""
 
     def __init__(self, **options: Any):
         self.options = options
@@ -42,10 +46,13 @@ class EngineLauncher(Launcher):
         assert self.impl is not None, "setup() first"
         return self.impl.launch(job_overrides, initial_job_idx)
 
-    def start(self) -> None:
-        """Start the slots (worker processes) before the first job, where the engine has any to start."""
+    def start(self, max_jobs: Optional[int] = None) -> None:
+        """Start the slots (worker processes) before the first job, where the engine has any to start;
+        ``max_jobs`` (the sweep's size, when known) keeps it from starting more workers than jobs."""
         assert self.impl is not None, "setup() first"
-        getattr(self.impl, "start", lambda: None)()
+        start = getattr(self.impl, "start", None)
+        if start is not None:
+            start(max_jobs=max_jobs)
 
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
         assert self.impl is not None, "setup() first"

@@ -5,13 +5,18 @@ CUDA_VISIBLE_DEVICES (and EXP_WORKER_ID, EXP_DEVICES) before the interpreter
 starts, so job code can never see another slot's GPU, and the launcher itself
 never touches CUDA. Workers compose each job's config themselves (in
 parallel, not one after another in the parent) and stay alive across jobs, so
-a job that imports torch pays for it once per worker, not once per job.
+a job that imports torch pays for it once per worker, not once per job. Each
+worker runs under a small supervisor process (see _worker.py) that ends its
+whole process tree on request or when the driver dies, whatever the job does.
 
-A dispatcher thread hands queued jobs to idle workers and resolves each job's
-``Future`` with its ``JobReturn``. A job that raises is a FAILED JobReturn (its
-traceback is in its log); a worker that dies (segfault, ``os._exit``, the OOM
-killer) or a job past ``timeout_s`` (its whole process tree is killed) fails
-only that job, and the slot gets a fresh worker.
+A dispatcher thread starts the workers (all at once: a worker says hello when
+its imports are done and only then gets the sweep's payload), hands queued
+jobs to idle workers and resolves each job's ``Future`` with its
+``JobReturn``. Workers are started as jobs need them, never more than there
+are jobs. A job that raises is a FAILED JobReturn (its traceback is in its
+log); a worker that dies (segfault, ``os._exit``, the OOM killer) or a job past
+``timeout_s`` (its whole process tree is killed) fails only that job, and the
+slot gets a fresh worker.
 """
 from __future__ import annotations
 
@@ -38,25 +43,30 @@ from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
+WORKERS_PER_CPU = 8
+
 
 class Worker:
-    """One worker process and its end of the socket."""
+    """One worker process (under its supervisor) and the driver's end of its socket."""
 
-    def __init__(self, worker_id: int, devices: Optional[Slot], env: Dict[str, str], payload: bytes):
+    def __init__(self, worker_id: int, devices: Optional[Slot], env: Dict[str, str]):
         self.worker_id = worker_id
         self.devices = devices
         ours, theirs = socket.socketpair()
         environment = dict(os.environ, **env, EXP_WORKER_ID=str(worker_id))
         if devices is not None:
             environment["CUDA_VISIBLE_DEVICES"] = environment["EXP_DEVICES"] = ",".join(devices)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hydra_plugins.exp_launcher._worker", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=environment, start_new_session=True,
-        )
-        theirs.close()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hydra_plugins.exp_launcher._worker", str(theirs.fileno()), str(os.getpid())],
+                pass_fds=[theirs.fileno()], env=environment, start_new_session=True,
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send_bytes(pickle.dumps((os.getpid(), list(sys.path))))
-        self.conn.send_bytes(payload)
         self.ready = False
         self.job: Optional[Job] = None
         self.jobs_done = 0
@@ -65,22 +75,44 @@ class Worker:
     def where(self) -> str:
         return f"worker {self.worker_id}" + (f" (CUDA_VISIBLE_DEVICES={','.join(self.devices)})" if self.devices else "")
 
-    def kill(self) -> None:
-        """Kill the worker and every process its job started (its process group)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.conn.close()
+    @property
+    def how_it_ended(self) -> str:
+        code = self.process.returncode
+        return f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit status {code}"
 
-    def stop(self, grace_s: float = 5.0) -> None:
+    def terminate(self) -> None:
+        """Ask the supervisor to kill the worker and every process below it, at once."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def ask_to_stop(self) -> None:
+        """Let an idle worker end on its own (its job code's exit handlers run)."""
         try:
             self.conn.send(("stop",))
+        except OSError:
+            self.terminate()
+
+    def finish(self, grace_s: float = 5.0) -> None:
+        """Wait for the worker's end: one that does not stop is terminated; a supervisor that cannot end its
+        tree in time (a process stuck in the kernel) has its process group SIGKILLed."""
+        try:
             self.process.wait(timeout=grace_s)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
+        except subprocess.TimeoutExpired:
+            self.terminate()
+            try:
+                self.process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.conn.close()
+
+    def kill(self) -> None:
+        self.terminate()
+        self.finish()
+
+    def stop(self) -> None:
+        self.ask_to_stop()
+        self.finish()
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -103,6 +135,31 @@ def thread_limits(threads: Any, workers: int) -> Dict[str, str]:
     return {name: str(threads) for name in THREAD_VARIABLES if name not in os.environ}
 
 
+def worker_count(workers: Any, slots: Optional[List[Slot]]) -> int:
+    """How many workers: one per device slot, or per CPU, unless told; never far beyond the CPUs.
+
+    Each worker is a Python process with Hydra loaded; far more of them than CPUs only adds start-up and
+    memory, so without GPUs the count is capped at WORKERS_PER_CPU times the CPUs (jobs that mostly wait,
+    on I/O or a remote service, may still overlap several per CPU).
+    """
+    cpus = os.cpu_count() or 1
+    if workers is None:
+        return len(slots) if slots is not None else cpus
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise LauncherError(f"hydra.launcher.workers must be a whole number >= 1, got {workers!r}")
+    if slots is not None:
+        if workers > len(slots):
+            raise LauncherError(f"hydra.launcher.workers={workers}, but there are {len(slots)} device slots "
+                                "(raise jobs_per_gpu to run several jobs on one device)")
+        return workers
+    cap = WORKERS_PER_CPU * cpus
+    if workers > cap:
+        log.warning("exp_local: hydra.launcher.workers=%d is far above this machine's %d CPUs: using %d (%d per CPU)",
+                    workers, cpus, cap, WORKERS_PER_CPU)
+        return cap
+    return workers
+
+
 class LocalEngine:
     def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
         self.options = plain_options(options)
@@ -111,59 +168,56 @@ class LocalEngine:
         self.config = config
         o = self.options
         slots = device_slots(o["gpus"], o["jobs_per_gpu"], o["gpus_per_job"], o.get("skip_busy"))
-        workers = o["workers"]
-        if workers is None:
-            workers = len(slots) if slots is not None else (os.cpu_count() or 1)
-        elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise LauncherError(f"hydra.launcher.workers must be a whole number >= 1, got {workers!r}")
-        if slots is not None and workers > len(slots):
-            raise LauncherError(f"hydra.launcher.workers={workers}, but there are {len(slots)} device slots "
-                                "(raise jobs_per_gpu to run several jobs on one device)")
+        workers = worker_count(o["workers"], slots)
         for key in ("timeout_s", "max_jobs_per_worker"):
             value = o[key]
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise LauncherError(f"hydra.launcher.{key} must be a positive number or null, got {value!r}")
         self.slot_devices: List[Optional[Slot]] = [slots[i] if slots is not None else None for i in range(workers)]
         self.env = {**thread_limits(o.get("threads_per_worker"), workers), **{str(k): str(v) for k, v in (o["env"] or {}).items()}}
-        self.workers: List[Optional[Worker]] = []
+        self.workers: List[Optional[Worker]] = [None] * workers  # only the dispatcher thread changes this list
+        self.wanted = 0  # workers to keep running whether or not jobs are queued (start's max_jobs)
         self.queue: Deque[Job] = collections.deque()
         self.lock = threading.Lock()
         self.wake_r, self.wake_w = socket.socketpair()
         self.dispatcher: Optional[threading.Thread] = None
+        self.draining = False  # shutdown(cancel=False): no new jobs, the running ones finish
         self.closing = False
+        self.broken: Optional[str] = None  # why workers cannot be started
         self.payload = b""
 
     @property
     def slots(self) -> int:
         return len(self.slot_devices)
 
-    # -- starting -----------------------------------------------------------------------------
-    def _start(self) -> None:
+    # -- the asynchronous interface -------------------------------------------------------
+    def _run_dispatcher(self) -> None:
+        """Start the dispatcher thread (with the lock held). It starts and ends every worker itself: a worker's
+        supervisor is told when the thread that started it ends (PDEATHSIG), and this thread lives until
+        the workers are gone."""
+        if self.dispatcher is not None or self.closing:
+            return
         import cloudpickle
         from hydra.core.singleton import Singleton
 
         self.payload = cloudpickle.dumps((self.hydra_context, self.config, self.task_function, Singleton.get_state()))
-        self.workers = [self._new_worker(i) for i in range(self.slots)]
         self.dispatcher = threading.Thread(target=self._dispatch, daemon=True, name="exp-local-dispatcher")
         self.dispatcher.start()
         atexit.register(self.shutdown)
-        where = ", ".join(w.where for w in self.workers if w)
-        log.info("exp_local: %d workers started: %s", self.slots, where)
 
-    def _new_worker(self, slot: int) -> Worker:
-        return Worker(slot, self.slot_devices[slot], self.env, self.payload)
-
-    # -- the asynchronous interface -------------------------------------------------------
-    def start(self) -> None:
+    def start(self, max_jobs: Optional[int] = None) -> None:
+        """Start the workers before the first job: all slots, or as many as ``max_jobs`` (the sweep's size)."""
         with self.lock:
-            if self.dispatcher is None and not self.closing:
-                self._start()
+            self.wanted = max(self.wanted, self.slots if max_jobs is None else min(self.slots, max_jobs))
+            self._run_dispatcher()
+        self._wake()
 
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
-        self.start()
+        """Queue a job; a worker is started for it when none is free (up to the slots)."""
         with self.lock:
-            if self.closing:
+            if self.closing or self.draining:
                 raise RuntimeError("exp_local has been shut down")
+            self._run_dispatcher()
             job = Job(job_idx, list(overrides), Future())
             self.queue.append(job)
         self._wake()
@@ -172,7 +226,8 @@ class LocalEngine:
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[Any]:
         from hydra.core.utils import filter_overrides
 
-        log.info("exp_local: launching %d jobs on %d workers", len(job_overrides), self.slots)
+        self.start(max_jobs=len(job_overrides))
+        log.info("exp_local: launching %d jobs on %d workers", len(job_overrides), min(self.slots, len(job_overrides)))
         futures = []
         for offset, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + offset, " ".join(filter_overrides(overrides)))
@@ -182,29 +237,23 @@ class LocalEngine:
     def shutdown(self, cancel: bool = True) -> None:
         """Stop the workers: kill running jobs (cancel) or let them finish first."""
         with self.lock:
-            if self.closing or self.dispatcher is None:
+            if self.closing or self.draining:
+                return
+            if self.dispatcher is None:
                 self.closing = True
                 return
-            self.closing = True
+            self.draining = True
             queued = list(self.queue) if cancel else []
             if cancel:
                 self.queue.clear()
         for job in queued:
             job.future.cancel()
-        if not cancel:
-            while any(w and w.job for w in self.workers) or self.queue:
-                time.sleep(0.05)
+        while not cancel and self.dispatcher.is_alive() and (self.queue or any(w and w.job for w in self.workers)):
+            time.sleep(0.05)
+        self.closing = True
         self._wake()
-        self.dispatcher.join(timeout=10)
-        for worker in self.workers:
-            if worker is None:
-                continue
-            if worker.job is not None:
-                worker.kill()
-                self._fail(worker, KeyboardInterrupt("the sweep was interrupted"))
-            else:
-                worker.stop()
-        self.workers = []
+        if threading.current_thread() is not self.dispatcher:  # a future's callback may run on the dispatcher
+            self.dispatcher.join()
 
     # -- the dispatcher thread -----------------------------------------------------------
     def _wake(self) -> None:
@@ -218,9 +267,44 @@ class LocalEngine:
         if job is not None and not job.future.done():
             job.future.set_result(failed_return(job, error))
 
-    def _replace(self, slot: int) -> None:
-        if not self.closing:
-            self.workers[slot] = self._new_worker(slot)
+    def _fill(self) -> None:
+        """Start workers up to what is wanted: start's count, or one per queued or running job."""
+        if self.broken is not None:
+            return
+        with self.lock:
+            busy = sum(1 for w in self.workers if w is not None and w.job is not None)
+            target = max(self.wanted, min(self.slots, len(self.queue) + busy))
+        missing = target - sum(w is not None for w in self.workers)
+        started = []
+        for slot, worker in enumerate(self.workers):
+            if missing <= 0:
+                break
+            if worker is None:
+                try:
+                    self.workers[slot] = self._new_worker(slot)
+                except OSError as error:  # out of processes or memory
+                    self.broken = f"{type(error).__name__}: {error}"
+                    log.error("exp_local: worker %d could not be started (%s)", slot, self.broken)
+                    break
+                started.append(self.workers[slot])
+                missing -= 1
+        if started:
+            log.info("exp_local: starting %d worker%s: %s", len(started), "s" if len(started) > 1 else "",
+                     ", ".join(w.where for w in started))
+
+    def _new_worker(self, slot: int) -> Worker:
+        return Worker(slot, self.slot_devices[slot], self.env)
+
+    def _fail_stranded(self) -> None:
+        """With no worker left and none to start, queued jobs fail instead of waiting forever."""
+        if self.broken is None or any(w is not None for w in self.workers):
+            return
+        with self.lock:
+            stranded = list(self.queue)
+            self.queue.clear()
+        for job in stranded:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_result(failed_return(job, RuntimeError(f"no exp_local worker could start ({self.broken})")))
 
     def _assign(self) -> None:
         with self.lock:
@@ -231,7 +315,10 @@ class LocalEngine:
                     job = self.queue.popleft()
                     if job.future.set_running_or_notify_cancel():
                         worker.job, job.started = job, time.monotonic()
-                        worker.conn.send(("job", job.idx, job.overrides))
+                        try:
+                            worker.conn.send(("job", job.idx, job.overrides))
+                        except OSError:  # it just died: reading its end fails the job with the cause
+                            pass
                         break
 
     def _next_deadline(self) -> Optional[float]:
@@ -242,15 +329,37 @@ class LocalEngine:
         return max(0.0, min(starts) + limit - time.monotonic()) if starts else None
 
     def _dispatch(self) -> None:
-        while not self.closing:
-            self._assign()
-            conns = {w.conn: slot for slot, w in enumerate(self.workers) if w is not None}
-            for ready in wait([*conns, self.wake_r], timeout=self._next_deadline()):
-                if ready is self.wake_r:
-                    self.wake_r.recv(4096)
-                    continue
-                self._receive(conns[ready])
-            self._enforce_timeout()
+        try:
+            while not self.closing:
+                self._fill()
+                self._fail_stranded()
+                self._assign()
+                conns = {w.conn: slot for slot, w in enumerate(self.workers) if w is not None}
+                for ready in wait([*conns, self.wake_r], timeout=self._next_deadline()):
+                    if ready is self.wake_r:
+                        self.wake_r.recv(4096)
+                        continue
+                    self._receive(conns[ready])
+                self._enforce_timeout()
+        except BaseException as error:  # a bug here must not leave futures unresolved or workers running
+            log.exception("exp_local: the dispatcher failed")
+            self.broken = f"the dispatcher failed: {type(error).__name__}: {error}"
+        finally:
+            self._end_workers()
+            self._fail_stranded()
+
+    def _end_workers(self) -> None:
+        """End every worker at once: idle ones stop on their own, busy or starting ones are terminated."""
+        workers = [w for w in self.workers if w is not None]
+        self.workers = [None] * self.slots
+        for worker in workers:
+            if worker.ready and worker.job is None:
+                worker.ask_to_stop()
+            else:
+                worker.terminate()
+        for worker in workers:
+            worker.finish()
+            self._fail(worker, KeyboardInterrupt("the sweep was interrupted"))
 
     def _receive(self, slot: int) -> None:
         worker = self.workers[slot]
@@ -258,16 +367,25 @@ class LocalEngine:
         try:
             message = pickle.loads(worker.conn.recv_bytes())
         except (EOFError, OSError):
-            code = worker.process.wait()
-            how = f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit status {code}"
+            worker.finish()
+            self.workers[slot] = None
+            how = worker.how_it_ended
+            if not worker.ready:  # it failed in its own start-up (its error is above): do not start it over and over
+                self.broken = f"worker {worker.worker_id} ended before it was ready, {how}"
+                log.error("exp_local: %s", self.broken)
+                return
             if worker.job is not None:
                 log.error("exp_local: job #%d: %s died (%s)", worker.job.idx, worker.where, how)
-            worker.kill()
             self._fail(worker, RuntimeError(f"the worker process died ({how})"))
-            self._replace(slot)
             return
         kind = message[0]
-        if kind == "ready":
+        if kind == "hello":
+            try:
+                worker.conn.send_bytes(pickle.dumps(list(sys.path)))
+                worker.conn.send_bytes(self.payload)
+            except OSError:  # it just died: reading its end says how
+                pass
+        elif kind == "ready":
             worker.ready = True
         elif kind == "started" and worker.job is not None:
             worker.job.where = message[2]
@@ -281,7 +399,7 @@ class LocalEngine:
             limit = self.options["max_jobs_per_worker"]
             if limit is not None and worker.jobs_done >= limit:
                 worker.stop()
-                self._replace(slot)
+                self.workers[slot] = None
 
     def _enforce_timeout(self) -> None:
         limit = self.options["timeout_s"]
@@ -293,4 +411,4 @@ class LocalEngine:
                 log.error("exp_local: job #%d ran longer than timeout_s=%s on %s: killed", worker.job.idx, limit, worker.where)
                 worker.kill()
                 self._fail(worker, TimeoutError(f"the job ran longer than hydra.launcher.timeout_s={limit}"))
-                self._replace(slot)
+                self.workers[slot] = None

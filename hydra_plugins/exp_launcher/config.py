@@ -16,7 +16,8 @@ class SkipBusyConf:
 @dataclass
 class ExpLocalConf:
     _target_: str = "hydra_plugins.exp_launcher.exp_local.ExpLocalLauncher"
-    # Parallel job slots; null: one per device slot when GPUs are used, else the number of CPUs.
+    # Parallel job slots; null: one per device slot when GPUs are used, else the number of CPUs
+    # (without GPUs, at most 8 per CPU). Workers are started as jobs need them, never more than jobs.
     workers: Optional[int] = None
     # null: no GPU assignment; "auto": the free GPUs (within a parent CUDA_VISIBLE_DEVICES); or a list of indices/UUIDs.
     gpus: Any = None
