@@ -159,3 +159,13 @@ def test_only_the_real_launchers_are_listed_as_plugins(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ExpLocalLauncher" in done.stdout and "ExpSlurmLauncher" in done.stdout
     assert "EngineLauncher" not in done.stdout
+
+
+def test_workers_that_cannot_start_fail_the_jobs_instead_of_restarting_forever(tmp_path, app, mark):
+    done = run(app("hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,3)", "+do=[ok,ok,ok]",
+                   "+hydra.launcher.env.PYTHONHOME=/nonexistent", f"+hydra.launcher.env.EXP_TEST_MARK={mark}"),
+               cwd=tmp_path, timeout=60)
+    output = done.stdout + done.stderr
+    assert "no exp_local worker could start (worker" in output and "ended before it was ready, exit status 1)" in output
+    assert len(re.findall(r"exp_local: starting (\d+) workers?:", output)) == 1  # not started over and over
+    assert not by_x(tmp_path) and not marked_processes(mark)
