@@ -1,11 +1,14 @@
 """Asynchronous sweeping with exp_local: no batch barrier, distinct in-flight trials, Ctrl-C."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import APPS, csv_rows
 from test_exp_local import marked_processes, records, wait_for
@@ -86,3 +89,60 @@ def test_ctrl_c_with_on_interrupt_wait_lets_running_jobs_finish(tmp_path, spawn)
     kept = {r["x"] for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
     assert {"3", "4"} <= kept
     assert wait_for(lambda: not marked_processes(mark), timeout=10)
+
+
+def journal(sweep: Path) -> list:
+    path = sweep / ".exp_jobs" / "launched.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def finished(sweep: Path) -> dict:
+    """Job number -> configuration, for each launched job whose own record says it ended."""
+    return {e["job_num"]: json.dumps(e["params"], sort_keys=True) for e in journal(sweep)
+            if (sweep / ".exp_jobs" / f"{e['job_num']}.json").exists()}
+
+
+@pytest.mark.parametrize("launcher", ["exp_local", "exp_slurm"])
+@pytest.mark.parametrize("sweeper", ["exp_grid", "exp_gopt"])
+def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_once(tmp_path, spawn, request, sweeper, launcher):
+    """SIGKILL the driver while job #3 (the slow one) runs, resume: what finished is kept, none of it runs again,
+    and every configuration ends exactly once over both runs.
+
+    exp_local's workers die with their driver: job #3 never ends and runs again on resume. SLURM jobs outlive
+    their driver: here they run to their end before the resume, which reads their records.
+    """
+    sweep, mark, executions = tmp_path / "sweep", f"exp-test-{time.time_ns()}", tmp_path / "jobs.jsonl"
+    if launcher == "exp_slurm":
+        from test_slurm import EXP_SLURM
+
+        slurm = request.getfixturevalue("slurm")
+        launch = [*EXP_SLURM, "hydra.launcher.array_parallelism=2"]
+    else:
+        launch = ["hydra/launcher=exp_local", "hydra.launcher.workers=2", f"+hydra.launcher.env.EXP_TEST_MARK={mark}"]
+    space = ["+x=range(0,8)"] if sweeper == "exp_grid" else [
+        "+x=range(0,40)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=3", "hydra.sweeper.seed=0"]
+    sleeps = "{" + ",".join(f"{n}:{8 if n == 3 else 0.5}" for n in range(8)) + "}"  # by job number
+    args = [sys.executable, str(APPS / "job_app.py"), "-m", f"hydra/sweeper={sweeper}", *launch, *space,
+            f"+by_job.sleeps={sleeps}", f"+by_job.record={executions}", f"hydra.sweep.dir={sweep}"]
+    first = spawn(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: len(finished(sweep)) >= 3 and (sweep / "3").exists(), timeout=180)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    if launcher == "exp_slurm":
+        assert wait_for(lambda: slurm.jobs() == [], timeout=60)  # the orphaned jobs ran to their end
+    else:
+        assert wait_for(lambda: not marked_processes(mark), timeout=10)  # the workers died with their driver
+    kept = set(finished(sweep).values())
+    cut_short = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)} - kept
+    assert 3 <= len(kept) < 8 and (launcher == "exp_slurm" or 3 not in finished(sweep))
+    launched_before, executed_before = len(journal(sweep)), len(records(executions))
+
+    done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(sweep / ("exp_results.csv" if sweeper == "exp_grid" else "opt_configurations.csv"))
+    assert len(rows) == 8 and all(r["status"] == "completed" for r in rows) and len({r["x"] for r in rows}) == 8
+    ended = list(finished(sweep).values())
+    assert len(ended) == 8 and len(set(ended)) == 8  # each configuration ended exactly once, over both runs
+    relaunched = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)[launched_before:]}
+    assert not relaunched & kept and cut_short <= relaunched  # nothing that ended ran again; the rest did
+    assert not {json.dumps({"x": j["x"]}) for j in records(executions)[executed_before:]} & kept
