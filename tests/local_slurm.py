@@ -176,7 +176,10 @@ class LocalSlurm:
                     break
                 time.sleep(0.1)
             else:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended between the last check and now
+                    pass
             pid_file.unlink(missing_ok=True)
 
 
