@@ -36,12 +36,14 @@ class GridStrategy:
                  id_key: Optional[str], run_key: Optional[str]):
         rows = plan(grid, config_ids)
         self.done = done  # consulted lazily: jobs recovered after this point are skipped too
+        self.asked = False
         self.rows: Iterator[Dict[str, Any]] = (r for r in rows if (r[ID], r[RUN]) not in self.done)
         self.names = grid.names
         self.id_key = id_key
         self.run_key = run_key
 
     def ask(self, n: int) -> List[Trial]:
+        self.asked = True
         trials = []
         for row in itertools.islice(self.rows, n):
             extra = {ID: row[ID], RUN: row[RUN]}
@@ -50,7 +52,8 @@ class GridStrategy:
         return trials
 
     def tell(self, trial: Trial, outcome: Outcome) -> Outcome:
-        self.done.add((trial.extra[ID], trial.extra[RUN]))
+        if not self.asked:  # recovered from before a kill: the grid must skip it. Jobs the grid handed out
+            self.done.add((trial.extra[ID], trial.extra[RUN]))  # are past it: keeping them would grow per job
         return outcome
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
