@@ -109,7 +109,8 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
     and every configuration ends exactly once over both runs.
 
     exp_local's workers die with their driver: job #3 never ends and runs again on resume. SLURM jobs outlive
-    their driver: here they run to their end before the resume, which reads their records.
+    their driver: the resume, started at once, cancels those still running (job #3 among them) before it reads
+    which jobs finished, so none of them finishes unseen while the resumed run repeats it.
     """
     sweep, mark, executions = tmp_path / "sweep", f"exp-test-{time.time_ns()}", tmp_path / "jobs.jsonl"
     if launcher == "exp_slurm":
@@ -121,28 +122,34 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
         launch = ["hydra/launcher=exp_local", "hydra.launcher.workers=2", f"+hydra.launcher.env.EXP_TEST_MARK={mark}"]
     space = ["+x=range(0,8)"] if sweeper == "exp_grid" else [
         "+x=range(0,40)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=3", "hydra.sweeper.seed=0"]
-    sleeps = "{" + ",".join(f"{n}:{8 if n == 3 else 0.5}" for n in range(8)) + "}"  # by job number
+    sleeps = "{" + ",".join(f"{n}:{15 if n == 3 else 0.5}" for n in range(8)) + "}"  # by job number
     args = [sys.executable, str(APPS / "job_app.py"), "-m", f"hydra/sweeper={sweeper}", *launch, *space,
             f"+by_job.sleeps={sleeps}", f"+by_job.record={executions}", f"hydra.sweep.dir={sweep}"]
     first = spawn(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: len(finished(sweep)) >= 3 and (sweep / "3").exists(), timeout=180)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    if launcher == "exp_slurm":
-        assert wait_for(lambda: slurm.jobs() == [], timeout=60)  # the orphaned jobs ran to their end
-    else:
+    if launcher == "exp_local":
         assert wait_for(lambda: not marked_processes(mark), timeout=10)  # the workers died with their driver
+    else:
+        assert slurm.jobs()  # job #3 is still running on the cluster, unwatched
     kept = set(finished(sweep).values())
-    cut_short = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)} - kept
-    assert 3 <= len(kept) < 8 and (launcher == "exp_slurm" or 3 not in finished(sweep))
-    launched_before, executed_before = len(journal(sweep)), len(records(executions))
+    assert 3 <= len(kept) < 8 and 3 not in finished(sweep)
+    launched_before = len(journal(sweep))
 
     done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    if launcher == "exp_slurm":  # whatever the first run left on the cluster has ended by now
+        assert wait_for(lambda: slurm.jobs() == [], timeout=60)
+    kept = {finished(sweep)[n] for n in range(launched_before) if n in finished(sweep)}  # orphans may end before the resume ends them
+    cut_short = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)[:launched_before]} - kept
     rows = csv_rows(sweep / ("exp_results.csv" if sweeper == "exp_grid" else "opt_configurations.csv"))
     assert len(rows) == 8 and all(r["status"] == "completed" for r in rows) and len({r["x"] for r in rows}) == 8
     ended = list(finished(sweep).values())
     assert len(ended) == 8 and len(set(ended)) == 8  # each configuration ended exactly once, over both runs
+    assert 3 not in finished(sweep)  # the slow job was cut short (killed with its worker, or cancelled on SLURM)
     relaunched = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)[launched_before:]}
     assert not relaunched & kept and cut_short <= relaunched  # nothing that ended ran again; the rest did
-    assert not {json.dumps({"x": j["x"]}) for j in records(executions)[executed_before:]} & kept
+    assert not {json.dumps({"x": j["x"]}) for j in records(executions) if j["num"] >= launched_before} & kept
+    if launcher == "exp_slurm":
+        assert "SLURM jobs that an earlier run of this sweep left running" in done.stdout

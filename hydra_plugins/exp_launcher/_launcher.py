@@ -54,6 +54,14 @@ class EngineLauncher(Launcher):
         if start is not None:
             start(max_jobs=max_jobs)
 
+    def end_earlier_jobs(self) -> None:
+        """End the jobs that an earlier, killed run of this sweep left running, where the engine's jobs can
+        outlive their driver (SLURM's do; exp_local's workers die with it)."""
+        assert self.impl is not None, "setup() first"
+        end = getattr(self.impl, "end_earlier_jobs", None)
+        if end is not None:
+            end()
+
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
         assert self.impl is not None, "setup() first"
         return self.impl.submit(overrides, job_idx)

@@ -16,6 +16,8 @@ cluster restarts numbering) never returns another launch's result.
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import logging
 import os
 import re
@@ -93,11 +95,17 @@ def requeue_mark(folder: Any, job_id: str) -> Path:
     return Path(folder, f"{job_id}_requeued")
 
 
+def folder_root(folder: str) -> Path:
+    """The folder that ``submitit_folder`` names, less a trailing ``%j``: every launch of a sweep lies in it."""
+    path = Path(folder)
+    return path.parent if "%j" in path.name else path
+
+
 def launch_folder(folder: str) -> Path:
     """``submitit_folder`` with a subfolder of its own for this launch (before a trailing ``%j``)."""
-    path = Path(folder)
     token = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    return path.parent / token / path.name if "%j" in path.name else path / token
+    path = Path(folder)
+    return folder_root(folder) / token / path.name if "%j" in path.name else folder_root(folder) / token
 
 
 def submitit_parameters(options: Dict[str, Any]) -> Dict[str, Any]:
@@ -191,6 +199,12 @@ class SlurmEngine:
                                 f"{60 * o['timeout_min']} s: SLURM would send the timeout signal as soon as a job starts")
         self.composer = Composer(hydra_context.config_loader, config)
         self.folder = launch_folder(str(o["submitit_folder"]))
+        # Every SLURM job this sweep submits, so that its next run finds those that a killed driver left on the
+        # cluster (``end_earlier_jobs``); named after the sweep directory, which has one sweep at a time, so
+        # that sweeps sharing a submitit_folder never touch each other's jobs.
+        sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
+        digest = hashlib.sha1(sweep_dir.encode("utf-8")).hexdigest()[:12]
+        self.jobs_file = folder_root(str(o["submitit_folder"])) / f"exp_slurm_jobs-{digest}.jsonl"
         self.executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=o["max_num_timeout"])
         self.executor.update_parameters(**submitit_parameters(o))
         self.task = SlurmTask(hydra_context, task_function, config)
@@ -218,6 +232,10 @@ class SlurmEngine:
         return job
 
     def _track(self, jobs: List[Job], submitted: List[Any]) -> None:
+        self.jobs_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.jobs_file, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps({"job_id": sub.job_id, "job_num": job.idx}) + "\n"
+                                 for job, sub in zip(jobs, submitted)))
         with self.lock:
             for job, sub in zip(jobs, submitted):
                 self.tracked[sub.job_id] = Tracked(job, sub)
@@ -303,6 +321,46 @@ class SlurmEngine:
                                   tracked.job.idx, tracked.submitted.job_id, how, tracked.logs)
                         self._fail(tracked, f"SLURM job {tracked.submitted.job_id} {how} without a result; log: {tracked.logs}")
             time.sleep(0.25)
+
+    def _earlier_jobs(self) -> List[str]:
+        try:
+            lines = self.jobs_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        ids = []
+        for line in lines:
+            try:
+                ids.append(str(json.loads(line)["job_id"]))
+            except (ValueError, KeyError, TypeError):  # a line torn by a kill
+                continue
+        return ids
+
+    def _active(self, ids: Sequence[str]) -> Optional[List[str]]:
+        states = squeue_states(ids)
+        return None if states is None else [i for i, state in states.items() if state.split("+")[0] not in FINAL]
+
+    def end_earlier_jobs(self) -> None:
+        """End the SLURM jobs that an earlier run of this sweep left on the cluster, before the sweep reads
+        which jobs finished: its driver was killed (SIGKILL, a lost login node), so they run unwatched, and
+        this run would launch them again. They are cancelled, or with ``cancel_at_exit=false`` awaited,
+        until SLURM shows none of them running; what they finished is then read from their records."""
+        ids = self._earlier_jobs()
+        alive = self._active(ids) if ids else []
+        if not alive:
+            self.jobs_file.unlink(missing_ok=True)
+            return
+        if self.options["cancel_at_exit"]:
+            log.warning("exp_slurm: cancelling %d SLURM jobs that an earlier run of this sweep left running: %s",
+                        len(alive), " ".join(alive))
+            subprocess.run(["scancel", "--signal=KILL", *alive], capture_output=True)  # running: no grace period
+            subprocess.run(["scancel", *alive], capture_output=True)  # pending
+        else:
+            log.warning("exp_slurm: waiting for %d SLURM jobs that an earlier run of this sweep left running "
+                        "(cancel_at_exit=false): %s", len(alive), " ".join(alive))
+        while alive is None or alive:
+            time.sleep(float(self.options["poll_interval_s"]))
+            alive = self._active(alive or ids)
+        self.jobs_file.unlink(missing_ok=True)  # all ended: their SLURM ids may be reused by other jobs
 
     # -- ending ---------------------------------------------------------------------------------
     def shutdown(self, cancel: bool = True) -> None:

@@ -289,6 +289,9 @@ class SweepCore:
         returns: List[List[Any]] = []
         stop: Optional[str] = None
         try:
+            end_earlier_jobs = getattr(self.launcher, "end_earlier_jobs", None)
+            if callable(end_earlier_jobs):  # before reading what finished: jobs a killed run left must not finish later
+                end_earlier_jobs()
             self.recover(strategy, store, progress)
             stop = self.stop_reason(progress)
             if stop is None:
