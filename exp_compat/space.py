@@ -37,6 +37,9 @@ RESERVED_NAMES = ("id", "run")
 # Top-level keys a parameter may not live under: Hydra's own config, and the sweep's own settings (exp.params).
 RESERVED_ROOTS = ("hydra", "exp")
 MISSING = "???"  # OmegaConf's marker for a mandatory value that is not set
+# Every job's value travels as a Hydra override, which Hydra's grammar parses several times per job at
+# about 2 s per million characters: a 10 MB string cost a trivial job about a minute.
+LONGEST_STRING = 100_000
 
 # Each dotted part of a name must be an identifier in Hydra's override grammar,
 # otherwise no override could address the parameter.
@@ -90,6 +93,13 @@ def check_value(value: Any, name: str) -> None:
         if value == MISSING:
             raise SpaceError(
                 f"the string {MISSING!r} means 'missing value' to Hydra and OmegaConf; a job cannot receive it",
+                param=name,
+            )
+        if len(value) > LONGEST_STRING:
+            raise SpaceError(
+                f"a string of {len(value):,} characters (at most {LONGEST_STRING:,}): each job receives its value "
+                "as a Hydra override, which Hydra parses several times per job, slowly for long text; "
+                "put the text in a file and pass its path",
                 param=name,
             )
         return
