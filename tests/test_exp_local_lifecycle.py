@@ -169,3 +169,16 @@ def test_workers_that_cannot_start_fail_the_jobs_instead_of_restarting_forever(t
     assert "no exp_local worker could start (worker" in output and "ended before it was ready, exit status 1)" in output
     assert len(re.findall(r"exp_local: starting (\d+) workers?:", output)) == 1  # not started over and over
     assert not by_x(tmp_path) and not marked_processes(mark)
+
+
+def test_a_job_whose_config_hydra_cannot_compose_fails_alone_and_the_worker_stays(tmp_path):
+    """``run.seed`` is an int in the app's config, so ``++run.seed.deep=1`` cannot be applied: Hydra refuses it
+    in the worker, which must report that job as failed, not die as if the job had crashed it."""
+    sweep = tmp_path / "sweep"
+    done = run([sys.executable, str(APPS / "keys_app.py"), "-m", "hydra/sweeper=exp_grid", "run.seed.deep=choice(1,2)",
+                "x=5,6", "hydra/launcher=exp_local", "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert done.returncode == 1 and "every job failed" in done.stderr
+    rows = csv_rows(sweep / "exp_results.csv")
+    assert len(rows) == 4 and all("Hydra cannot compose the job's config: Could not override 'run.seed.deep'" in r["error"]
+                                  for r in rows), rows
+    assert done.stdout.count("starting 1 worker") == 1  # never restarted: the worker survived every refused job

@@ -243,7 +243,13 @@ def _serve(conn: Connection) -> None:
             return
         _, idx, overrides = message
         restore(cwd, environment)
-        sweep_config = composer.compose(overrides)
+        try:
+            sweep_config = composer.compose(overrides)
+        except Exception as error:  # an override that Hydra refuses for this config: this job fails, the worker stays
+            refused = JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
+                                _return_value=RuntimeError(" ".join(f"Hydra cannot compose the job's config: {error}".split())))
+            conn.send_bytes(cloudpickle.dumps(("done", idx, refused)))
+            continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
         conn.send(("started", idx, where))
         ret = run_numbered(hydra_context, task_function, sweep_config)
