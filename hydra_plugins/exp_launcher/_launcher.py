@@ -7,13 +7,15 @@ from concurrent.futures import Future
 from typing import Any, Optional, Sequence
 
 from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
 class EngineLauncher(Launcher):
     """Batch ``launch`` and per-job ``submit`` over an engine imported only when jobs are launched.
 
-    The asynchronous contract, in the style of ``concurrent.futures``:
+    The asynchronous contract (declared by the sweepers as ``AsyncLauncher`` in
+    ``hydra_plugins/exp_sweeper/_contract.py``), in the style of ``concurrent.futures``:
     ``submit(overrides, job_idx)`` starts the job as soon as a slot is free and
     returns a ``Future`` that resolves to the job's ``JobReturn`` (a failed job,
     a crashed worker, a cancelled or timed-out job resolve to a FAILED
@@ -32,7 +34,7 @@ class EngineLauncher(Launcher):
         self.options = options
         self.impl: Optional[Any] = None
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         module, name = self.engine.split(":")
         engine = getattr(importlib.import_module(module), name)
         self.impl = engine(self.options, hydra_context=hydra_context, task_function=task_function, config=config)

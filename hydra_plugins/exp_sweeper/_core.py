@@ -10,6 +10,7 @@ batches, which every launcher implements.
 """
 from __future__ import annotations
 
+import abc
 import collections
 import concurrent.futures
 import dataclasses
@@ -23,12 +24,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
+from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
+from exp_compat.space import Param
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
 from exp_compat.overrides import job_env_overrides, render_value
+from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES, Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
@@ -93,7 +99,7 @@ class Strategy(Protocol):
         """Asynchronous mode, after launching: start working out the next trial while the jobs run."""
 
 
-class SweepCore:
+class SweepCore(abc.ABC):
     """Space loading, launching, recording and failure policy, common to both sweepers."""
 
     kind = "exp"
@@ -107,16 +113,24 @@ class SweepCore:
         self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
         self.n_failures = 0
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
         self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
+        self.launcher: Launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=TimedTask(task_function), config=config
         )
+        # The asynchronous contract where the launcher offers it (the exp launchers); batches through
+        # Launcher.launch otherwise.
+        self.async_launcher: Optional[AsyncLauncher] = (
+            self.launcher if isinstance(self.launcher, AsyncLauncher) else None)
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
 
     # -- input --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def sweep(self, arguments: List[str]) -> Any:
+        """The sweeper's own steps: check its options, load the space, open its results, run the loop."""
+
     def run_sweep(self, arguments: List[str]) -> Any:
         """The sweeper's ``sweep``, ended cleanly by Ctrl-C or SIGTERM in any phase: one line, exit 1, files
         closed and temporary files removed; the directory is left to the next sweep."""
@@ -168,7 +182,7 @@ class SweepCore:
 
     def load_space(self, arguments: Sequence[str], enumerable: bool) -> Space:
         """The space from the TOML file, ``hydra.sweeper.params`` and the command line (which wins)."""
-        layers = []
+        layers: List[Sequence[Param]] = []
         path = self.params_file()
         try:
             if path is not None:
@@ -267,17 +281,16 @@ class SweepCore:
 
     def asynchronous(self) -> bool:
         """Whether the launcher offers the asynchronous interface (``submit`` returning futures)."""
-        return callable(getattr(self.launcher, "submit", None)) and hasattr(self.launcher, "slots")
+        return self.async_launcher is not None
 
     def start_launcher(self, max_jobs: Optional[int]) -> None:
         """Let a launcher start its workers now, while the sweep still loads (its libraries take seconds;
         so does an app that imports torch in each worker); no more than the ``max_jobs`` the sweep can run."""
-        start = getattr(self.launcher, "start", None)
-        if callable(start):
-            start(max_jobs=max_jobs)
+        if self.async_launcher is not None:
+            self.async_launcher.start(max_jobs=max_jobs)
 
     def launcher_slots(self) -> Optional[int]:
-        return int(self.launcher.slots) if self.asynchronous() else None
+        return self.async_launcher.slots if self.async_launcher is not None else None
 
     def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int,
             asynchronous: bool) -> List[List[Any]]:
@@ -289,9 +302,8 @@ class SweepCore:
         returns: List[List[Any]] = []
         stop: Optional[str] = None
         try:
-            end_earlier_jobs = getattr(self.launcher, "end_earlier_jobs", None)
-            if callable(end_earlier_jobs):  # before reading what finished: jobs a killed run left must not finish later
-                end_earlier_jobs()
+            if self.async_launcher is not None:  # before reading what finished: jobs a killed run left must not finish later
+                self.async_launcher.end_earlier_jobs()
             self.recover(strategy, store, progress)
             stop = self.stop_reason(progress)
             if stop is None:
@@ -352,7 +364,9 @@ class SweepCore:
 
     def _steady(self, strategy: Strategy, store: ResultsStore, progress: Progress, slots: int,
                 returns: List[List[Any]]) -> Optional[str]:
-        in_flight: Dict[Any, Trial] = {}
+        launcher = self.async_launcher
+        assert launcher is not None, "asynchronous mode needs an AsyncLauncher"
+        in_flight: Dict["concurrent.futures.Future[JobReturn]", Trial] = {}
         stop: Optional[str] = None
         freed_at: Optional[float] = None
         # How long freed slots waited for their next job (recording + proposing), counted per millisecond,
@@ -362,7 +376,7 @@ class SweepCore:
             while True:
                 if stop is None and len(in_flight) < slots:
                     for trial in self._numbered(strategy.ask(slots - len(in_flight))):
-                        in_flight[self.launcher.submit(self.overrides(trial), trial.job_num)] = trial
+                        in_flight[launcher.submit(self.overrides(trial), trial.job_num)] = trial
                         if freed_at is not None:
                             waits[round(1000 * (time.monotonic() - freed_at))] += 1
                     strategy.prepare()
@@ -385,7 +399,7 @@ class SweepCore:
                         del in_flight[future]
                 except KeyboardInterrupt:
                     pass
-            getattr(self.launcher, "shutdown", lambda cancel: None)(cancel=True)  # unfinished jobs run again on resume
+            launcher.shutdown(cancel=True)  # unfinished jobs run again on resume
             return interrupted(interrupt)
 
     def finish(self, store: ResultsStore) -> None:
