@@ -21,7 +21,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, cast
 
 CONTROL_KEYS = ("exp",)  # the sweep's own settings, not the job's parameters
 
@@ -29,14 +29,15 @@ CONTROL_KEYS = ("exp",)  # the sweep's own settings, not the job's parameters
 def job_kwargs(cfg: Any) -> Dict[str, Any]:
     """The keyword arguments an EXP runnable receives for one job's config."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    kwargs = cast(Dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # a job's config is a DictConfig
     for key in CONTROL_KEYS:
         kwargs.pop(key, None)
     from exp_compat.overrides import JOB_ENV
 
-    job = HydraConfig.get().job if HydraConfig.initialized() else None
+    # HydraConfig.get() is a DictConfig, typed as the schema it follows (which has no .get)
+    job = cast(DictConfig, HydraConfig.get().job) if HydraConfig.initialized() else None
     env = job.env_set if job is not None else {}
     number = job.num if job is not None and job.get("num") is not None else 0
     kwargs.setdefault("id", int(env.get(JOB_ENV["id"], number)))

@@ -41,6 +41,9 @@ class ArangeAxis:
     def __len__(self) -> int:
         return self.size
 
+    def __iter__(self) -> Iterator[Number]:
+        return (self[i] for i in range(self.size))
+
     def __getitem__(self, index: int) -> Number:
         if not 0 <= index < self.size:
             raise IndexError(index)
@@ -66,7 +69,7 @@ def draw_random(param: RandomParam, rng: Any) -> Tuple[Number, ...]:
     return tuple(float(v) for v in rng.uniform(param.low, param.high, size=param.n))
 
 
-def axis_of(param: Param, rng: Any) -> Sequence[Any]:
+def axis_of(param: Param, rng: Any) -> Union[Sequence[Any], ArangeAxis]:
     """The grid values of one parameter, in order."""
     if isinstance(param, ValueParam):
         return (param.value,)
@@ -115,7 +118,7 @@ class Grid:
 
         rng = np.random.default_rng(seed)
         try:
-            self.axes: List[Sequence[Any]] = [axis_of(param, rng) for param in space]
+            self.axes: List[Union[Sequence[Any], ArangeAxis]] = [axis_of(param, rng) for param in space]
         except SpaceError as error:
             raise error.located(space.source) from None
         self.names = space.names

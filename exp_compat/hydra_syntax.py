@@ -60,6 +60,7 @@ def _param(name: str, override: Any, source: str, enumerable: bool, exact_ranges
     if isinstance(sweep, RangeSweep):
         if sweep.shuffle:
             raise SpaceError("shuffle(range(...)) is not supported", param=name, source=source)
+        assert sweep.start is not None and sweep.stop is not None  # Hydra's range() always sets both
         numbers = (sweep.start, sweep.stop, sweep.step)
         dtype = "int" if all(isinstance(v, int) for v in numbers) else "float"
         grid = RangeParam(name, sweep.start, sweep.stop, sweep.step, dtype)
@@ -81,6 +82,7 @@ def _param(name: str, override: Any, source: str, enumerable: bool, exact_ranges
                 param=name,
                 source=source,
             )
+        assert sweep.start is not None and sweep.end is not None  # Hydra's interval() always sets both
         dtype = "int" if isinstance(sweep.start, int) and isinstance(sweep.end, int) else "float"
         prior = "log-uniform" if "log" in sweep.tags else "uniform"
         return RandomParam(name, sweep.start, sweep.end, prior=prior, dtype=dtype)

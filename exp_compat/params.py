@@ -12,13 +12,15 @@ import csv
 import math
 import os
 from enum import Enum
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Type, TypeVar, Union
 
 import numpy as np
 
 from exp_compat.files import atomic_writer, write_atomic
 from exp_compat.grid import ArangeAxis, Grid, draw_random, grid_length
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space, ValueParam
+
+_P = TypeVar("_P", ValueParam, ListParam, RangeParam, RandomParam)
 
 
 class Types(Enum):
@@ -108,22 +110,28 @@ class ParamSpace:
             raise TypeError(f"parameter {name!r} is a {param.type}, not a {expected}")
         return param
 
+    def _get_as(self, name: str, cls: Type[_P]) -> _P:
+        """``_get`` for the getter of one type, which then knows the parameter's class."""
+        param = self._get(name, cls.type)
+        assert isinstance(param, cls)  # _get refused a parameter of any other type
+        return param
+
     def get_value(self, name: str) -> Any:
-        return self._get(name, Types.VALUE).value
+        return self._get_as(name, ValueParam).value
 
     def get_list(self, name: str, unique: bool = False) -> List[Any]:
-        param = self._get(name, Types.LIST)
+        param = self._get_as(name, ListParam)
         return list(param.unique_values if unique else param.values)
 
     def get_range(self, name: str) -> np.ndarray:
         """The grid values, equal to ``numpy.arange(low, high, step, dtype)``."""
-        param = self._get(name, Types.RANGE)
+        param = self._get_as(name, RangeParam)
         axis = ArangeAxis(param)
         return np.array([axis[i] for i in range(len(axis))], dtype=int if param.dtype == "int" else float)
 
     def get_random(self, name: str) -> np.ndarray:
         """``n`` fresh draws from the parameter's prior within ``[low, high)``."""
-        return np.array(draw_random(self._get(name, Types.RANDOM), _global_rng()))
+        return np.array(draw_random(self._get_as(name, RandomParam), _global_rng()))
 
     def get_param(self, name: str, type: Optional[Union[Types, str]] = None) -> Any:
         param = self._get(name, type)

@@ -17,7 +17,7 @@ import math
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union, cast
 
 from exp_compat.errors import SpaceError
 
@@ -219,7 +219,7 @@ class ListParam:
     @property
     def unique_values(self) -> Tuple[Any, ...]:
         """The distinct values in first-seen order (what optimization chooses from)."""
-        seen = {}
+        seen: Dict[Any, Any] = {}
         for item in self.values:
             seen.setdefault(canonical(item), item)
         return tuple(seen.values())
@@ -261,8 +261,8 @@ class RangeParam:
     @property
     def grid_size(self) -> int:
         """How many values ``numpy.arange(low, high, step)`` gives, without building them."""
-        if self.dtype == "int":
-            return max(0, -(-(self.high - self.low) // self.step))
+        if self.dtype == "int":  # __post_init__ made low, high and step ints, so this is an int
+            return cast(int, max(0, -(-(self.high - self.low) // self.step)))
         return max(0, math.ceil((float(self.high) - float(self.low)) / float(self.step)))
 
     def to_toml(self) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.defaults_list import create_defaults_list
@@ -48,11 +48,12 @@ class Composer:
     def __init__(self, config_loader: Any, master_config: DictConfig):
         self.loader = config_loader
         self.master = master_config
-        self.hydra_overrides = list(OmegaConf.to_container(master_config.hydra.overrides.hydra))
+        # hydra.overrides.hydra is a ListConfig of strings
+        self.hydra_overrides = list(cast(List[str], OmegaConf.to_container(master_config.hydra.overrides.hydra)))
         self.config_name = master_config.hydra.job.config_name
         self.parser = OverridesParser.create()
         self.shapes: Dict[Shape, Tuple[int, ...]] = {}  # positions of the value overrides in lists of this shape
-        self.trees: Dict[Tuple[str, ...], _Tree] = {}  # by the group choices (and other non-value overrides)
+        self.trees: Dict[Tuple[Optional[str], ...], _Tree] = {}  # by the group choices (and other non-value overrides)
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         if not isinstance(self.loader, ConfigLoaderImpl):
@@ -72,12 +73,12 @@ class Composer:
             return self._hydra(overrides)
         shape: Shape = tuple((o.key_or_group, o.package, o.type, isinstance(o.value(), dict)) for o in parsed)
 
-        def choices(values: Tuple[int, ...]) -> Tuple[str, ...]:
+        def choices(values: Tuple[int, ...]) -> Tuple[Optional[str], ...]:
             return tuple(o.input_line for i, o in enumerate(parsed) if i not in values)
 
         values = self.shapes.get(shape)
         tree = self.trees.get(choices(values)) if values is not None else None
-        if tree is None:
+        if values is None or tree is None:
             tree, values = self._compose_tree(lines)
             self.shapes[shape] = values
             self.trees[choices(values)] = tree

@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
-from typing import Any, Deque, Dict, List, Optional, Sequence
+from typing import Any, Deque, Dict, List, Optional, Sequence, cast
 
 from omegaconf import DictConfig
 
@@ -281,12 +281,13 @@ class LocalEngine:
                 break
             if worker is None:
                 try:
-                    self.workers[slot] = self._new_worker(slot)
+                    worker = self._new_worker(slot)
                 except OSError as error:  # out of processes or memory
                     self.broken = f"{type(error).__name__}: {error}"
                     log.error("exp_local: worker %d could not be started (%s)", slot, self.broken)
                     break
-                started.append(self.workers[slot])
+                self.workers[slot] = worker
+                started.append(worker)
                 missing -= 1
         if started:
             log.info("exp_local: starting %d worker%s: %s", len(started), "s" if len(started) > 1 else "",
@@ -339,7 +340,7 @@ class LocalEngine:
                     if ready is self.wake_r:
                         self.wake_r.recv(4096)
                         continue
-                    self._receive(conns[ready])
+                    self._receive(conns[cast(Connection, ready)])  # wait() returns what it was given
                 self._enforce_timeout()
         except BaseException as error:  # a bug here must not leave futures unresolved or workers running
             log.exception("exp_local: the dispatcher failed")

@@ -133,7 +133,7 @@ class GoptStrategy:
         k = min(n, self._budget())
         if k <= 0:
             return []
-        trials = []
+        trials: List[Trial] = []
         while self.requeued and len(trials) < k:
             trial = self.requeued.pop(0)
             self.pending[trial.extra["id"]] = self.search.to_point(trial.params)

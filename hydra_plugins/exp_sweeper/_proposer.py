@@ -160,15 +160,15 @@ class Proposer:
         """
         if not points:
             return
-        points = [list(p) for p in points]
-        for point in points:
+        rows = [list(p) for p in points]
+        for point in rows:
             self.remember(point)
-        self.X += points
+        self.X += rows
         self.y += [float(v) for v in values]
         self.own_point_current = own_point
         if self.optimizer is not None:
             with self.single_thread():
-                self.optimizer.tell(points, [float(v) for v in values], fit=own_point)
+                self.optimizer.tell(rows, [float(v) for v in values], fit=own_point)
                 if not own_point and len(self.X) >= self.n_initial_points:
                     model = clone(self.optimizer.base_estimator_)
                     with warnings.catch_warnings():
@@ -193,7 +193,7 @@ class Proposer:
         pool = CandidatePool(self)
         with self.single_thread():
             for _ in range(k):
-                point = self._one(list(pending) + chosen, pool, recent)
+                point = self._one([*pending, *chosen], pool, recent)
                 if point is None:
                     break
                 chosen.append(point)
@@ -206,11 +206,12 @@ class Proposer:
     def model_ready(self) -> bool:
         return self.optimizer is not None and bool(self.optimizer.models) and len(self.X) >= self.n_initial_points
 
-    def _one(self, pending: List[List[Any]], pool: "CandidatePool",
+    def _one(self, pending: List[Sequence[Any]], pool: "CandidatePool",
              recent: Sequence[Tuple[Sequence[Any], float]]) -> Optional[List[Any]]:
         if self.exhausted:
             return None
         if self.model_ready() and not pending and not recent and self.own_point_current:
+            assert self.optimizer is not None  # model_ready() checked it
             proposal = list(self.optimizer._next_x)
             if self._fresh(proposal):
                 return proposal
@@ -231,7 +232,7 @@ class Proposer:
     def _believer_acquisition(self) -> str:
         return "EI" if self.acquisition == "gp_hedge" else self.acquisition
 
-    def _refit(self, X: List[List[Any]], y: List[float]) -> Any:
+    def _refit(self, X: Sequence[Sequence[Any]], y: List[float]) -> Any:
         """The surrogate fitted to ``X, y`` with the hyper-parameters of its last full fit kept."""
         assert self.optimizer is not None
         fitted = self.optimizer.models[-1]
@@ -241,7 +242,7 @@ class Proposer:
         model.fit(self.space.transform(X), y)
         return model
 
-    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[List[Any]],
+    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[Sequence[Any]],
                         refit: bool) -> Tuple[Any, float]:
         """The surrogate for ``X, y`` (``refit``: refitted, as ``X, y`` hold results it was not fitted
         to), then refitted with the running points counted as returning what it predicts for them;
@@ -347,6 +348,7 @@ class CandidatePool:
     def take_random(self) -> Optional[List[Any]]:
         if self._points is None:
             self._build()
+        assert self._points is not None  # _build() set it
         return self._take(self.proposer.rng.permutation(len(self._points)))
 
     def take_best(self, scores: Any) -> Optional[List[Any]]:
