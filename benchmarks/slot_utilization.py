@@ -31,7 +31,8 @@ DURATIONS = [0.2 + 1.8 * ((i * 7919) % 100) / 100 for i in range(40)]
 APP = sleep_app(DURATIONS)
 
 RUNS = {
-    "exp_grid + exp_local (2 workers)": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,40)"],
+    "exp_grid + exp_local (2 workers)": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
+                                         "+x=range(0,40)"],
     "exp_gopt + exp_local (2 workers), 40 trials": ["hydra/sweeper=exp_gopt", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
                                                     "+x=range(0,40)", "hydra.sweeper.n_trials=40"],
     "basic sweeper + joblib (2 workers), one batch of 40": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=range(0,40)"],

@@ -88,7 +88,8 @@ def add_common(parser: argparse.ArgumentParser, default_name: str) -> None:
                              "(pip install 'hydra-exp[gpu]'); each job sees its device in CUDA_VISIBLE_DEVICES. Differs "
                              "from EXP: --workers more than the free GPUs is an error before any job runs (EXP quietly "
                              "ran fewer workers)")
-    parser.add_argument("--name", default=default_name, type=_name, help=f"experiment name, the prefix of the files written (default {default_name})")
+    parser.add_argument("--name", default=default_name, type=_name,
+                        help=f"experiment name, the prefix of the files written (default {default_name})")
     parser.add_argument("hydra_overrides", nargs="*", metavar="OVERRIDE",
                         help="extra Hydra overrides after '--' (not in EXP), e.g. -- hydra.launcher.timeout_s=600")
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import APPS, csv_rows
 from test_exp_local import marked_processes, records, wait_for
 
@@ -60,7 +59,8 @@ def started_jobs(sweep: Path) -> int:
 def test_ctrl_c_cancels_running_jobs_and_the_sweep_resumes(tmp_path, spawn):
     mark = f"exp-test-{time.time_ns()}"
     first = driver(spawn, tmp_path, mark)
-    assert wait_for(lambda: len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) >= 3 if (tmp_path / "sweep" / "exp_results.csv").exists() else False)
+    results = tmp_path / "sweep" / "exp_results.csv"
+    assert wait_for(lambda: len(csv_rows(results)) >= 3 if results.exists() else False)
     assert wait_for(lambda: started_jobs(tmp_path / "sweep") >= 5)  # the two slow jobs are running
     first.send_signal(signal.SIGINT)
     output = first.communicate(timeout=30)[0]

@@ -9,11 +9,11 @@ from typing import Optional
 
 import pytest
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from conftest import APPS, received_configs, run, typed
-from exp_compat import Space
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from test_space import BAD_INPUTS, GOOD
+
+from exp_compat import Space
 
 GRID = """
 [x]

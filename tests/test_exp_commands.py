@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import yaml
-
 from conftest import csv_rows
 
 MODULE = '''

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import APPS, csv_rows, received_configs, run
 
 BASIC = '[x]\ntype = "range"\nbounds = [-10, 10]\n'
@@ -100,7 +99,8 @@ def test_repeats_are_allowed_on_request(tmp_path, hydra_app):
 
 
 def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app):
-    (tmp_path / "s.conf").write_text('[x]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n[y]\ntype = "list"\nvalue = [true, false]\n', encoding="utf-8")
+    (tmp_path / "s.conf").write_text('[x]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n[y]\ntype = "list"\nvalue = [true, false]\n',
+                                     encoding="utf-8")
     done = hydra_app("hydra/sweeper=exp_gopt", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "+exp.params=s.conf",
                      "hydra.sweeper.n_trials=12", "hydra.sweeper.n_initial_points=4")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -111,7 +111,8 @@ def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app)
 
 def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
     (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
-    first = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first", "+behave.result=const")
+    first = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first",
+                      "+behave.result=const")
     assert first.returncode == 0, first.stderr[-3000:]
     done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3",
                      "hydra.sweeper.warm_start=first/opt_configurations.csv", "+behave.result=const")

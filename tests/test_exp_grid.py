@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import APPS, csv_rows, received_configs, typed
+
 from exp_compat import Space
 
 SPACE = """

@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import APPS, csv_rows
+
 from hydra_plugins.exp_launcher._devices import Device, LauncherError, device_slots
 
 

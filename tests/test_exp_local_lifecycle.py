@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import APPS, csv_rows, run
 from test_exp_local import alive, marked_processes, records, wait_for
 
@@ -144,7 +143,8 @@ def test_far_too_many_workers_are_capped_and_never_more_than_jobs(tmp_path, app,
 
 
 def test_sigterm_while_workers_start_is_quiet_and_leaves_nothing(tmp_path, app, spawn, mark):
-    driver = spawn(app("hydra/launcher=exp_local", "hydra.launcher.workers=1000", "+x=range(0,16)", "+do=[" + ",".join(["sleep"] * 16) + "]",
+    driver = spawn(app("hydra/launcher=exp_local", "hydra.launcher.workers=1000", "+x=range(0,16)",
+                       "+do=[" + ",".join(["sleep"] * 16) + "]",
                        f"+hydra.launcher.env.EXP_TEST_MARK={mark}"),
                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert wait_for(lambda: len(marked_processes(mark)) >= 8)  # the workers are starting

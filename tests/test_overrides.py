@@ -11,10 +11,10 @@ import math
 import sys
 
 import pytest
+from conftest import APPS, run, typed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import APPS, run, typed
 from exp_compat import SpaceError
 from exp_compat.convert import job_value
 from exp_compat.overrides import render_override, render_value

@@ -19,7 +19,8 @@ def test_hydra_plugins_stays_a_namespace_package():
 
 def test_the_model_and_cli_do_not_import_skopt_or_hydra():
     # Plugin discovery and `exp-compat validate` must not pay for scikit-optimize's import (seconds).
-    code = "import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))"
+    code = ("import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; "
+            "print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -43,6 +44,7 @@ def test_plugin_discovery_imports_no_heavy_module():
 
 def test_the_sweep_modules_leave_scikit_optimize_until_the_workers_are_started():
     # exp_gopt starts the launcher's workers first, then imports scikit-optimize (seconds, in parallel).
-    code = "import sys, hydra_plugins.exp_sweeper._gopt, hydra_plugins.exp_sweeper._grid; print(sorted(m for m in ('skopt', 'sklearn') if m in sys.modules))"
+    code = ("import sys, hydra_plugins.exp_sweeper._gopt, hydra_plugins.exp_sweeper._grid; "
+            "print(sorted(m for m in ('skopt', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Tuple
 
 import pytest
-
 from conftest import APPS, csv_rows, run
 
 SUBMITIT = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import APPS, csv_rows
 
 TASK = [sys.executable, str(APPS / "task_app.py"), "-m"]

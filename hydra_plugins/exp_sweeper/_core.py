@@ -31,12 +31,13 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.space import Param
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
 from exp_compat.overrides import job_env_overrides, render_value
+from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
-from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES, Progress
+from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES
+from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
@@ -402,7 +403,7 @@ class SweepCore(abc.ABC):
             launcher.shutdown(cancel=True)  # unfinished jobs run again on resume
             return interrupted(interrupt)
 
-    def finish(self, store: ResultsStore) -> None:
+    def finish(self, store: ResultsStore) -> None:  # noqa: B027 - a hook: most sweeps write no summary
         """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""
 
     def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
@@ -413,7 +414,8 @@ class SweepCore(abc.ABC):
         if outcome.failed:
             self.n_failures += 1
             if len(self.failures) < NAMED_FAILURES:
-                where = f"; log: {outcome.log_path}" if outcome.log_path else (f"; output: {outcome.output_dir}" if outcome.output_dir else "")
+                where = (f"; log: {outcome.log_path}" if outcome.log_path
+                         else f"; output: {outcome.output_dir}" if outcome.output_dir else "")
                 self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
         progress.finished(trial.job_num, trial.params, outcome, best=getattr(strategy, "best_value", None))
 

@@ -41,9 +41,9 @@ import warnings
 from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+from scipy.optimize import fmin_l_bfgs_b
 from sklearn.base import clone
 from skopt import Optimizer
-from scipy.optimize import fmin_l_bfgs_b
 from skopt.acquisition import _gaussian_acquisition, gaussian_acquisition_1D
 from skopt.learning import GaussianProcessRegressor
 from skopt.learning.gbrt import GradientBoostingQuantileRegressor

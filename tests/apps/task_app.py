@@ -4,8 +4,10 @@ Optional keys (under ``behave``): ``fail_if`` (raise when cfg.x equals it), ``sl
 ``sleeps`` (a list: sleep sleeps[x] seconds),
 ``record`` (a file to append one JSON line per execution to: job num, config, pid, environment,
 start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``; ``text``; a dict
-key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``results`` (a list: return what ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
-itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a child process, write its pid to the record, then sleep for an hour).
+key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``results`` (a list: return what
+``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
+itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a
+child process, write its pid to the record, then sleep for an hour).
 """
 import json
 import math
@@ -35,7 +37,8 @@ def main(cfg: DictConfig):
     child = None
     if "hang_if" in behave and x == behave["hang_if"]:
         child = subprocess.Popen(["sleep", "3600"]).pid
-    env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_WORKER_ID", "EXP_DEVICES", "EXP_TEST_EXTRA", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
+    env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_WORKER_ID", "EXP_DEVICES", "EXP_TEST_EXTRA",
+                                          "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
                                                    "SLURM_RESTART_COUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if behave.get("record"):
         with open(behave["record"], "a", encoding="utf-8") as handle:
