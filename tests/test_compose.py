@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import textwrap
 from pathlib import Path
 
@@ -12,7 +13,11 @@ from hydra.types import RunMode
 from hydra.version import VersionBase
 from omegaconf import OmegaConf
 
+from hydra_plugins.exp_launcher import _compose, _hydra_internals
 from hydra_plugins.exp_launcher._compose import Composer
+
+# CI runs these again against the newest Hydra 1.3.x (.ci/run, -m upstream): they check the mirrored internals
+pytestmark = pytest.mark.upstream
 
 FILES = {
     "config.yaml": """
@@ -52,6 +57,11 @@ JOBS = [
     ["nested={a: 2}", "label='quoted ${lr}'"],
     ["~opt", "lr=0.3"],
     ["lr=0.2", "seed=3"],
+    # Hydra 1.3 lets a job change the launcher (its config says so, the launcher running it stays); Hydra's main
+    # branch refuses it in load_sweep_config. Not mirrored (see _hydra_internals): this job fails here first if a
+    # Hydra release that refuses it is installed.
+    ["hydra/launcher=exp_local", "lr=0.1"],
+    ["++hydra.launcher.foo=1", "lr=0.2"],
 ]
 
 BAD = [["+lr=1"], ["nosuch=1"], ["db=nosuch"], ["~nosuch"]]
@@ -82,8 +92,8 @@ def test_every_job_config_equals_hydras_own(loader_and_master) -> None:
         app = {k: ours[k] for k in ours if k != "hydra"}, {k: hydras[k] for k in hydras if k != "hydra"}
         assert OmegaConf.to_yaml(app[0], resolve=True) == OmegaConf.to_yaml(app[1], resolve=True), overrides
         assert OmegaConf.is_struct(ours) and not OmegaConf.is_readonly(ours.hydra)
-    # one tree per set of group choices: the defaults, db=pg, db=pg with server tiny, without opt
-    assert len(composer.trees) == 4
+    # one tree per set of group choices: the defaults, db=pg, db=pg with server tiny, without opt, exp_local
+    assert len(composer.trees) == 5
 
 
 def test_jobs_do_not_share_state(loader_and_master) -> None:
@@ -97,7 +107,8 @@ def test_jobs_do_not_share_state(loader_and_master) -> None:
 
 
 @pytest.mark.parametrize("overrides", BAD, ids=lambda o: o[0])
-def test_errors_are_hydras_own(loader_and_master, overrides) -> None:
+def test_errors_are_hydras_own(loader_and_master, overrides, caplog, monkeypatch) -> None:
+    monkeypatch.setattr(_compose, "_reported", set())
     loader, master = loader_and_master
     composer = Composer(loader, master)
     composer.compose(["lr=0.1"])  # warm the cache
@@ -106,3 +117,26 @@ def test_errors_are_hydras_own(loader_and_master, overrides) -> None:
     with pytest.raises(Exception) as hydras:
         loader.load_sweep_config(master, list(overrides))
     assert type(ours.value) is type(hydras.value) and str(ours.value) == str(hydras.value)
+    # a user's bad override is not a fault of the fast path: it stays on, and nothing is logged
+    assert composer.fast and not caplog.records
+
+
+def test_a_failing_fast_path_falls_back_to_hydras_and_says_so_once(loader_and_master, caplog, monkeypatch) -> None:
+    # What a Hydra release that moved the mirrored internals does: the cached path raises where Hydra's own works.
+    def moved(*args, **kwargs):
+        raise AttributeError("'ConfigLoaderImpl' object has no attribute '_compose_config_from_defaults_list'")
+
+    monkeypatch.setattr(_compose, "_reported", set())
+    monkeypatch.setattr(_hydra_internals, "compose_tree", moved)
+    loader, master = loader_and_master
+    caplog.set_level(logging.DEBUG, logger="hydra_plugins.exp_launcher")
+    for composer in (Composer(loader, master), Composer(loader, master)):  # once per process, not per composer
+        for overrides in JOBS:
+            ours = composer.compose(overrides)
+            assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(loader.load_sweep_config(master, list(overrides)))
+        assert not composer.fast
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and record.name == "hydra_plugins.exp_launcher"
+    message = record.getMessage()
+    assert "AttributeError: 'ConfigLoaderImpl' object has no attribute '_compose_config_from_defaults_list'" in message
+    assert _hydra_internals.MIRRORED in message
