@@ -22,11 +22,14 @@ def umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None) -> Iterator[IO[str]]:
+def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None, durable: bool = True) -> Iterator[IO[str]]:
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds.
 
     A crash or an error half-way through (a value that cannot be written, a
     full disk) leaves the old file, or no file, never a truncated one.
+    ``durable=False`` skips the fsync: the file is still replaced whole, but a
+    crash of the machine may lose it, for files that are cheap to lose and
+    written often (a job's record, once per job).
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
@@ -39,8 +42,9 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None) -> 
         os.chmod(handle.fileno(), 0o666 & ~umask())
         with handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(handle.name, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -48,6 +52,6 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None) -> 
         raise
 
 
-def write_atomic(path: Union[str, os.PathLike], text: str) -> None:
-    with atomic_writer(path) as handle:
+def write_atomic(path: Union[str, os.PathLike], text: str, durable: bool = True) -> None:
+    with atomic_writer(path, durable=durable) as handle:
         handle.write(text)

@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any, Iterable, List, Mapping, Tuple
 
+from exp_compat.search import plain
 from exp_compat.space import check_key, check_value
 
 _OMEGACONF_INTERPOLATION = re.compile(r"(\\*)\$\{")
@@ -37,6 +38,7 @@ def quote_string(text: str) -> str:
 
 def render_value(value: Any) -> str:
     """The right-hand side of an override that gives a job exactly ``value`` (same type too)."""
+    value = plain(value)  # numpy's float64 is a float whose repr() is "np.float64(...)"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -57,8 +59,6 @@ def render_value(value: Any) -> str:
         return "[" + ",".join(render_value(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{" + ",".join(f"{key}:{render_value(item)}" for key, item in value.items()) + "}"
-    if hasattr(value, "item"):  # a numpy scalar
-        return render_value(value.item())
     raise TypeError(f"cannot render {value!r} of type {type(value).__name__} as a Hydra value")
 
 

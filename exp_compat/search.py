@@ -18,8 +18,18 @@ _SCALAR_KINDS = ("boolean", "number", "string")
 
 
 def plain(value: Any) -> Any:
-    """numpy scalars (what skopt's ``ask`` returns) as the Python values configs and JSON accept."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict)) else value
+    """numpy scalars (what skopt's ``ask`` returns) and 0-d arrays or tensors (what an app may return) as
+    the Python values that configs, overrides and JSON accept; anything else as it is.
+
+    The one numpy-to-Python conversion of the package: the optimizer, the override renderer and the
+    job records all call it, so a value reads the same wherever it travels.
+    """
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        try:
+            return value.item()
+        except Exception:  # several elements (numpy: ValueError, torch: RuntimeError) or another .item(): not a scalar
+            return value
+    return value
 
 
 @dataclasses.dataclass

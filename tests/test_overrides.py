@@ -87,3 +87,11 @@ def test_a_real_app_receives_the_values_from_its_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     received = json.loads((tmp_path / "received.json").read_text(encoding="utf-8"))["given"]
     assert typed(received) == typed(cases)
+
+
+@pytest.mark.parametrize("value, expected", [("float64", 0.1), ("int64", 3), ("bool_", True), ("str_", "a b")])
+def test_numpy_scalars_reach_the_job_as_python_values(value, expected):
+    import numpy as np
+
+    received = job_value(f"++x={render_value(getattr(np, value)(expected))}")
+    assert typed(received) == typed(expected)

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from exp_compat.files import write_atomic
+from exp_compat.search import plain
+
 JOBS_DIR = ".exp_jobs"
 # A return value larger than this (pickled) is not kept whole: the driver would hold it and the results CSV
 # would repeat it. It is replaced, in the job, by a short description; a dict keeps its small entries
@@ -35,11 +38,7 @@ def job_record_path(sweep_dir: Any, job_num: Any) -> Path:
 
 def jsonable(value: Any) -> Any:
     """``value`` if JSON can hold it exactly (numpy scalars and 0-d tensors become Python numbers), else None."""
-    if hasattr(value, "item") and not isinstance(value, (dict, list)):
-        try:
-            value = value.item()
-        except Exception:
-            return None
+    value = plain(value)
     try:
         json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
@@ -112,9 +111,9 @@ def _write_record(record: Dict[str, Any]) -> None:
         hydra = HydraConfig.get()
         path = job_record_path(hydra.sweep.dir, hydra.job.num)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record, allow_nan=True), encoding="utf-8")
-        os.replace(temporary, path)  # a reader never sees half a record
+        # Atomic, so a reader never sees half a record; not durable (no fsync, milliseconds per job on a network
+        # file system): a record lost with its host's crash only makes a resumed sweep run that job again.
+        write_atomic(path, json.dumps(record, allow_nan=True), durable=False)
     except Exception:  # the record is bookkeeping; it must never fail a job
         pass
 

@@ -30,8 +30,9 @@ discrete spaces. Here:
   with the jobs for cores.
 
 It also makes the surrogates that scikit-optimize 0.10 can no longer build on
-current scikit-learn/numpy work: ``GBRT`` (estimator tags, ``np.in1d``) and
-``random`` (plain random search, done here without a model).
+current scikit-learn/numpy work: ``GBRT`` (repaired in ``_skopt_internals``, the
+one module that uses scikit-optimize's private code) and ``random`` (plain random
+search, done here without a model).
 """
 from __future__ import annotations
 
@@ -44,40 +45,19 @@ import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
 from sklearn.base import clone
 from skopt import Optimizer
-from skopt.acquisition import _gaussian_acquisition, gaussian_acquisition_1D
 from skopt.learning import GaussianProcessRegressor
-from skopt.learning.gbrt import GradientBoostingQuantileRegressor
 from skopt.space import Categorical, Integer, Space
 from threadpoolctl import threadpool_limits
 
+from exp_compat.search import plain
 from exp_compat.space import canonical
+from hydra_plugins.exp_sweeper._skopt_internals import FastGP, QuantileGBRT, acquisition, acquisition_1d, fitted_kernel, own_next_point
 
 N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
 ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively instead of sampled
 # L-BFGS runs per proposed point, from the best candidates (skopt's own point uses 5): each is ~40
 # evaluations of the acquisition at ~1 ms, on the critical path of a freed slot
 POLISH_STARTS = 1
-
-
-class QuantileGBRT(GradientBoostingQuantileRegressor):
-    """skopt's GBRT surrogate, repaired: scikit-learn >= 1.6 reads the estimator type from tags that
-    its base-class order never sets, and numpy >= 2.4 removed the ``np.in1d`` its predict used."""
-
-    def __sklearn_tags__(self) -> Any:
-        from sklearn.utils import RegressorTags
-
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = "regressor"
-        tags.regressor_tags = RegressorTags()
-        return tags
-
-    def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:
-        if not return_std or return_quantiles:
-            return super().predict(X, return_std=False, return_quantiles=return_quantiles)
-        if not all(q in self.quantiles for q in (0.16, 0.5, 0.84)):
-            raise ValueError("return_std needs the quantiles 0.16, 0.5 and 0.84")
-        low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X) for q in (0.16, 0.5, 0.84))
-        return mean, (high - low) / 2.0
 
 
 def _estimator(surrogate: str, seed: int) -> Any:
@@ -91,7 +71,7 @@ def _estimator(surrogate: str, seed: int) -> Any:
 
 
 def point_key(point: Sequence[Any]) -> Any:
-    return canonical([v.item() if hasattr(v, "item") else v for v in point])
+    return canonical([plain(v) for v in point])
 
 
 def finite_size(space: Space) -> Optional[int]:
@@ -212,7 +192,7 @@ class Proposer:
             return None
         if self.model_ready() and not pending and not recent and self.own_point_current:
             assert self.optimizer is not None  # model_ready() checked it
-            proposal = list(self.optimizer._next_x)
+            proposal = list(own_next_point(self.optimizer))
             if self._fresh(proposal):
                 return proposal
         if not self.model_ready():
@@ -220,8 +200,8 @@ class Proposer:
         X = self.X + [list(p) for p, _ in recent]
         y = self.y + [float(v) for _, v in recent]
         model, y_opt = self._believer_model(X, y, pending, refit=bool(recent))
-        scores = _gaussian_acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt=y_opt,
-                                       acq_func=self._believer_acquisition, acq_func_kwargs=self.acq_kwargs)
+        scores = acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt, self._believer_acquisition,
+                             self.acq_kwargs)
         if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
             polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
             if polished is not None:
@@ -263,7 +243,7 @@ class Proposer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for start in starts:
-                x, value, _ = fmin_l_bfgs_b(gaussian_acquisition_1D, start, bounds=bounds, approx_grad=False, maxiter=20,
+                x, value, _ = fmin_l_bfgs_b(acquisition_1d, start, bounds=bounds, approx_grad=False, maxiter=20,
                                             args=(model, y_opt, self._believer_acquisition, self.acq_kwargs))
                 found.append((float(np.ravel(value)[0]), x))
         if not found:
@@ -271,25 +251,8 @@ class Proposer:
         x = min(found, key=lambda f: f[0])[1]
         if not self.space.is_categorical:
             x = np.clip(x, [low for low, _ in bounds], [high for _, high in bounds])
-        point = [v.item() if hasattr(v, "item") else v for v in self.space.inverse_transform(x.reshape(1, -1))[0]]
+        point = [plain(v) for v in self.space.inverse_transform(x.reshape(1, -1))[0]]
         return point if self._fresh(point) else None
-
-
-def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
-    """The GP's fitted kernel with its fitted noise put back.
-
-    After fitting, skopt zeroes the white-noise term of ``kernel_`` (to predict the noise-free
-    function); refitting with that kernel would interpolate the data exactly through a nearly
-    singular matrix (long length scales, large amplitude), so the fitted noise level is restored, fixed.
-    """
-    from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
-    from skopt.learning.gaussian_process.kernels import WhiteKernel
-
-    kernel = clone(gp.kernel_)
-    present, name = _param_for_white_kernel_in_Sum(kernel)
-    if present and gp.noise_ is not None:
-        kernel.set_params(**{name: WhiteKernel(noise_level=gp.noise_, noise_level_bounds="fixed")})
-    return kernel
 
 
 class CandidatePool:
@@ -381,31 +344,3 @@ class KernelRows:
         self.matrix = np.hstack([self.matrix, new]) if known else new
         self.kernel, self.train = kernel, np.array(train)
         return self.matrix
-
-
-class FastGP:
-    """A fitted skopt GP's predictive mean and standard deviation, as its ``predict`` computes them,
-    with the variance's ``einsum("ki,kj,ij->k")`` done as two matrix products (much faster on
-    thousands of candidates; the same numbers up to rounding) and, for a pool's candidates, the
-    kernel matrix from its :class:`KernelRows`."""
-
-    def __init__(self, gp: GaussianProcessRegressor, rows: Optional[KernelRows] = None):
-        self.gp = gp
-        self.rows = rows
-
-    @classmethod
-    def of(cls, model: Any, rows: Optional[KernelRows] = None) -> Any:
-        """The fast predictor for a GP; any other surrogate as it is."""
-        return cls(model, rows) if isinstance(model, GaussianProcessRegressor) else model
-
-    def predict(self, X: Any, return_std: bool = False) -> Any:
-        gp = self.gp
-        if self.rows is not None and X is self.rows.candidates:
-            K_trans = self.rows(gp.kernel_, gp.X_train_)
-        else:
-            K_trans = gp.kernel_(X, gp.X_train_)
-        mean = gp.y_train_std_ * K_trans.dot(gp.alpha_) + gp.y_train_mean_
-        if not return_std:
-            return mean
-        variance = gp.kernel_.diag(X) - np.einsum("ij,ij->i", K_trans @ gp.K_inv_, K_trans)
-        return mean, np.sqrt(np.clip(variance, 0.0, None) * gp.y_train_std_**2)
