@@ -14,15 +14,27 @@ setup(
     python_requires=">=3.10",
     # hydra_plugins is a namespace package shared with every other Hydra plugin: no __init__.py.
     packages=find_namespace_packages(include=["hydra_plugins.*", "exp_compat", "exp_compat.*"]),
+    # Upper bounds where this package relies on private upstream code, each kept in one module that names
+    # the version it mirrors; CI also runs the marked tests against the newest releases these bounds allow
+    # (.ci/run, `pytest -m upstream`), so a release that moves that code is caught before users install it.
     install_requires=[
-        "hydra-core>=1.3.2,<1.4",
+        "hydra-core>=1.3.2,<1.4",  # exp_launcher/_hydra_internals.py: Hydra 1.3's private sweep-config loading
         "omegaconf>=2.3,<2.4",
         "tomli>=1.1; python_version < '3.11'",
         "tomli-w>=1.0",
-        "scikit-optimize>=0.10.2",
-        "numpy>=1.24",
+        # exp_sweeper/_skopt_internals.py: scikit-optimize's private functions (0.10.2 is its last release: the
+        # project is archived), the scikit-learn attributes that its GP reads, the GBRT repair for scikit-learn's
+        # estimator tags (1.6) and numpy 2.4
+        "scikit-optimize>=0.10.2,<0.11",
+        "scikit-learn>=1.6,<2",
+        "numpy>=1.24,<3",
+        "scipy>=1.10",  # L-BFGS polishing of proposed points
+        "threadpoolctl>=3.0",  # the optimizer runs its numerical libraries on one thread
+        "PyYAML>=6",  # exp-compat's YAML export and import, the sweep's optimal-result file
+        # exp_gopt's plot option (EXP's --plot); a dependency rather than an extra because the option is read
+        # only when the sweep ends, so a missing matplotlib would fail a finished sweep instead of its start
         "matplotlib>=3.7",
-        "cloudpickle>=2.0",
+        "cloudpickle>=2.0",  # exp_local's workers receive the task function
     ],
     extras_require={
         "gpu": ["nvidia-ml-py>=12"],
@@ -31,7 +43,7 @@ setup(
         "bench": ["hydra-submitit-launcher>=1.2", "hydra-joblib-launcher>=1.2"],
         # torch for the PyTorch example's test, pinned to the CPU build that CI's machines have on disk
         # (a range would take a CUDA build of several GB there)
-        "test": ["pytest>=7", "hypothesis>=6.80", "PyYAML>=6", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
+        "test": ["pytest>=7", "hypothesis>=6.80", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
                  "hydra-submitit-launcher>=1.2", "torch==2.13.0",
                  # the code checks (tests/test_code_checks.py), pinned: a new release's new rules must not fail CI
                  "ruff==0.17.6", "mypy==2.4.1"],

@@ -20,6 +20,7 @@ def summary(tmp_path):
     return yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
 
 
+@pytest.mark.upstream  # run again against the newest releases (.ci/run)
 def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app):
     (tmp_path / "basic.conf").write_text(BASIC, encoding="utf-8")
     done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=12",

@@ -60,6 +60,7 @@ def expected_jobs(space_file: Path, runs: int = 1, seed=None, ids=None):
     return Counter(repr(typed(nested({k: v for k, v in row.items() if k not in ("id", "run")}))) for row in rows)
 
 
+@pytest.mark.upstream  # run again against the newest releases (.ci/run)
 @pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
 def test_every_configuration_reaches_its_job_exactly(tmp_path, hydra_app, launcher):
     (tmp_path / "space.conf").write_text(SPACE, encoding="utf-8")
