@@ -9,10 +9,12 @@ TOML file. Overrides that are not sweeps pass through unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Type, TypeVar, cast
 
 from exp_compat.errors import SpaceError
 from exp_compat.space import ListParam, Param, RandomParam, RangeParam
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -29,11 +31,23 @@ class ParsedOverrides:
     order: List[Tuple[str, str]]
 
 
-def plain_options(options: Mapping[str, Any]) -> Dict[str, Any]:
-    """A plugin's options as plain Python values: Hydra passes nested DictConfig/ListConfig."""
-    from omegaconf import OmegaConf
+def typed_options(schema: Type[T], options: Mapping[str, Any], prefix: str) -> T:
+    """A plugin's options (as Hydra passes them: values, nested DictConfigs) as its config dataclass.
 
-    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
+    Read once, so that a mistyped key or a wrong type fails before the plugin does anything, not
+    when its code path runs. Hydra has checked options that came through the ConfigStore; these
+    checks are for options that did not (a ``_target_`` set by hand). Raises ``ValueError`` with one
+    line naming ``<prefix>.<key>`` and what is wrong, for the plugin to raise as its own error.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return cast(T, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(options))))
+    except OmegaConfBaseException as error:
+        reason = str(getattr(error, "msg", None) or error).splitlines()[0]
+        key = getattr(error, "full_key", None)
+        raise ValueError(f"{prefix}.{key}: {reason}" if key else f"{prefix}: {reason}") from None
 
 
 def _plain(value: Any) -> Any:

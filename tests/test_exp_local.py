@@ -101,9 +101,10 @@ def fake_nvml(tmp_path, monkeypatch):
     """
 
     def install(*uuids):
+        """Each device a UUID (idle), or (UUID, memory in use, utilization) as fractions."""
         folder = tmp_path / "fake_nvml"
         folder.mkdir(exist_ok=True)
-        devices = None if uuids == (None,) else [(uuid, 0.0, 0.0) for uuid in uuids]
+        devices = None if uuids == (None,) else [uuid if isinstance(uuid, tuple) else (uuid, 0.0, 0.0) for uuid in uuids]
         (folder / "pynvml.py").write_text(FAKE_NVML.format(devices=devices), encoding="utf-8")
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]))
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -172,6 +173,20 @@ def test_real_nvml_devices_are_found_and_shared_out(tmp_path, hydra_app):
     assert done.returncode == 0, done.stderr[-3000:]
     seen = {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)}
     assert seen and seen <= allowed and "NVML is not available" not in done.stderr + done.stdout
+
+
+def test_auto_leaves_out_busy_devices_unless_skip_busy_is_null(tmp_path, hydra_app, fake_nvml):
+    fake_nvml("GPU-idle", ("GPU-full", 0.9, 0.0), ("GPU-busy", 0.0, 0.5))
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "+x=range(0,3)", f"+behave.record={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipping busy GPU 1" in done.stdout and "skipping busy GPU 2" in done.stdout
+    assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"0"}
+    log.unlink()
+    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "hydra.launcher.skip_busy=null",
+                     "+x=range(0,6)", "+behave.sleep=0.3", f"+behave.record={log}", "hydra.sweep.dir=all")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"0", "1", "2"}
 
 
 def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, hydra_app, fake_nvml):

@@ -5,6 +5,7 @@ from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
+from hydra_plugins.exp_sweeper.config import Direction
 
 REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 
@@ -12,7 +13,7 @@ REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 def strategy(n_trials: int, n_initial_points: int = 3) -> GoptStrategy:
     search = Space.from_mapping(REAL).search()
     return GoptStrategy(search, Proposer(search.dimensions, n_initial_points=n_initial_points, seed=4),
-                        n_trials, "minimize", None)
+                        n_trials, Direction.minimize, None)
 
 
 def finish(s: GoptStrategy, trial) -> None:

@@ -6,7 +6,7 @@ import pytest
 from skopt.space import Categorical, Integer, Real
 
 from hydra_plugins.exp_sweeper._proposer import Proposer, point_key
-from hydra_plugins.exp_sweeper.config import ACQUISITIONS, SURROGATES
+from hydra_plugins.exp_sweeper.config import Acquisition, Surrogate
 
 # CI runs these again against the newest scikit-learn and numpy (.ci/run, -m upstream): they use skopt's private code
 pytestmark = pytest.mark.upstream
@@ -27,7 +27,7 @@ def in_bounds(point):
     return -5 <= a <= 5 and 1e-4 <= lr <= 1 and isinstance(n, (int, np.integer)) and 0 <= n <= 10 and c in "xyz"
 
 
-@pytest.mark.parametrize("surrogate", SURROGATES)
+@pytest.mark.parametrize("surrogate", [s.value for s in Surrogate])
 def test_every_surrogate_optimizes_a_mixed_space(surrogate):
     proposer = Proposer(mixed_dims(), surrogate=surrogate, n_initial_points=5, seed=1)
     for _ in range(6):
@@ -38,7 +38,7 @@ def test_every_surrogate_optimizes_a_mixed_space(surrogate):
     assert min(proposer.y) < 3.0  # random points average about 9 here
 
 
-@pytest.mark.parametrize("acquisition", ACQUISITIONS)
+@pytest.mark.parametrize("acquisition", [a.value for a in Acquisition])
 def test_every_acquisition_function(acquisition):
     proposer = Proposer(mixed_dims(), acquisition=acquisition, n_initial_points=4, seed=2)
     for _ in range(4):

@@ -15,6 +15,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from hydra.errors import CompactHydraException
 
+from hydra_plugins.exp_launcher.config import SkipBusyConf
+
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
 Slot = Tuple[str, ...]
@@ -70,10 +72,11 @@ def _match(entry: str, devices: Sequence[Device]) -> Optional[Device]:
     return None
 
 
-def _whole(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+def at_least(name: str, value: Optional[int], low: int) -> None:
+    """A whole-number option's lower bound (its type was checked as the options were read; None passes,
+    where the type allows null)."""
+    if value is not None and value < low:
         raise LauncherError(f"hydra.launcher.{name} must be a whole number >= {low}, got {value!r}")
-    return value
 
 
 def _device_entry(value: Any) -> str:
@@ -86,7 +89,8 @@ def _device_entry(value: Any) -> str:
     return text
 
 
-def choose_devices(gpus: Any, skip_busy: Any, devices: Optional[List[Device]], visible: Optional[List[str]]) -> List[str]:
+def choose_devices(gpus: Any, skip_busy: Optional[SkipBusyConf], devices: Optional[List[Device]],
+                   visible: Optional[List[str]]) -> List[str]:
     """The device ids (as CUDA_VISIBLE_DEVICES entries) the launcher may use."""
     if gpus == "auto":
         if not devices:
@@ -99,8 +103,8 @@ def choose_devices(gpus: Any, skip_busy: Any, devices: Optional[List[Device]], v
             device = _match(entry, devices)
             if device is None:
                 raise LauncherError(f"the parent's CUDA_VISIBLE_DEVICES names {entry!r}, which is not a device here")
-            max_memory = getattr(skip_busy, "max_memory", None) if skip_busy else None
-            max_busy = getattr(skip_busy, "max_utilization", None) if skip_busy else None
+            max_memory = skip_busy.max_memory if skip_busy else None
+            max_busy = skip_busy.max_utilization if skip_busy else None
             if (max_memory is not None and device.memory_used > max_memory) or (max_busy is not None and device.utilization > max_busy):
                 log.warning("exp_local: skipping busy GPU %s (memory %.0f%%, utilization %.0f%%)",
                             entry, 100 * device.memory_used, 100 * device.utilization)
@@ -136,13 +140,14 @@ def choose_devices(gpus: Any, skip_busy: Any, devices: Optional[List[Device]], v
     return entries
 
 
-def device_slots(gpus: Any, jobs_per_gpu: Any, gpus_per_job: Any, skip_busy: Any = None,
+def device_slots(gpus: Any, jobs_per_gpu: int, gpus_per_job: int, skip_busy: Optional[SkipBusyConf] = None,
                  devices: Any = "probe", visible: Any = "environment") -> Optional[List[Slot]]:
-    """One tuple of device ids per job slot (None: no GPU assignment)."""
+    """One tuple of device ids per job slot (None: no GPU assignment). ``gpus`` is null, auto or a list of
+    indices or UUIDs, a union that no config type says, so it is checked here."""
     if gpus is None:
         return None
-    jobs_per_gpu = _whole(jobs_per_gpu, "jobs_per_gpu")
-    gpus_per_job = _whole(gpus_per_job, "gpus_per_job")
+    at_least("jobs_per_gpu", jobs_per_gpu, 1)
+    at_least("gpus_per_job", gpus_per_job, 1)
     if devices == "probe":
         devices = nvml_devices()
     if visible == "environment":

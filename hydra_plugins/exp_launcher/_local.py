@@ -33,13 +33,14 @@ import threading
 import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
-from typing import Any, Deque, Dict, List, Optional, Sequence, cast
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, cast
 
 from omegaconf import DictConfig
 
-from exp_compat.hydra_syntax import plain_options
-from hydra_plugins.exp_launcher._devices import LauncherError, Slot, device_slots
+from exp_compat.hydra_syntax import typed_options
+from hydra_plugins.exp_launcher._devices import LauncherError, Slot, at_least, device_slots
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
+from hydra_plugins.exp_launcher.config import ExpLocalConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
@@ -119,7 +120,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS")
 
 
-def thread_limits(threads: Any, workers: int) -> Dict[str, str]:
+def thread_limits(threads: Optional[int], workers: int) -> Dict[str, str]:
     """Thread-pool sizes for the workers' numerical libraries, where the environment sets none.
 
     Every OpenMP/BLAS pool sizes itself to the whole machine, so N workers would run N times as many
@@ -130,12 +131,12 @@ def thread_limits(threads: Any, workers: int) -> Dict[str, str]:
         return {}
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+    elif threads < 0:
         raise LauncherError(f"hydra.launcher.threads_per_worker must be null, 0 or a whole number >= 1, got {threads!r}")
     return {name: str(threads) for name in THREAD_VARIABLES if name not in os.environ}
 
 
-def worker_count(workers: Any, slots: Optional[List[Slot]]) -> int:
+def worker_count(workers: Optional[int], slots: Optional[List[Slot]]) -> int:
     """How many workers: one per device slot, or per CPU, unless told; never far beyond the CPUs.
 
     Each worker is a Python process with Hydra loaded; far more of them than CPUs only adds start-up and
@@ -145,8 +146,7 @@ def worker_count(workers: Any, slots: Optional[List[Slot]]) -> int:
     cpus = os.cpu_count() or 1
     if workers is None:
         return len(slots) if slots is not None else cpus
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise LauncherError(f"hydra.launcher.workers must be a whole number >= 1, got {workers!r}")
+    at_least("workers", workers, 1)
     if slots is not None:
         if workers > len(slots):
             raise LauncherError(f"hydra.launcher.workers={workers}, but there are {len(slots)} device slots "
@@ -161,20 +161,21 @@ def worker_count(workers: Any, slots: Optional[List[Slot]]) -> int:
 
 
 class LocalEngine:
-    def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
-        self.options = plain_options(options)
+    def __init__(self, options: Mapping[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
+        try:
+            self.options = o = typed_options(ExpLocalConf, options, "hydra.launcher")
+        except ValueError as error:
+            raise LauncherError(str(error)) from None
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
-        o = self.options
-        slots = device_slots(o["gpus"], o["jobs_per_gpu"], o["gpus_per_job"], o.get("skip_busy"))
-        workers = worker_count(o["workers"], slots)
-        for key in ("timeout_s", "max_jobs_per_worker"):
-            value = o[key]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        slots = device_slots(o.gpus, o.jobs_per_gpu, o.gpus_per_job, o.skip_busy)
+        workers = worker_count(o.workers, slots)
+        for key, value in (("timeout_s", o.timeout_s), ("max_jobs_per_worker", o.max_jobs_per_worker)):
+            if value is not None and value <= 0:
                 raise LauncherError(f"hydra.launcher.{key} must be a positive number or null, got {value!r}")
         self.slot_devices: List[Optional[Slot]] = [slots[i] if slots is not None else None for i in range(workers)]
-        self.env = {**thread_limits(o.get("threads_per_worker"), workers), **{str(k): str(v) for k, v in (o["env"] or {}).items()}}
+        self.env = {**thread_limits(o.threads_per_worker, workers), **o.env}
         self.workers: List[Optional[Worker]] = [None] * workers  # only the dispatcher thread changes this list
         self.wanted = 0  # workers to keep running whether or not jobs are queued (start's max_jobs)
         self.queue: Deque[Job] = collections.deque()
@@ -323,7 +324,7 @@ class LocalEngine:
                         break
 
     def _next_deadline(self) -> Optional[float]:
-        limit = self.options["timeout_s"]
+        limit = self.options.timeout_s
         if limit is None:
             return None
         starts = [w.job.started for w in self.workers if w and w.job and w.job.started is not None]
@@ -397,13 +398,13 @@ class LocalEngine:
             status = message[2].status.name.lower()
             log.info("exp_local: job #%d %s on %s in %.2fs", job.idx, status, worker.where, time.monotonic() - (job.started or 0))
             job.future.set_result(message[2])
-            limit = self.options["max_jobs_per_worker"]
+            limit = self.options.max_jobs_per_worker
             if limit is not None and worker.jobs_done >= limit:
                 worker.stop()
                 self.workers[slot] = None
 
     def _enforce_timeout(self) -> None:
-        limit = self.options["timeout_s"]
+        limit = self.options.timeout_s
         if limit is None:
             return
         now = time.monotonic()

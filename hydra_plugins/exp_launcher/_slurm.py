@@ -16,6 +16,7 @@ cluster restarts numbering) never returns another launch's result.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,14 +28,15 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from exp_compat.hydra_syntax import plain_options
+from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._compose import Composer
-from hydra_plugins.exp_launcher._devices import LauncherError
+from hydra_plugins.exp_launcher._devices import LauncherError, at_least
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered
+from hydra_plugins.exp_launcher.config import ExpSlurmConf, SubmititQueueConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
@@ -46,10 +48,9 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 RESULT_GRACE_S = {"COMPLETED": 10.0, "GONE": 10.0}
 OTHER_GRACE_S = 3.0
 REQUEUE_GRACE_S = 120.0  # a run that submitit is requeueing: SLURM may show it ended until KillWait has passed
-COMMON = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name", "stderr_to_stdout")
-SLURM_ONLY = ("partition", "qos", "comment", "constraint", "exclude", "gres", "cpus_per_gpu", "gpus_per_task",
-              "mem_per_gpu", "mem_per_cpu", "account", "signal_delay_s", "additional_parameters", "array_parallelism",
-              "setup", "srun_args")
+# The options that exp_slurm reads itself; every other option is a submitit job parameter, so that a new field
+# of ExpSlurmConf reaches submitit (which refuses a name it does not know) instead of being dropped.
+NOT_JOB_PARAMETERS = ("_target_", "submitit_folder", "max_num_timeout", "cancel_at_exit", "poll_interval_s")
 
 
 class SlurmTask:
@@ -108,10 +109,15 @@ def launch_folder(folder: str) -> Path:
     return folder_root(folder) / token / path.name if "%j" in path.name else folder_root(folder) / token
 
 
-def submitit_parameters(options: Dict[str, Any]) -> Dict[str, Any]:
-    """Our options as submitit's AutoExecutor parameters (SLURM-only ones prefixed ``slurm_``)."""
-    parameters = {key: options[key] for key in COMMON if options.get(key) is not None}
-    parameters.update({f"slurm_{key}": options[key] for key in SLURM_ONLY if options.get(key) not in (None, {}, [])})
+def submitit_parameters(options: ExpSlurmConf) -> Dict[str, Any]:
+    """Our options as submitit's AutoExecutor parameters (SLURM-only ones prefixed ``slurm_``); unset ones
+    (null, empty) are left to submitit's defaults."""
+    common = {f.name for f in dataclasses.fields(SubmititQueueConf)}
+    parameters = {}
+    for option in dataclasses.fields(options):
+        value = getattr(options, option.name)
+        if option.name not in NOT_JOB_PARAMETERS and value not in (None, {}, []):
+            parameters[option.name if option.name in common else f"slurm_{option.name}"] = value
     return parameters
 
 
@@ -178,7 +184,7 @@ class Tracked:
 
 
 class SlurmEngine:
-    def __init__(self, options: Dict[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
+    def __init__(self, options: Mapping[str, Any], *, hydra_context: Any, task_function: Any, config: DictConfig):
         try:
             import submitit
         except ImportError:
@@ -187,25 +193,25 @@ class SlurmEngine:
             raise LauncherError("hydra/launcher=exp_slurm: no sbatch on this machine's PATH (run it where SLURM's "
                                 "commands are, a login node)")
 
-        self.options = o = plain_options(options)
-        for key in ("array_parallelism", "max_num_timeout", "timeout_min"):
-            value = o[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_num_timeout" else 1):
-                raise LauncherError(f"hydra.launcher.{key} must be a whole number >= "
-                                    f"{0 if key == 'max_num_timeout' else 1}, got {value!r}")
-        delay = o["signal_delay_s"]
-        if isinstance(delay, int) and not isinstance(delay, bool) and delay >= 60 * o["timeout_min"]:
-            raise LauncherError(f"hydra.launcher.signal_delay_s={delay} must be less than timeout_min x 60 = "
-                                f"{60 * o['timeout_min']} s: SLURM would send the timeout signal as soon as a job starts")
+        try:
+            self.options = o = typed_options(ExpSlurmConf, options, "hydra.launcher")
+        except ValueError as error:
+            raise LauncherError(str(error)) from None
+        at_least("array_parallelism", o.array_parallelism, 1)
+        at_least("max_num_timeout", o.max_num_timeout, 0)
+        at_least("timeout_min", o.timeout_min, 1)
+        if o.signal_delay_s >= 60 * o.timeout_min:
+            raise LauncherError(f"hydra.launcher.signal_delay_s={o.signal_delay_s} must be less than timeout_min x 60 = "
+                                f"{60 * o.timeout_min} s: SLURM would send the timeout signal as soon as a job starts")
         self.composer = Composer(hydra_context.config_loader, config)
-        self.folder = launch_folder(str(o["submitit_folder"]))
+        self.folder = launch_folder(o.submitit_folder)
         # Every SLURM job this sweep submits, so that its next run finds those that a killed driver left on the
         # cluster (``end_earlier_jobs``); named after the sweep directory, which has one sweep at a time, so
         # that sweeps sharing a submitit_folder never touch each other's jobs.
         sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         digest = hashlib.sha1(sweep_dir.encode("utf-8")).hexdigest()[:12]
-        self.jobs_file = folder_root(str(o["submitit_folder"])) / f"exp_slurm_jobs-{digest}.jsonl"
-        self.executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=o["max_num_timeout"])
+        self.jobs_file = folder_root(o.submitit_folder) / f"exp_slurm_jobs-{digest}.jsonl"
+        self.executor = submitit.AutoExecutor(folder=self.folder, cluster="slurm", slurm_max_num_timeout=o.max_num_timeout)
         self.executor.update_parameters(**submitit_parameters(o))
         self.task = SlurmTask(hydra_context, task_function, config)
         self.tracked: Dict[str, Tracked] = {}
@@ -218,7 +224,7 @@ class SlurmEngine:
 
     @property
     def slots(self) -> int:
-        return int(self.options["array_parallelism"])
+        return self.options.array_parallelism
 
     # -- submitting -----------------------------------------------------------------------------
     def _job(self, overrides: Sequence[str], idx: int) -> Job:
@@ -308,7 +314,7 @@ class SlurmEngine:
                 if tracked.submitted.paths.result_pickle.exists():
                     self._collect_result(tracked)
             pending = [t for t in pending if not t.job.future.done()]
-            if pending and time.time() - self.last_squeue >= float(self.options["poll_interval_s"]):
+            if pending and time.time() - self.last_squeue >= self.options.poll_interval_s:
                 self.last_squeue = time.time()
                 self._poll_states(pending)
                 for tracked in pending:
@@ -349,7 +355,7 @@ class SlurmEngine:
         if not alive:
             self.jobs_file.unlink(missing_ok=True)
             return
-        if self.options["cancel_at_exit"]:
+        if self.options.cancel_at_exit:
             log.warning("exp_slurm: cancelling %d SLURM jobs that an earlier run of this sweep left running: %s",
                         len(alive), " ".join(alive))
             subprocess.run(["scancel", "--signal=KILL", *alive], capture_output=True)  # running: no grace period
@@ -358,7 +364,7 @@ class SlurmEngine:
             log.warning("exp_slurm: waiting for %d SLURM jobs that an earlier run of this sweep left running "
                         "(cancel_at_exit=false): %s", len(alive), " ".join(alive))
         while alive is None or alive:
-            time.sleep(float(self.options["poll_interval_s"]))
+            time.sleep(self.options.poll_interval_s)
             alive = self._active(alive or ids)
         self.jobs_file.unlink(missing_ok=True)  # all ended: their SLURM ids may be reused by other jobs
 
@@ -372,7 +378,7 @@ class SlurmEngine:
             pending = list(self.tracked.values())
         ids = [t.submitted.job_id for t in pending]
         if cancel and pending:
-            if self.options["cancel_at_exit"]:
+            if self.options.cancel_at_exit:
                 subprocess.run(["scancel", *ids], capture_output=True)
                 log.warning("exp_slurm: cancelled %d SLURM jobs: %s", len(ids), " ".join(ids))
                 reason = "the sweep was interrupted: SLURM job cancelled"

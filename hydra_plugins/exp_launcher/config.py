@@ -1,4 +1,8 @@
-"""Config dataclasses of the exp launchers, registered in Hydra's ConfigStore (no heavy imports)."""
+"""Config dataclasses of the exp launchers, registered in Hydra's ConfigStore (no heavy imports).
+
+They are the one statement of the options: Hydra checks every value's type against them, and the
+launchers read their options as these dataclasses, checking only what a type cannot say.
+"""
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -25,7 +29,7 @@ class ExpLocalConf:
     jobs_per_gpu: int = 1
     # Devices per job (2 gives a job CUDA_VISIBLE_DEVICES=a,b of two distinct devices).
     gpus_per_job: int = 1
-    skip_busy: SkipBusyConf = field(default_factory=SkipBusyConf)
+    skip_busy: Optional[SkipBusyConf] = field(default_factory=SkipBusyConf)
     # Seconds a job may run before it is killed (with its process tree) and marked failed; null: no limit.
     timeout_s: Optional[float] = None
     # Jobs a worker process runs before it is replaced; null: it lives for the whole sweep; 1: a fresh process per job.
@@ -43,12 +47,9 @@ class ExpGpuConf(ExpLocalConf):
 
 
 @dataclass
-class ExpSlurmConf:
-    """SLURM through submitit; option names and defaults follow hydra-submitit-launcher's submitit_slurm."""
+class SubmititQueueConf:
+    """The job parameters that every submitit executor takes (its AutoExecutor's names, without a prefix)."""
 
-    _target_: str = "hydra_plugins.exp_launcher.exp_slurm.ExpSlurmLauncher"
-    # Where submitit keeps its scripts, pickles and logs; a fresh subfolder is added for every launch.
-    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
     timeout_min: int = 60
     cpus_per_task: Optional[int] = None
     gpus_per_node: Optional[int] = None
@@ -57,6 +58,19 @@ class ExpSlurmConf:
     nodes: int = 1
     name: str = "${hydra.job.name}"
     stderr_to_stdout: bool = False
+
+
+@dataclass
+class ExpSlurmConf(SubmititQueueConf):
+    """SLURM through submitit; option names and defaults follow hydra-submitit-launcher's submitit_slurm.
+
+    Every option is a submitit job parameter (those below ``SubmititQueueConf``'s with ``slurm_``
+    before their names), except the ones exp_slurm itself reads (``_slurm.NOT_JOB_PARAMETERS``).
+    """
+
+    _target_: str = "hydra_plugins.exp_launcher.exp_slurm.ExpSlurmLauncher"
+    # Where submitit keeps its scripts, pickles and logs; a fresh subfolder is added for every launch.
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
     partition: Optional[str] = None
     qos: Optional[str] = None
     comment: Optional[str] = None

@@ -6,7 +6,12 @@ this loop: ask the strategy for trials, render each trial's overrides (in
 each ``JobReturn`` into an outcome, tell the strategy, append the row to the
 results CSV, report progress, apply the failure policy. The loop knows
 nothing of which backend runs a job: it uses Hydra's ``Launcher.launch`` in
-batches, which every launcher implements.
+batches, which every launcher implements, or the asynchronous contract
+(``_contract.AsyncLauncher``) where the launcher offers it.
+
+``SweepCore.sweep`` owns the order of a sweep's steps (every input checked
+before anything is written, the launcher started as soon as the sweep knows
+how many jobs it can run); each sweeper supplies only the steps that differ.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, Generic, List, Mapping, Optional, Protocol, Sequence, Tuple, Type, TypeVar
 
 from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
@@ -31,22 +36,19 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, plain_options
+from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import job_env_overrides, render_value
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
-from hydra_plugins.exp_sweeper._progress import MODES as PROGRESS_MODES
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
+from hydra_plugins.exp_sweeper.config import ExpSweeperConf, OnFailure, OnInterrupt
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
 RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
-ON_FAILURE = ("continue", "cancel")
-ON_INTERRUPT = ("cancel", "wait")
-DEFAULT_CHUNK = 1_000  # jobs per launcher call when max_batch_size is null: bounded memory for huge grids
 KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
 NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
@@ -100,24 +102,31 @@ class Strategy(Protocol):
         """Asynchronous mode, after launching: start working out the next trial while the jobs run."""
 
 
-class SweepCore(abc.ABC):
-    """Space loading, launching, recording and failure policy, common to both sweepers."""
+ConfT = TypeVar("ConfT", bound=ExpSweeperConf)
+StrategyT = TypeVar("StrategyT", bound=Strategy)
+
+
+class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
+    """Space loading, launching, recording and failure policy, common to both sweepers.
+
+    ``sweep`` runs the steps in their one order; a sweeper supplies ``schema`` (its options), ``enumerable``
+    (how sweep overrides parse), and the hooks below ``sweep``.
+    """
 
     kind = "exp"
+    schema: Type[ConfT]
+    enumerable: bool
 
-    def __init__(self, options: Dict[str, Any]):
-        self.options = plain_options(options)
-        self.keys: Dict[str, str] = {}
-        # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
-        self.template: List[Tuple[str, str]] = []
-        self.lock: Optional[SweepLock] = None
-        self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
-        self.n_failures = 0
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def __init__(self, options: Mapping[str, Any], *, hydra_context: HydraContext, task_function: TaskFunction,
+                 config: DictConfig):
         from hydra.core.plugins import Plugins
 
+        try:
+            self.options: ConfT = typed_options(self.schema, options, "hydra.sweeper")
+        except ValueError as error:
+            raise SweepError(str(error)) from None
         self.config = config
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.launcher: Launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=TimedTask(task_function), config=config
         )
@@ -125,12 +134,61 @@ class SweepCore(abc.ABC):
         # Launcher.launch otherwise.
         self.async_launcher: Optional[AsyncLauncher] = (
             self.launcher if isinstance(self.launcher, AsyncLauncher) else None)
-        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.launcher_started = False
+        self.keys: Dict[str, str] = {}
+        # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
+        self.template: List[Tuple[str, str]] = []
+        self.lock: Optional[SweepLock] = None
+        self.journal: Optional[LaunchJournal] = None
+        self.job_num = 0  # the next job's number, once the results are open
+        self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
+        self.n_failures = 0
+
+    def sweep(self, arguments: List[str]) -> List[List[Any]]:
+        """Every sweep's steps, in this order: every input is checked before the results are opened (a bad
+        one writes nothing), and the launcher starts its slots as soon as the sweep knows how many jobs it
+        can run, so that they start while the space, the grid or the optimizer still load."""
+        self.check_options()
+        self.start_launcher()
+        space = self.load_space(arguments)
+        state = self.load_state(space)
+        strategy = self.prepare(space, state)
+        self.start_launcher()
+        store = self.open_store(*self.results(space))
+        state.save()
+        progress = self.begin(strategy, store)
+        slots, asynchronous = self.lanes()
+        return self.run(strategy, store, progress, slots, asynchronous)
+
+    # -- what each sweeper supplies ---------------------------------------------------------------
+    @abc.abstractmethod
+    def jobs(self) -> Optional[int]:
+        """How many jobs the sweep can run at most, as soon as it is known (None: not yet)."""
+
+    @abc.abstractmethod
+    def settings(self) -> Dict[str, Any]:
+        """The options that a resumed sweep must share with the sweep it continues (besides the space)."""
+
+    @abc.abstractmethod
+    def prepare(self, space: Space, state: SweepState) -> StrategyT:
+        """The sweep's strategy, and every check that is left: nothing is written before this returns."""
+
+    @abc.abstractmethod
+    def results(self, space: Space) -> Tuple[str, List[str]]:
+        """The results CSV's file name and columns."""
+
+    @abc.abstractmethod
+    def begin(self, strategy: StrategyT, store: ResultsStore) -> Progress:
+        """The strategy told what the results already hold (resume), and the sweep's progress."""
+
+    @abc.abstractmethod
+    def lanes(self) -> Tuple[int, bool]:
+        """How many jobs to keep in flight (or per batch), and whether through the asynchronous contract."""
+
+    def finish(self, strategy: StrategyT, store: ResultsStore) -> None:  # noqa: B027 - a hook: most sweeps write no summary
+        """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""
 
     # -- input --------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def sweep(self, arguments: List[str]) -> Any:
-        """The sweeper's own steps: check its options, load the space, open its results, run the loop."""
 
     def run_sweep(self, arguments: List[str]) -> Any:
         """The sweeper's ``sweep``, ended cleanly by Ctrl-C or SIGTERM in any phase: one line, exit 1, files
@@ -150,26 +208,23 @@ class SweepCore(abc.ABC):
                 self.lock.release()
 
     def check_options(self) -> None:
+        """What the options' types cannot say (the types were checked as the options were read)."""
         o = self.options
-        if not isinstance(o["name"], str) or not _FILE_NAME.match(o["name"]):
+        if not _FILE_NAME.match(o.name):
             raise SweepError(f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
-                             f"which starts the names of the sweep's files, got {o['name']!r}")
-        if o["on_failure"] not in ON_FAILURE:
-            raise SweepError(f"hydra.sweeper.on_failure must be one of {', '.join(ON_FAILURE)}, got {o['on_failure']!r}")
-        if o["progress"] not in PROGRESS_MODES:
-            raise SweepError(f"hydra.sweeper.progress must be one of {', '.join(PROGRESS_MODES)}, got {o['progress']!r}")
-        if o["on_interrupt"] not in ON_INTERRUPT:
-            raise SweepError(f"hydra.sweeper.on_interrupt must be one of {', '.join(ON_INTERRUPT)}, got {o['on_interrupt']!r}")
-        rate = o["max_failure_rate"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {rate!r}")
-        size = o["max_batch_size"]
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise SweepError(f"hydra.sweeper.max_batch_size must be a whole number >= 1 or null, got {size!r}")
+                             f"which starts the names of the sweep's files, got {o.name!r}")
+        if not 0 <= o.max_failure_rate <= 1:
+            raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
+
+    @staticmethod
+    def at_least(key: str, value: Optional[int], low: int) -> None:
+        """A whole-number option's lower bound (None passes: where null is allowed, the type says so)."""
+        if value is not None and value < low:
+            raise SweepError(f"hydra.sweeper.{key} must be a whole number >= {low}, got {value!r}")
 
     def params_file(self) -> Optional[Path]:
         """``hydra.sweeper.params_file`` or ``exp.params``, relative to the directory the user ran from."""
-        from_sweeper = self.options.get("params_file")
+        from_sweeper = self.options.params_file
         from_app = OmegaConf.select(self.config, "exp.params", default=None)
         if from_sweeper and from_app and from_sweeper != from_app:
             raise SweepError(
@@ -181,8 +236,9 @@ class SweepCore(abc.ABC):
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."
         return Path(cwd, str(chosen))
 
-    def load_space(self, arguments: Sequence[str], enumerable: bool) -> Space:
+    def load_space(self, arguments: Sequence[str]) -> Space:
         """The space from the TOML file, ``hydra.sweeper.params`` and the command line (which wins)."""
+        enumerable = self.enumerable
         layers: List[Sequence[Param]] = []
         path = self.params_file()
         try:
@@ -191,8 +247,8 @@ class SweepCore(abc.ABC):
                 layers.append(from_file)
                 self.template += [("param", p.name) for p in from_file]
             parsed = [parse_overrides(arguments, enumerable=enumerable)]
-            if self.options.get("params"):
-                parsed.insert(0, parse_params_mapping(self.options["params"], enumerable=enumerable))
+            if self.options.params:
+                parsed.insert(0, parse_params_mapping(self.options.params, enumerable=enumerable))
             from_file_names = {p.name for layer in layers for p in layer}
             for overrides in parsed:
                 layers.append(overrides.params)
@@ -223,20 +279,20 @@ class SweepCore(abc.ABC):
         return [*rendered, *trial.extra_overrides, *job_env_overrides(trial.extra)]
 
     # -- state on disk ------------------------------------------------------------------------
-    def load_state(self, record: Dict[str, Any]) -> SweepState:
+    def load_state(self, space: Space) -> SweepState:
         """The sweep's settings and seed: saved ones when resuming (checked against these), else these."""
-        record = {"sweeper": self.kind, **record, "seed": self.options.get("seed")}
+        record = {"sweeper": self.kind, "space": space.to_mapping(), **self.settings(), "seed": self.options.seed}
         if record["seed"] is None:
             record["seed"] = secrets.randbelow(2**31)
         try:
-            return SweepState.load(self.sweep_dir / f"{self.options['name']}_sweep.json", record, self.options["resume"])
+            return SweepState.load(self.sweep_dir / f"{self.options.name}_sweep.json", record, self.options.resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
 
     def open_store(self, filename: str, columns: Sequence[str]) -> ResultsStore:
         """The results CSV (new, or the one being resumed); call once every input has been checked."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        resume = self.options["resume"]
+        resume = self.options.resume
         try:
             self.lock = SweepLock(self.sweep_dir)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
@@ -246,7 +302,7 @@ class SweepCore(abc.ABC):
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        self.journal = LaunchJournal(self.sweep_dir / JOBS_DIR, resume=self.options["resume"])
+        self.journal = LaunchJournal(self.sweep_dir / JOBS_DIR, resume=resume)
         launched = [e["job_num"] for e in self.journal.entries()]
         self.job_num = max([next_job_num(self.sweep_dir, store.rows), *(n + 1 for n in launched)])
         if store.rows:
@@ -258,18 +314,18 @@ class SweepCore(abc.ABC):
     def stop_reason(self, progress: Progress) -> Optional[str]:
         if not progress.failed:
             return None
-        if self.options["on_failure"] == "cancel":
+        if self.options.on_failure is OnFailure["cancel"]:
             return "a job failed and hydra.sweeper.on_failure=cancel"
         rate = progress.failed / progress.done
-        if rate > self.options["max_failure_rate"]:
-            return f"{progress.failed} of {progress.done} jobs failed, more than max_failure_rate={self.options['max_failure_rate']}"
+        if rate > self.options.max_failure_rate:
+            return f"{progress.failed} of {progress.done} jobs failed, more than max_failure_rate={self.options.max_failure_rate}"
         return None
 
-    def recover(self, strategy: Strategy, store: ResultsStore, progress: Progress) -> None:
+    def recover(self, strategy: Strategy, store: ResultsStore, progress: Progress, journal: LaunchJournal) -> None:
         """After a kill: record the jobs that finished unrecorded (mid-batch), requeue those that never finished."""
         recorded = {int(row["job_num"]) for row in store.rows}
         unfinished = []
-        for entry in self.journal.entries():
+        for entry in journal.entries():
             if entry["job_num"] in recorded:
                 continue
             trial = Trial(entry["params"], entry["extra"], job_num=entry["job_num"])
@@ -280,20 +336,19 @@ class SweepCore(abc.ABC):
                 self.record(strategy, trial, outcome, store, progress)
         strategy.requeue(unfinished)
 
-    def asynchronous(self) -> bool:
-        """Whether the launcher offers the asynchronous interface (``submit`` returning futures)."""
-        return self.async_launcher is not None
-
-    def start_launcher(self, max_jobs: Optional[int]) -> None:
-        """Let a launcher start its workers now, while the sweep still loads (its libraries take seconds;
-        so does an app that imports torch in each worker); no more than the ``max_jobs`` the sweep can run."""
-        if self.async_launcher is not None:
-            self.async_launcher.start(max_jobs=max_jobs)
+    def start_launcher(self) -> None:
+        """Let a launcher start its workers once the sweep knows how many jobs it can run, while the sweep
+        still loads (its libraries take seconds; so does an app that imports torch in each worker): no more
+        workers than those jobs."""
+        jobs = self.jobs()
+        if self.async_launcher is not None and not self.launcher_started and jobs is not None:
+            self.async_launcher.start(max_jobs=jobs)
+            self.launcher_started = True
 
     def launcher_slots(self) -> Optional[int]:
         return self.async_launcher.slots if self.async_launcher is not None else None
 
-    def run(self, strategy: Strategy, store: ResultsStore, progress: Progress, batch_size: int,
+    def run(self, strategy: StrategyT, store: ResultsStore, progress: Progress, batch_size: int,
             asynchronous: bool) -> List[List[Any]]:
         """Run trials until the strategy has none left or the failure policy (or Ctrl-C) stops the sweep.
 
@@ -302,10 +357,12 @@ class SweepCore(abc.ABC):
         """
         returns: List[List[Any]] = []
         stop: Optional[str] = None
+        journal = self.journal
+        assert journal is not None, "open_store() first"
         try:
             if self.async_launcher is not None:  # before reading what finished: jobs a killed run left must not finish later
                 self.async_launcher.end_earlier_jobs()
-            self.recover(strategy, store, progress)
+            self.recover(strategy, store, progress, journal)
             stop = self.stop_reason(progress)
             if stop is None:
                 loop = self._steady if asynchronous else self._batches
@@ -313,8 +370,8 @@ class SweepCore(abc.ABC):
         finally:
             progress.close()
             store.close()
-            self.journal.close()
-            self.finish(store)
+            journal.close()
+            self.finish(strategy, store)
         self.report(progress, store, stop)
         return returns
 
@@ -332,6 +389,7 @@ class SweepCore(abc.ABC):
 
     def _numbered(self, trials: List[Trial]) -> List[Trial]:
         """Give trials their job numbers and journal them, before any of them is launched."""
+        assert self.journal is not None, "open_store() first"
         for trial in trials:
             trial.job_num, self.job_num = self.job_num, self.job_num + 1
         self.journal.append({"job_num": t.job_num, "params": t.params, "extra": t.extra} for t in trials)
@@ -392,7 +450,7 @@ class SweepCore(abc.ABC):
                     self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
         except KeyboardInterrupt as interrupt:
-            if self.options["on_interrupt"] == "wait" and in_flight:
+            if self.options.on_interrupt is OnInterrupt.wait and in_flight:
                 log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
                 try:
                     for future, trial in list(in_flight.items()):
@@ -402,9 +460,6 @@ class SweepCore(abc.ABC):
                     pass
             launcher.shutdown(cancel=True)  # unfinished jobs run again on resume
             return interrupted(interrupt)
-
-    def finish(self, store: ResultsStore) -> None:  # noqa: B027 - a hook: most sweeps write no summary
-        """Summaries written once the loop ends, however it ends (overridden by exp_gopt)."""
 
     def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
         outcome = strategy.tell(trial, outcome)

@@ -5,25 +5,22 @@ import concurrent.futures
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
-from exp_compat import SpaceError
+from exp_compat import Space, SpaceError
 from exp_compat.search import SearchSpace
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._results import cell, read_results, write_summary
-from hydra_plugins.exp_sweeper.config import ACQUISITIONS, SURROGATES
+from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
+from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode
 
 if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
     from hydra_plugins.exp_sweeper._proposer import Proposer
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
-
-DIRECTIONS = ("minimize", "maximize")
-MODES = ("async", "sync")
 
 
 def describe_exhaustion(size: Optional[int]) -> str:
@@ -59,11 +56,12 @@ class GoptStrategy:
     still knows every result. Otherwise (batches) results are told in one refit per ask.
     """
 
-    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: str, objective: Optional[str]):
+    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: Direction,
+                 objective: Optional[str]):
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
-        self.sign = 1.0 if direction == "minimize" else -1.0
+        self.sign = 1.0 if direction is Direction.minimize else -1.0
         self.objective = objective
         self.finished = 0
         self.n_failed = 0
@@ -185,62 +183,72 @@ def launcher_slots(config: Any) -> Optional[int]:
     return None
 
 
-class GoptSweep(SweepCore):
+class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
     kind = "exp_gopt"
+    schema = ExpGoptConf
+    enumerable = False
 
-    def check_gopt_options(self) -> None:
-        o = self.options
-        for key, allowed in (("surrogate", SURROGATES), ("acquisition", ACQUISITIONS),
-                             ("direction", DIRECTIONS), ("mode", MODES)):
-            if o[key] not in allowed:
-                raise SweepError(f"hydra.sweeper.{key} must be one of {', '.join(allowed)}, got {o[key]!r}")
-        for key, low in (("n_trials", 1), ("n_initial_points", 1), ("n_jobs", 1)):
-            value = o[key]
-            if value is None and key == "n_jobs":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SweepError(f"hydra.sweeper.{key} must be a whole number >= {low}, got {value!r}")
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.n_jobs = 1  # trials in flight (or per batch), decided in prepare()
+        self.asynchronous = False
 
-    def sweep(self, arguments: List[str]) -> List[List[Any]]:
-        self.check_options()
-        self.check_gopt_options()
+    def check_options(self) -> None:
+        super().check_options()
+        for key in ("n_trials", "n_initial_points", "n_jobs"):
+            self.at_least(key, getattr(self.options, key), 1)
+
+    def jobs(self) -> Optional[int]:
+        return self.options.n_jobs or self.options.n_trials
+
+    def settings(self) -> Dict[str, Any]:
         o = self.options
-        self.start_launcher(o["n_jobs"] or o["n_trials"])
-        space = self.load_space(arguments, enumerable=False)
+        return {"surrogate": o.surrogate.value, "acquisition": o.acquisition.value, "kappa": o.kappa, "xi": o.xi,
+                "n_initial_points": o.n_initial_points, "direction": o.direction.value, "objective": o.objective}
+
+    def prepare(self, space: Space, state: SweepState) -> GoptStrategy:
+        o = self.options
         try:
             search = space.require_params().search()
         except SpaceError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         if not search.dimensions:
             raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
-        settings = {k: o[k] for k in ("surrogate", "acquisition", "kappa", "xi", "n_initial_points", "direction", "objective")}
-        state = self.load_state({"space": space.to_mapping(), **settings})
-        n_jobs = o["n_jobs"] or min(self.launcher_slots() or launcher_slots(self.config) or 1, o["n_trials"])
-        if o["n_jobs"] is None and n_jobs > o["n_initial_points"]:
+        self.n_jobs = o.n_jobs or min(self.launcher_slots() or launcher_slots(self.config) or 1, o.n_trials)
+        if o.n_jobs is None and self.n_jobs > o.n_initial_points:
             log.warning("%s: n_jobs defaults to the launcher's %d slots, more than n_initial_points=%d: most trials "
                         "will be proposed before any result is back (close to random search); set "
-                        "hydra.sweeper.n_jobs to the number of trials to run at once", self.kind, n_jobs, o["n_initial_points"])
-        asynchronous = o["mode"] == "async" and self.asynchronous()
-        if asynchronous:
-            log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, n_jobs)
-        elif o["mode"] == "async":
-            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind, n_jobs)
+                        "hydra.sweeper.n_jobs to the number of trials to run at once", self.kind, self.n_jobs,
+                        o.n_initial_points)
+        self.asynchronous = o.mode is Mode["async"] and self.async_launcher is not None
+        if self.asynchronous:
+            log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, self.n_jobs)
+        elif o.mode is Mode["async"]:
+            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind,
+                     self.n_jobs)
         else:
-            log.info("%s: mode=sync: batches of %d trials", self.kind, n_jobs)
+            log.info("%s: mode=sync: batches of %d trials", self.kind, self.n_jobs)
         from hydra_plugins.exp_sweeper._proposer import Proposer
 
-        proposer = Proposer(search.dimensions, o["surrogate"], o["acquisition"], o["kappa"], o["xi"],
-                            o["n_initial_points"], seed=state.record["seed"], allow_repeats=o["allow_repeats"])
-        strategy = GoptStrategy(search, proposer, o["n_trials"], o["direction"], o["objective"])
-        if o["warm_start"]:
-            strategy.replay(self.earlier_results(o["warm_start"]), count=False)
-        store = self.open_store(f"{o['name']}_configurations.csv", [*space.names, "id", "evaluation", "run", *BOOKKEEPING])
-        state.save()
+        proposer = Proposer(search.dimensions, o.surrogate.value, o.acquisition.value, o.kappa, o.xi,
+                            o.n_initial_points, seed=state.record["seed"], allow_repeats=o.allow_repeats)
+        strategy = GoptStrategy(search, proposer, o.n_trials, o.direction, o.objective)
+        if o.warm_start:
+            strategy.replay(self.earlier_results(o.warm_start), count=False)
+        return strategy
+
+    def results(self, space: Space) -> Tuple[str, List[str]]:
+        return f"{self.options.name}_configurations.csv", [*space.names, "id", "evaluation", "run", *BOOKKEEPING]
+
+    def begin(self, strategy: GoptStrategy, store: ResultsStore) -> Progress:
         strategy.replay(store.rows, count=True)
-        self.strategy = strategy
-        progress = Progress(self.kind, o["n_trials"], o["progress"], done=strategy.finished, failed=strategy.n_failed)
+        progress = Progress(self.kind, self.options.n_trials, self.options.progress, done=strategy.finished,
+                            failed=strategy.n_failed)
         progress.best = strategy.best_value
-        return self.run(strategy, store, progress, n_jobs, asynchronous=asynchronous)
+        return progress
+
+    def lanes(self) -> Tuple[int, bool]:
+        return self.n_jobs, self.asynchronous
 
     def earlier_results(self, path: str) -> List[Dict[str, str]]:
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."
@@ -250,16 +258,15 @@ class GoptSweep(SweepCore):
             raise SweepError(f"{self.kind}: warm_start={path}: {error.strerror}") from None
         return rows
 
-    def finish(self, store: Any) -> None:
-        strategy = self.strategy
+    def finish(self, strategy: GoptStrategy, store: ResultsStore) -> None:
         strategy.close()
         write_summary(self.sweep_dir / "optimization_results.yaml", {
-            "name": self.options["name"], "best_params": strategy.best_params, "best_value": strategy.best_value,
+            "name": self.options.name, "best_params": strategy.best_params, "best_value": strategy.best_value,
             "n_trials": strategy.finished, "n_failed": strategy.n_failed,
         })
         if strategy.best_value is not None:
             log.info("%s: best value %s with %s", self.kind, strategy.best_value, strategy.best_params)
-        if self.options["plot"]:
+        if self.options.plot:
             from hydra_plugins.exp_sweeper._plots import write_plots
 
-            write_plots(self.sweep_dir, self.options["name"], strategy.proposer, strategy.sign)
+            write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.sign)

@@ -13,10 +13,11 @@ from exp_compat import Space
 from exp_compat.files import atomic_writer
 from exp_compat.grid import Grid
 from exp_compat.space import RESERVED_ROOTS
-from hydra_plugins.exp_sweeper._core import BOOKKEEPING, DEFAULT_CHUNK, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._results import cell
+from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell
+from hydra_plugins.exp_sweeper.config import ExpGridConf
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
@@ -27,6 +28,7 @@ _ABSENT = object()
 # <name>_params.csv lists at most this many planned jobs (about a second to write), so that the first job of
 # any grid, 10^12 configurations included, starts at once; the results CSV has every job that ran.
 PLAN_LIMIT = 1_000_000
+DEFAULT_CHUNK = 1_000  # jobs per Launcher.launch call when max_batch_size is null: bounded memory for huge grids
 
 
 class GridStrategy:
@@ -99,29 +101,42 @@ def write_planned_grid(path: Any, grid: Grid, config_ids: Optional[Sequence[int]
         writer.writerows(itertools.islice(planned_rows(grid, config_ids), PLAN_LIMIT))
 
 
-class GridSweep(SweepCore):
+class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
     kind = "exp_grid"
+    schema = ExpGridConf
+    enumerable = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.grid: Optional[Grid] = None
+        self.ids: Optional[List[int]] = None
+        self.total: Optional[int] = None  # jobs to run, once the grid is built
+
+    def check_options(self) -> None:
+        super().check_options()
+        self.at_least("runs", self.options.runs, 1)
+        self.at_least("max_batch_size", self.options.max_batch_size, 1)
 
     def config_ids(self, grid: Grid) -> Optional[List[int]]:
-        ids = self.options.get("config_ids")
+        ids = self.options.config_ids
         if ids is None:
             return None
         if not ids:
             raise SweepError(f"{self.kind}: hydra.sweeper.config_ids is empty, so nothing would run; "
                              "list configuration ids, or null for the whole grid")
-        bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < grid.size]
+        bad = [i for i in ids if not 0 <= i < grid.size]
         if bad:
             raise SweepError(f"{self.kind}: config_ids {bad} are not configuration ids of this grid (0..{grid.size - 1})")
         return list(dict.fromkeys(ids))
 
     def job_keys(self, space: Space) -> Tuple[Optional[str], Optional[str]]:
         """``id_key`` and ``run_key``, refused where they would overwrite a key the job already gets."""
-        keys = {"id_key": self.options["id_key"], "run_key": self.options["run_key"]}
+        keys = {"id_key": self.options.id_key, "run_key": self.options.run_key}
         for option, key in keys.items():
             if key is None:
                 continue
             where = f"{self.kind}: hydra.sweeper.{option}={key!r}"
-            if not isinstance(key, str) or not _KEY.match(key) or key.split(".")[0] in RESERVED_ROOTS:
+            if not _KEY.match(key) or key.split(".")[0] in RESERVED_ROOTS:
                 raise SweepError(f"{where} is not a key of the app's config: use a dotted name such as exp_id, "
                                  "outside hydra and exp, or null")
             clash = [name for name in space.names if key == name or name.startswith(key + ".")
@@ -137,41 +152,51 @@ class GridSweep(SweepCore):
                              "give them different keys")
         return keys["id_key"], keys["run_key"]
 
-    def sweep(self, arguments: List[str]) -> List[List[Any]]:
-        self.check_options()
-        runs = self.options["runs"]
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-            raise SweepError(f"{self.kind}: hydra.sweeper.runs must be a whole number >= 1, got {runs!r}")
-        space = self.load_space(arguments, enumerable=True)
-        state = self.load_state({"space": space.to_mapping(), "runs": runs, "config_ids": self.options.get("config_ids")})
+    def jobs(self) -> Optional[int]:
+        return self.total
+
+    def settings(self) -> Dict[str, Any]:
+        return {"runs": self.options.runs, "config_ids": self.options.config_ids}
+
+    def prepare(self, space: Space, state: SweepState) -> GridStrategy:
+        runs = self.options.runs
         try:
             grid = Grid(space, runs=runs, seed=state.record["seed"])
         except Exception as error:
             raise SweepError(f"{self.kind}: {error}") from None
-        ids = self.config_ids(grid)
+        self.grid, self.ids = grid, self.config_ids(grid)
         id_key, run_key = self.job_keys(space)
-        total = len(ids) * runs if ids is not None else (len(grid) if grid.names else runs)
-        self.start_launcher(total)
+        self.total = len(self.ids) * runs if self.ids is not None else (len(grid) if grid.names else runs)
         if runs > 1 and run_key is None:
             log.info("%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
                      "number is in its EXP_RUN environment variable; hydra.sweeper.run_key=KEY passes it in the "
                      "config)", self.kind, runs)
-        name = self.options["name"]
-        store = self.open_store(f"{name}_results.csv", [*grid.names, ID, RUN, *BOOKKEEPING, "result"])
-        state.save()
-        planned = self.sweep_dir / f"{name}_params.csv"
-        if not (self.options["resume"] and planned.exists()):
-            write_planned_grid(planned, grid, ids)
-            if total > PLAN_LIMIT:
-                log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{total:,}", planned.name,
+        return GridStrategy(grid, self.ids, set(), id_key, run_key)
+
+    def results(self, space: Space) -> Tuple[str, List[str]]:
+        assert self.grid is not None, "prepare() first"
+        return f"{self.options.name}_results.csv", [*self.grid.names, ID, RUN, *BOOKKEEPING, "result"]
+
+    def begin(self, strategy: GridStrategy, store: ResultsStore) -> Progress:
+        """Writes the planned jobs, unless a resumed sweep has them; the grid skips the jobs already finished."""
+        assert self.grid is not None and self.total is not None, "prepare() first"
+        planned = self.sweep_dir / f"{self.options.name}_params.csv"
+        if not (self.options.resume and planned.exists()):
+            write_planned_grid(planned, self.grid, self.ids)
+            if self.total > PLAN_LIMIT:
+                log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{self.total:,}", planned.name,
                          f"{PLAN_LIMIT:,}")
-        done = {(int(r[ID]), int(r[RUN])) for r in store.rows}
-        progress = Progress(self.kind, total, self.options["progress"], done=len(store.rows),
-                            failed=sum(r["status"] == "failed" for r in store.rows))
-        strategy = GridStrategy(grid, ids, done, id_key, run_key)
+        strategy.done.update((int(r[ID]), int(r[RUN])) for r in store.rows)
+        return Progress(self.kind, self.total, self.options.progress, done=len(store.rows),
+                        failed=sum(r["status"] == "failed" for r in store.rows))
+
+    def lanes(self) -> Tuple[int, bool]:
+        """Every slot of an asynchronous launcher busy, up to the grid's size; otherwise batches of
+        max_batch_size jobs, or chunks of DEFAULT_CHUNK (a huge grid is never held whole)."""
+        assert self.total is not None, "prepare() first"
         slots = self.launcher_slots()
         if slots is None:
-            return self.run(strategy, store, progress, self.options["max_batch_size"] or DEFAULT_CHUNK, asynchronous=False)
-        slots = min(slots, total)
+            return self.options.max_batch_size or DEFAULT_CHUNK, False
+        slots = min(slots, self.total)
         log.info("%s: keeping %d jobs in flight (asynchronous launcher)", self.kind, slots)
-        return self.run(strategy, store, progress, slots, asynchronous=True)
+        return slots, True

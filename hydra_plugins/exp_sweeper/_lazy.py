@@ -6,6 +6,7 @@ import importlib
 from typing import Any, List
 
 from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
@@ -23,10 +24,10 @@ class LazySweeper(Sweeper):
     def __init__(self, **options: Any):
         self.options = options
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         module, name = self.implementation.split(":")
-        self.impl = getattr(importlib.import_module(module), name)(self.options)
-        self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        implementation = getattr(importlib.import_module(module), name)
+        self.impl = implementation(self.options, hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
         return self.impl.run_sweep(arguments)

@@ -6,9 +6,10 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
+from hydra_plugins.exp_sweeper.config import ProgressMode
+
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
-MODES = ("auto", "bar", "log")
 _BAR_WIDTH = 24
 
 
@@ -26,16 +27,15 @@ def _values(params: Dict[str, Any], limit: int = 100) -> str:
 class Progress:
     """Counts finished jobs and reports each one; ``total`` may be None (open-ended)."""
 
-    def __init__(self, sweeper: str, total: Optional[int], mode: str = "auto", done: int = 0, failed: int = 0):
-        if mode not in MODES:
-            raise ValueError(f"hydra.sweeper.progress must be one of {', '.join(MODES)}, got {mode!r}")
+    def __init__(self, sweeper: str, total: Optional[int], mode: ProgressMode = ProgressMode.auto, done: int = 0,
+                 failed: int = 0):
         self.sweeper = sweeper
         self.total = total
         self.done = self.resumed = done
         self.failed = failed
         self.best: Optional[float] = None
         self.started = time.monotonic()
-        self.bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
+        self.bar = mode is ProgressMode.bar or (mode is ProgressMode.auto and sys.stderr.isatty())
         self._bar_shown = False
 
     def status(self) -> str:

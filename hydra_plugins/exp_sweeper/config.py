@@ -2,14 +2,54 @@
 
 Kept free of heavy imports: Hydra imports this module in every app that has
 hydra-exp installed, sweeping or not.
+
+They are the one statement of the options: Hydra checks every value against
+them when it composes the config (a choice outside its Enum, a word where a
+number goes: Hydra's error, exit 1, before the sweep starts), and the sweepers
+read their options as these dataclasses; the sweepers check only what a type
+cannot say (ranges, file names).
 """
 from dataclasses import dataclass
+from enum import Enum
 from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-SURROGATES = ("GP", "RF", "ET", "GBRT", "random")
-ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
+
+class ProgressMode(Enum):
+    auto = "auto"
+    bar = "bar"
+    log = "log"
+
+
+# Functional form: `continue` and `async` are Python keywords, and OmegaConf takes a choice by member name.
+OnFailure = Enum("OnFailure", [("continue", "continue"), ("cancel", "cancel")], module=__name__)
+Mode = Enum("Mode", [("async", "async"), ("sync", "sync")], module=__name__)
+
+
+class OnInterrupt(Enum):
+    cancel = "cancel"
+    wait = "wait"
+
+
+class Surrogate(Enum):
+    GP = "GP"
+    RF = "RF"
+    ET = "ET"
+    GBRT = "GBRT"
+    random = "random"
+
+
+class Acquisition(Enum):
+    EI = "EI"
+    PI = "PI"
+    LCB = "LCB"
+    gp_hedge = "gp_hedge"
+
+
+class Direction(Enum):
+    minimize = "minimize"
+    maximize = "maximize"
 
 
 @dataclass
@@ -25,17 +65,15 @@ class ExpSweeperConf:
     # Seed for random draws (grid) and for the optimizer (gopt); null draws one and records it.
     seed: Optional[int] = None
     # continue: record failures and go on; cancel: stop launching after the first failure (EXP's --cancel).
-    on_failure: str = "continue"
+    on_failure: OnFailure = OnFailure["continue"]
     # Ctrl-C with an asynchronous launcher: cancel the running jobs (they run again on resume) or wait for them.
-    on_interrupt: str = "cancel"
+    on_interrupt: OnInterrupt = OnInterrupt.cancel
     # Stop once more than this fraction of finished jobs failed (1.0 = never).
     max_failure_rate: float = 1.0
-    # At most this many jobs per launcher call (null: as many as there are, in chunks of 10,000).
-    max_batch_size: Optional[int] = None
     # Continue the sweep in hydra.sweep.dir: finished jobs are kept, unfinished ones re-run.
     resume: bool = False
     # auto: a progress bar on a terminal, log lines otherwise; bar; log.
-    progress: str = "auto"
+    progress: ProgressMode = ProgressMode.auto
 
 
 @dataclass
@@ -50,6 +88,9 @@ class ExpGridConf(ExpSweeperConf):
     # passed, so the app gets exactly the swept parameters). Every job has them in EXP_CONFIG_ID / EXP_RUN.
     id_key: Optional[str] = None
     run_key: Optional[str] = None
+    # At most this many jobs per Launcher.launch call (null: chunks of 1,000, so that a huge grid is never held
+    # whole); an asynchronous launcher gets one job at a time instead.
+    max_batch_size: Optional[int] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="exp_grid", node=ExpGridConf, provider="hydra-exp")
@@ -62,20 +103,20 @@ class ExpGoptConf(ExpSweeperConf):
     # Trials to finish in total, failed ones included (EXP's --n).
     n_trials: int = 20
     # GP, RF, ET, GBRT or random (EXP's --surrogate).
-    surrogate: str = "GP"
+    surrogate: Surrogate = Surrogate.GP
     # EI, PI, LCB or gp_hedge (EXP's --acquisition).
-    acquisition: str = "EI"
+    acquisition: Acquisition = Acquisition.EI
     kappa: float = 1.96  # exploration weight of LCB (EXP's --kappa)
     xi: float = 0.01  # improvement margin of EI and PI (EXP's --xi)
     # Random trials before the surrogate model is used.
     n_initial_points: int = 10
-    direction: str = "minimize"
+    direction: Direction = Direction.minimize
     # The key to read when the task returns a dict; a number is used directly.
     objective: Optional[str] = None
     # Trials at once (EXP's --workers); null: what the launcher runs at once if its config says, else 1.
     n_jobs: Optional[int] = None
     # async (EXP's default) or sync (EXP's --sync): wait for all n_jobs, then propose n_jobs points.
-    mode: str = "async"
+    mode: Mode = Mode["async"]
     # Write <name>_convergence.png and <name>_objective.png (EXP's --plot).
     plot: bool = False
     # Run a configuration again even if it already ran (for noisy objectives).
