@@ -4,11 +4,29 @@ from __future__ import annotations
 import abc
 import importlib
 from concurrent.futures import Future
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Protocol, Sequence
 
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+
+class Engine(Protocol):
+    """What each exp launcher's engine (``_local.LocalEngine``, ``_slurm.SlurmEngine``) implements."""
+
+    @property
+    def slots(self) -> int: ...
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]: ...
+
+    def start(self, max_jobs: Optional[int] = None) -> None: ...
+
+    def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]": ...
+
+    def shutdown(self, cancel: bool = True) -> None: ...
+
+    def end_earlier_jobs(self) -> None: ...
 
 
 class EngineLauncher(Launcher):
@@ -32,7 +50,7 @@ class EngineLauncher(Launcher):
 
     def __init__(self, **options: Any):
         self.options = options
-        self.impl: Optional[Any] = None
+        self.impl: Optional[Engine] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         module, name = self.engine.split(":")
@@ -44,7 +62,7 @@ class EngineLauncher(Launcher):
         assert self.impl is not None, "setup() first"
         return self.impl.slots
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.impl is not None, "setup() first"
         return self.impl.launch(job_overrides, initial_job_idx)
 
@@ -52,19 +70,15 @@ class EngineLauncher(Launcher):
         """Start the slots (worker processes) before the first job, where the engine has any to start;
         ``max_jobs`` (the sweep's size, when known) keeps it from starting more workers than jobs."""
         assert self.impl is not None, "setup() first"
-        start = getattr(self.impl, "start", None)
-        if start is not None:
-            start(max_jobs=max_jobs)
+        self.impl.start(max_jobs=max_jobs)
 
     def end_earlier_jobs(self) -> None:
         """End the jobs that an earlier, killed run of this sweep left running, where the engine's jobs can
         outlive their driver (SLURM's do; exp_local's workers die with it)."""
         assert self.impl is not None, "setup() first"
-        end = getattr(self.impl, "end_earlier_jobs", None)
-        if end is not None:
-            end()
+        self.impl.end_earlier_jobs()
 
-    def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[Any]":
+    def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]":
         assert self.impl is not None, "setup() first"
         return self.impl.submit(overrides, job_idx)
 

@@ -206,6 +206,9 @@ class LocalEngine:
         self.dispatcher.start()
         atexit.register(self.shutdown)
 
+    def end_earlier_jobs(self) -> None:
+        """Nothing to end: an earlier run's workers and jobs died with their driver (the supervisor)."""
+
     def start(self, max_jobs: Optional[int] = None) -> None:
         """Start the workers before the first job: all slots, or as many as ``max_jobs`` (the sweep's size)."""
         with self.lock:

@@ -226,6 +226,9 @@ class SlurmEngine:
     def slots(self) -> int:
         return self.options.array_parallelism
 
+    def start(self, max_jobs: Optional[int] = None) -> None:
+        """Nothing to start ahead of the jobs: SLURM provides the slots."""
+
     # -- submitting -----------------------------------------------------------------------------
     def _job(self, overrides: Sequence[str], idx: int) -> Job:
         """Our record of a job, with its output directory (composed here, from the cached tree)."""
