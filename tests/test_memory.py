@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-JOBS = 2_400
-FROM = 600  # growth is measured from this many finished jobs on: start-up is over by then
+JOBS = 1_200
+FROM = 300  # growth is measured from this many finished jobs on: start-up is over by then
 KB_PER_JOB = 10
 
 APP = textwrap.dedent('''
