@@ -96,6 +96,30 @@ def test_every_job_config_equals_hydras_own(loader_and_master) -> None:
     assert len(composer.trees) == 5
 
 
+def test_a_jobs_identity_in_hydras_env_set_is_served_from_the_cached_tree(loader_and_master) -> None:
+    """The exp sweepers give every job ``++hydra.job.env_set.EXP_CONFIG_ID=<id>``: a value override, so one
+    tree serves every job (a distinct tree per job would compose each config in full and grow the worker)."""
+    loader, master = loader_and_master
+    composer = Composer(loader, master)
+    for n in range(5):
+        overrides = [f"lr={n}", f"++hydra.job.env_set.EXP_CONFIG_ID={n}", "++hydra.job.env_set.EXP_RUN=1"]
+        ours = composer.compose(overrides)
+        assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(loader.load_sweep_config(master, overrides))
+        assert ours.hydra.job.env_set.EXP_CONFIG_ID == str(n)
+    assert len(composer.trees) == 1
+
+
+def test_a_worker_keeps_a_bounded_number_of_trees(loader_and_master, monkeypatch) -> None:
+    monkeypatch.setattr(_compose, "TREES", 2)
+    loader, master = loader_and_master
+    composer = Composer(loader, master)
+    choices = [["db=mysql"], ["db=pg"], ["db=pg", "server@db.server=tiny"], ["~opt"], ["db=pg"]]
+    for overrides in choices:
+        ours = composer.compose([*overrides, "lr=0.5"])
+        assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(loader.load_sweep_config(master, [*overrides, "lr=0.5"]))
+        assert len(composer.trees) <= 2
+
+
 def test_jobs_do_not_share_state(loader_and_master) -> None:
     loader, master = loader_and_master
     composer = Composer(loader, master)

@@ -20,6 +20,7 @@ mirrored), the composer says so once per process and uses Hydra's own from then 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from hydra import __version__ as hydra_version
@@ -39,6 +40,10 @@ def _report_once(key: str, level: int, message: str, *args: Any) -> None:
         log.log(level, message, *args)
 
 
+# Composed trees a worker keeps: a grid over many config-group choices must not grow a worker with every
+# combination it has run; a grid in order reuses the latest few.
+TREES = 32
+
 class Composer:
     """Job configs for one sweep, as ``config_loader.load_sweep_config(master_config, overrides)`` makes them."""
 
@@ -50,7 +55,8 @@ class Composer:
         self.config_name = master_config.hydra.job.config_name
         self.parser = OverridesParser.create()
         self.shapes: Dict[Shape, Tuple[int, ...]] = {}  # positions of the value overrides in lists of this shape
-        self.trees: Dict[Tuple[Optional[str], ...], internals.Tree] = {}  # by the group choices (and other non-value overrides)
+        # by the group choices (and other non-value overrides), the most recently used last; at most TREES of them
+        self.trees: "OrderedDict[Tuple[Optional[str], ...], internals.Tree]" = OrderedDict()
         self.fast = internals.mirrors(config_loader)
         if not self.fast:
             _report_once("loader", logging.DEBUG, "exp launcher: the config loader is a %s, not Hydra's own: each job's "
@@ -91,4 +97,8 @@ class Composer:
             tree, values = internals.compose_tree(self.loader, self.config_name, lines)
             self.shapes[shape] = values
             self.trees[choices(values)] = tree
+            if len(self.trees) > TREES:
+                self.trees.popitem(last=False)
+        else:
+            self.trees.move_to_end(choices(values))
         return internals.finish(self.loader, self.master, self.config_name, tree, [parsed[i] for i in values], parsed)
