@@ -64,15 +64,17 @@ def test_other_sweepers_number_the_jobs_and_a_direct_call_is_a_plain_call(tmp_pa
 
 
 def readme_block(after: str) -> list:
-    """The command lines of the README's first bash block that follows the line ``after``."""
+    """The command lines of the README's first bash block that follows the line ``after``, so that the commands
+    tested are the ones a newcomer copies."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text[text.index(after):].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def test_the_readme_quick_start_commands_work_as_written(tmp_path):
-    """Each command of the README's quick start, from the repository root, as a user types it."""
-    commands = readme_block("## Quick start")
+    """Each command of the README's short tour that runs on the bundled examples, from the repository root, as a
+    user types it."""
+    commands = readme_block("## A short tour")
     assert [c.split()[0] for c in commands] == ["python", "python", "python", "exp-compat"]
     results = {}
     for i, command in enumerate(commands):

@@ -309,7 +309,7 @@ def test_max_jobs_per_worker(tmp_path, hydra_app, limit, processes):
 ])
 def test_thread_pools_are_sized_per_worker(tmp_path, setting, parent, expected):
     """OpenMP/BLAS pools sized for the whole machine in every worker oversubscribe the CPUs: a
-    scikit-learn job was measured over 30 times slower that way (see the README)."""
+    scikit-learn job was measured over 30 times slower that way (docs/launchers.md, Thread pools)."""
     log = tmp_path / "jobs.jsonl"
     args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
             "+x=range(0,2)", f"+behave.record={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
