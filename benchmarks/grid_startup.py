@@ -6,9 +6,10 @@ real `python app.py -m ...` in a subprocess; the app records when its first job
 starts, then the harness stops the sweep and reads the driver's peak RSS
 (VmHWM) from /proc.
 
-    python benchmarks/grid_startup.py            # sizes as in the README table
+    python benchmarks/grid_startup.py            # sizes as in docs/benchmarks.md
     python benchmarks/grid_startup.py --quick    # small sizes only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ import textwrap
 import time
 from pathlib import Path
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import os, time, hydra
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):
@@ -32,7 +33,7 @@ APP = textwrap.dedent('''
                 f.write(repr(time.time()))
         time.sleep(60)
     main()
-''')
+""")
 
 
 def space(n_params: int, per_param: int) -> str:
@@ -52,8 +53,14 @@ def measure(workdir: Path, args: list, timeout: float) -> tuple:
         mark.unlink()
     env = dict(os.environ, FIRST_JOB_MARK=str(mark))
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={workdir / 'sweep'}"],
-                            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={workdir / 'sweep'}"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while not mark.exists():
             if time.time() - started > timeout:

@@ -12,6 +12,7 @@ back by the GPUs, not by the CPUs.
     python tests/local_slurm.py start DIR   # for a manual session; prints the export line
     python tests/local_slurm.py stop DIR
 """
+
 from __future__ import annotations
 
 import os
@@ -85,48 +86,54 @@ class LocalSlurm:
             if not link.is_symlink():
                 link.symlink_to("/dev/null")  # slurmd rejects plain files as GPU devices
         cpus = max(os.cpu_count() or 1, 2 * self.gpus)
-        node = (f"NodeName={self.node} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} "
-                f"RealMemory={max(_memory_mb() - 1024, 512)} State=UNKNOWN" + (f" Gres=gpu:{self.gpus}" if self.gpus else ""))
-        self.conf.write_text("\n".join([
-            "ClusterName=exptest",
-            "SlurmctldHost=localhost(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={r / 'munge' / 'munge.socket'}",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"StateSaveLocation={r / 'state'}",
-            f"SlurmdSpoolDir={r / 'spool'}",
-            f"SlurmctldPidFile={r / 'run' / 'slurmctld.pid'}",
-            f"SlurmdPidFile={r / 'run' / 'slurmd.pid'}",
-            f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={r / 'log' / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "SlurmdParameters=config_overrides",
-            "SchedulerType=sched/backfill",
-            "SchedulerParameters=sched_interval=1",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            "KillWait=2",
-            "MinJobAge=300",
-            "InactiveLimit=0",
-            "SlurmctldTimeout=30",
-            "SlurmdTimeout=30",
-            "DefMemPerCPU=256",
-            # no cgroups here (no systemd): slurmd polls each step's memory and kills one over its request
-            "JobAcctGatherType=jobacct_gather/linux",
-            "JobAcctGatherFrequency=task=1",
-            "JobAcctGatherParams=OverMemoryKill",
-            "GresTypes=gpu",
-            node,
-            "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ]))
+        node = (
+            f"NodeName={self.node} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={cpus} "
+            f"RealMemory={max(_memory_mb() - 1024, 512)} State=UNKNOWN" + (f" Gres=gpu:{self.gpus}" if self.gpus else "")
+        )
+        self.conf.write_text(
+            "\n".join(
+                [
+                    "ClusterName=exptest",
+                    "SlurmctldHost=localhost(127.0.0.1)",
+                    f"SlurmctldPort={_free_port()}",
+                    f"SlurmdPort={_free_port()}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={r / 'munge' / 'munge.socket'}",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    f"StateSaveLocation={r / 'state'}",
+                    f"SlurmdSpoolDir={r / 'spool'}",
+                    f"SlurmctldPidFile={r / 'run' / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={r / 'run' / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}",
+                    f"SlurmdLogFile={r / 'log' / 'slurmd.log'}",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "SlurmdParameters=config_overrides",
+                    "SchedulerType=sched/backfill",
+                    "SchedulerParameters=sched_interval=1",
+                    "MpiDefault=none",
+                    "ReturnToService=2",
+                    "KillWait=2",
+                    "MinJobAge=300",
+                    "InactiveLimit=0",
+                    "SlurmctldTimeout=30",
+                    "SlurmdTimeout=30",
+                    "DefMemPerCPU=256",
+                    # no cgroups here (no systemd): slurmd polls each step's memory and kills one over its request
+                    "JobAcctGatherType=jobacct_gather/linux",
+                    "JobAcctGatherFrequency=task=1",
+                    "JobAcctGatherParams=OverMemoryKill",
+                    "GresTypes=gpu",
+                    node,
+                    "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
         gres = ["AutoDetect=off"] + ([f"Name=gpu File={r / 'dev'}/nvidia[0-{self.gpus - 1}]"] if self.gpus else [])
         (r / "gres.conf").write_text("\n".join(gres) + "\n")
 
@@ -141,9 +148,19 @@ class LocalSlurm:
         key = r / "munge" / "munge.key"
         if not key.exists():
             subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True)
-        subprocess.run(["munged", "--force", f"--socket={r / 'munge' / 'munge.socket'}", f"--key-file={key}",
-                        f"--pid-file={r / 'run' / 'munged.pid'}", f"--log-file={r / 'log' / 'munged.log'}",
-                        f"--seed-file={r / 'munge' / 'munged.seed'}"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "munged",
+                "--force",
+                f"--socket={r / 'munge' / 'munge.socket'}",
+                f"--key-file={key}",
+                f"--pid-file={r / 'run' / 'munged.pid'}",
+                f"--log-file={r / 'log' / 'munged.log'}",
+                f"--seed-file={r / 'munge' / 'munged.seed'}",
+            ],
+            check=True,
+            capture_output=True,
+        )
         environ = {**os.environ, **self.env}
         subprocess.run(["slurmctld", "-c", "-f", str(self.conf)], env=environ, check=True, capture_output=True)
         subprocess.run(["slurmd", "-c", "-f", str(self.conf), "-N", self.node], env=environ, check=True, capture_output=True)
@@ -181,6 +198,27 @@ class LocalSlurm:
                 except ProcessLookupError:  # it ended between the last check and now
                     pass
             pid_file.unlink(missing_ok=True)
+        for pid in self._step_daemons():  # a step daemon whose job was killed can outlive slurmd: end it too
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _step_daemons(self) -> List[int]:
+        """This cluster's slurmstepd processes (their environment names its slurm.conf)."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if (
+                    proc.name.isdigit()
+                    and (proc / "comm").read_text().strip() == "slurmstepd"
+                    and mark in (proc / "environ").read_bytes().split(b"\0")
+                ):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
 
 
 if __name__ == "__main__":
