@@ -1,4 +1,5 @@
 """hydra-exp: Hydra plugins for EXP parameter spaces, grid runs and scikit-optimize sweeps."""
+
 from pathlib import Path
 
 from setuptools import find_namespace_packages, setup
@@ -43,10 +44,17 @@ setup(
         "bench": ["hydra-submitit-launcher>=1.2", "hydra-joblib-launcher>=1.2"],
         # torch for the PyTorch example's test, pinned to the CPU build that CI's machines have on disk
         # (a range would take a CUDA build of several GB there)
-        "test": ["pytest>=7", "hypothesis>=6.80", "hydra-optuna-sweeper>=1.2", "hydra-joblib-launcher>=1.2",
-                 "hydra-submitit-launcher>=1.2", "torch==2.13.0",
-                 # the code checks (tests/test_code_checks.py), pinned: a new release's new rules must not fail CI
-                 "ruff==0.17.6", "mypy==2.4.1"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6.80",
+            "hydra-optuna-sweeper>=1.2",
+            "hydra-joblib-launcher>=1.2",
+            "hydra-submitit-launcher>=1.2",
+            "torch==2.13.0",
+            # the code checks (tests/test_code_checks.py), pinned: a new release's new rules must not fail CI
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+        ],
     },
     entry_points={"console_scripts": ["exp-compat=exp_compat.cli:main"]},
     classifiers=[

@@ -5,6 +5,7 @@ in one process, and prints milliseconds per job (median of 3 rounds).
 
     python benchmarks/compose_time.py
 """
+
 from __future__ import annotations
 
 import statistics
@@ -25,8 +26,10 @@ def main() -> None:
         with initialize_config_dir(config_dir=tmp, job_name="app", version_base=None):
             loader = GlobalHydra.instance().config_loader()
             master = loader.load_configuration("config", overrides=["x=range(0,100)"], run_mode=RunMode.MULTIRUN)
-            ways = {"Hydra's load_sweep_config": lambda o: loader.load_sweep_config(master, o),
-                    "exp_local's Composer (cached tree)": Composer(loader, master).compose}
+            ways = {
+                "Hydra's load_sweep_config": lambda o: loader.load_sweep_config(master, o),
+                "exp_local's Composer (cached tree)": Composer(loader, master).compose,
+            }
             for name, compose in ways.items():
                 rounds = []
                 for _ in range(3):

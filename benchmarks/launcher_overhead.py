@@ -9,6 +9,7 @@ interpreter and Hydra start-up are left out. Launchers that are not installed
 
     python benchmarks/launcher_overhead.py [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,29 +22,32 @@ import textwrap
 import time
 from pathlib import Path
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import time, hydra
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):
         time.sleep(float(cfg.get("sleep", 0)))
     main()
-''')
+""")
 
 LAUNCHERS = {
     "basic (sequential)": ["hydra/launcher=basic"],
     "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    "submitit_local, 2 at a time": ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=1",
-                                    "hydra.sweeper.max_batch_size=2"],
+    "submitit_local, 2 at a time": ["hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=1", "hydra.sweeper.max_batch_size=2"],
     "exp_local, 2 workers": ["hydra/launcher=exp_local", "hydra.launcher.workers=2"],
 }
-NEEDS = {"joblib, 2 workers": "hydra_plugins.hydra_joblib_launcher",
-         "submitit_local, 2 at a time": "hydra_plugins.hydra_submitit_launcher"}
+NEEDS = {"joblib, 2 workers": "hydra_plugins.hydra_joblib_launcher", "submitit_local, 2 at a time": "hydra_plugins.hydra_submitit_launcher"}
 
 
 def timed(workdir: Path, args: list) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={workdir / 'sweep'}"],
-                   cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={workdir / 'sweep'}"],
+        cwd=workdir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 

@@ -14,6 +14,7 @@ first one starts, so larger sizes take too long).
     python benchmarks/memory.py                           # 10^3 and 10^4 jobs
     python benchmarks/memory.py --jobs 1000 10000 100000 --only "exp_grid + exp_local, 2 workers"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,21 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import hydra
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):
         return float(cfg.x)
     main()
-''')
+""")
 
 SWEEPS = {
-    "exp_grid + exp_local, 2 workers": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local",
-                                        "hydra.launcher.workers=2", "hydra.sweeper.progress=log"],
+    "exp_grid + exp_local, 2 workers": [
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "hydra.sweeper.progress=log",
+    ],
     "Hydra's basic sweeper + basic launcher": [],
 }
 BASELINE = "Hydra's basic sweeper + basic launcher"
@@ -64,7 +69,7 @@ def descendants(pid: int) -> List[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        tree.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+        tree.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
     found, stack = [], [pid]
     while stack:
         for child in tree.get(stack.pop(), []):
@@ -98,8 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[1_000, 10_000], help="sweep sizes")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--baseline-max", type=int, default=1_000,
-                        help="largest size run with Hydra's basic sweeper")
+    parser.add_argument("--baseline-max", type=int, default=1_000, help="largest size run with Hydra's basic sweeper")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between two samples of /proc")
     parser.add_argument("--only", nargs="+", choices=list(SWEEPS), help="measure only these sweeps")
     options = parser.parse_args()

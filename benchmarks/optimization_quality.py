@@ -16,6 +16,7 @@ Branin (2-D) and Hartmann-6 (6-D). Methods, all with one BLAS thread:
     python benchmarks/optimization_quality.py --quick      # 3 seeds, 30 / 40 evaluations
     python benchmarks/optimization_quality.py --only "exp_gopt, asynchronous, 4 slots"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,14 @@ def branin(x):
 
 
 HARTMANN_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-HARTMANN_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                              [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+HARTMANN_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 HARTMANN_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 

@@ -9,6 +9,7 @@ background refit of an asynchronous sweep).
 
     python benchmarks/proposal_latency.py [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,14 @@ from hydra_plugins.exp_sweeper._proposer import Proposer, point_key
 
 
 def dimensions():
-    return [Real(-5, 5, name="a"), Real(1e-4, 1, prior="log-uniform", name="lr"), Integer(0, 20, name="n"),
-            Categorical(["x", "y", "z"], name="c"), Real(0, 1, name="u"), Integer(1, 8, name="k")]
+    return [
+        Real(-5, 5, name="a"),
+        Real(1e-4, 1, prior="log-uniform", name="lr"),
+        Integer(0, 20, name="n"),
+        Categorical(["x", "y", "z"], name="c"),
+        Real(0, 1, name="u"),
+        Integer(1, 8, name="k"),
+    ]
 
 
 def objective(p):

@@ -1,5 +1,6 @@
 """The Hydra app of the utilisation benchmarks: job ``x`` sleeps ``durations[x]`` seconds and appends
 ``[pid, started, ended, duration]`` to the file named by ``WORK_LOG``."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from typing import List, Sequence
 
 def sleep_app(durations: Sequence[float]) -> str:
     """The app's source, to write next to the runs."""
-    return textwrap.dedent(f'''
+    return textwrap.dedent(f"""
         import json, os, time, hydra
         DURATIONS = {list(durations)!r}
         @hydra.main(version_base=None, config_path=None, config_name=None)
@@ -21,7 +22,7 @@ def sleep_app(durations: Sequence[float]) -> str:
                 log.write(json.dumps([os.getpid(), started, time.time(), DURATIONS[int(cfg.x)]]) + "\\n")
             return float(cfg.x)
         main()
-    ''')
+    """)
 
 
 def read_jobs(log: Path) -> List[list]:

@@ -13,6 +13,7 @@ what the jobs actually slept (an optimizer that repeats a value counts it twice)
 
     python benchmarks/slot_utilization.py
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,16 +32,34 @@ DURATIONS = [0.2 + 1.8 * ((i * 7919) % 100) / 100 for i in range(40)]
 APP = sleep_app(DURATIONS)
 
 RUNS = {
-    "exp_grid + exp_local (2 workers)": ["hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-                                         "+x=range(0,40)"],
-    "exp_gopt + exp_local (2 workers), 40 trials": ["hydra/sweeper=exp_gopt", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-                                                    "+x=range(0,40)", "hydra.sweeper.n_trials=40"],
+    "exp_grid + exp_local (2 workers)": [
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "+x=range(0,40)",
+    ],
+    "exp_gopt + exp_local (2 workers), 40 trials": [
+        "hydra/sweeper=exp_gopt",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "+x=range(0,40)",
+        "hydra.sweeper.n_trials=40",
+    ],
     "basic sweeper + joblib (2 workers), one batch of 40": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=range(0,40)"],
-    "basic sweeper + joblib (2 workers), batches of 2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+x=range(0,40)",
-                                                         "hydra.sweeper.max_batch_size=2"],
-    "Optuna sweeper (n_jobs=2) + joblib, 40 trials": ["hydra/sweeper=optuna", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                                      "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=40",
-                                                      "+x=int(interval(0,39))"],  # Optuna's range() includes its stop
+    "basic sweeper + joblib (2 workers), batches of 2": [
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "+x=range(0,40)",
+        "hydra.sweeper.max_batch_size=2",
+    ],
+    "Optuna sweeper (n_jobs=2) + joblib, 40 trials": [
+        "hydra/sweeper=optuna",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=40",
+        "+x=int(interval(0,39))",
+    ],  # Optuna's range() includes its stop
 }
 NEEDS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "optuna": "hydra_plugins.hydra_optuna_sweeper"}
 
@@ -70,15 +89,23 @@ def main() -> None:
                 continue
             log = work / f"{len(name)}-{abs(hash(name))}.log"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={log.with_suffix('')}"],
-                           cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=dict(os.environ, WORK_LOG=str(log)))
+            subprocess.run(
+                [sys.executable, "app.py", "-m", *args, f"hydra.sweep.dir={log.with_suffix('')}"],
+                cwd=work,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=dict(os.environ, WORK_LOG=str(log)),
+            )
             wall = time.perf_counter() - started
             jobs = read_jobs(log)
             busy = sum(j[3] for j in jobs)
             sweep = max(j[2] for j in jobs) - min(j[1] for j in jobs)
-            print(f"| {name} | {len(jobs)} | {busy:.1f} s | {wall:.1f} s | {100 * busy / (2 * wall):.0f}% | {sweep:.1f} s "
-                  f"| {100 * busy / (2 * sweep):.0f}% | {1000 * statistics.median(gaps(jobs)):.0f} ms |", flush=True)
+            print(
+                f"| {name} | {len(jobs)} | {busy:.1f} s | {wall:.1f} s | {100 * busy / (2 * wall):.0f}% | {sweep:.1f} s "
+                f"| {100 * busy / (2 * sweep):.0f}% | {1000 * statistics.median(gaps(jobs)):.0f} ms |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the driver's own start-up does not. Optimization runs choose x in range(0, 16), 
 
     python benchmarks/slurm_utilization.py
 """
+
 from __future__ import annotations
 
 import os
@@ -24,17 +25,28 @@ from sleep_app import read_jobs, sleep_app  # noqa: E402
 DURATIONS = [2 + 8 * ((i * 7919) % 100) / 100 for i in range(16)]
 APP = sleep_app(DURATIONS)
 SLURM = ["hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1"]
-GOPT = ["hydra/sweeper=exp_gopt", "+x=range(0,16)", "hydra.sweeper.n_trials=16", "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_initial_points=4"]
+GOPT = [
+    "hydra/sweeper=exp_gopt",
+    "+x=range(0,16)",
+    "hydra.sweeper.n_trials=16",
+    "hydra.sweeper.n_jobs=2",
+    "hydra.sweeper.n_initial_points=4",
+]
 RUNS = {
-    "exp_grid + exp_slurm (asynchronous, 2 in flight)": ["hydra/sweeper=exp_grid", "+x=range(0,16)",
-                                                         "hydra/launcher=exp_slurm", "hydra.launcher.array_parallelism=2",
-                                                         "hydra.launcher.poll_interval_s=1"],
-    "exp_grid + submitit_slurm (one array, 2 at a time)": ["hydra/sweeper=exp_grid", "+x=range(0,16)",
-                                                           "hydra/launcher=submitit_slurm",
-                                                           "hydra.launcher.array_parallelism=2"],
-    "exp_gopt + exp_slurm (asynchronous, 2 in flight)": [*GOPT, "hydra/launcher=exp_slurm",
-                                                         "hydra.launcher.poll_interval_s=1"],
+    "exp_grid + exp_slurm (asynchronous, 2 in flight)": [
+        "hydra/sweeper=exp_grid",
+        "+x=range(0,16)",
+        "hydra/launcher=exp_slurm",
+        "hydra.launcher.array_parallelism=2",
+        "hydra.launcher.poll_interval_s=1",
+    ],
+    "exp_grid + submitit_slurm (one array, 2 at a time)": [
+        "hydra/sweeper=exp_grid",
+        "+x=range(0,16)",
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.array_parallelism=2",
+    ],
+    "exp_gopt + exp_slurm (asynchronous, 2 in flight)": [*GOPT, "hydra/launcher=exp_slurm", "hydra.launcher.poll_interval_s=1"],
     "exp_gopt + submitit_slurm (batches of 2)": [*GOPT, "hydra/launcher=submitit_slurm"],
 }
 
@@ -50,9 +62,14 @@ def main() -> None:
             (work / "app.py").write_text(APP)
             for n, (name, args) in enumerate(RUNS.items()):
                 log = work / f"{n}.log"
-                subprocess.run([sys.executable, "app.py", "-m", *args, *SLURM, f"hydra.sweep.dir={work / str(n)}"],
-                               cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, WORK_LOG=str(log)))
+                subprocess.run(
+                    [sys.executable, "app.py", "-m", *args, *SLURM, f"hydra.sweep.dir={work / str(n)}"],
+                    cwd=work,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=dict(os.environ, WORK_LOG=str(log)),
+                )
                 jobs = read_jobs(log)
                 busy = sum(j[3] for j in jobs)
                 span = max(j[2] for j in jobs) - min(j[1] for j in jobs)

@@ -5,6 +5,7 @@ arguments (with EXP's ``id``, ``run`` and ``pid``), and the return value is the
 job's result, which optimizing sweepers minimise. ``run(x=3)`` still calls the
 plain function.
 """
+
 from exp_compat import runnable
 
 

@@ -14,6 +14,7 @@ Calling the decorated function with arguments calls the plain function, so
 code and tests that call ``run(x=2)`` directly keep working; calling it with
 none starts Hydra, as ``if __name__ == "__main__": run()`` does.
 """
+
 from __future__ import annotations
 
 import functools

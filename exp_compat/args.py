@@ -5,6 +5,7 @@ and assigns what it receives; values are converted with the declared type
 (``bool`` and ``int`` accept their usual string and float spellings) and
 checked against the options.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional

@@ -3,6 +3,7 @@
 User mistakes print one line on stderr and exit with status 2; nothing is
 written anywhere unless the command succeeds.
 """
+
 from __future__ import annotations
 
 import argparse

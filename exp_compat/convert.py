@@ -11,6 +11,7 @@ Hydra's own parser and the sweeper's own re-rendering, and every value that
 would not reach the job exactly is reported. ``exp_grid``/``exp_gopt`` render
 every job's overrides themselves (:mod:`exp_compat.overrides`) and lose nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -109,8 +110,7 @@ def carry_problems(key: str, values: Sequence[Any], line: str, target: str) -> L
             continue
         if canonical(received) != canonical(value):
             problems.append(
-                f"{name}: value {value!r} ({type(value).__name__}) would reach the job as "
-                f"{received!r} ({type(received).__name__})"
+                f"{name}: value {value!r} ({type(value).__name__}) would reach the job as {received!r} ({type(received).__name__})"
             )
     return problems
 
@@ -196,7 +196,6 @@ def space_from_sweep(overrides: Sequence[str], source: str = "command line") -> 
             continue
         override = OverridesParser.create().parse_override(item)
         if override.is_delete() or override.package is not None or override.is_hydra_override():
-            raise SpaceError(f"cannot export {item!r}: only config values and their sweeps belong in an EXP space",
-                             source=source)
+            raise SpaceError(f"cannot export {item!r}: only config values and their sweeps belong in an EXP space", source=source)
         params.append(ValueParam(override.key_or_group, job_value(item)))
     return Space(params, source=source)

@@ -4,6 +4,7 @@ Every layer (TOML loading, the views, the CLI, the sweepers) raises
 :class:`SpaceError` for mistakes a user can fix, so that front ends can print
 one clear line instead of a traceback.
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -9,6 +9,7 @@ where EXP put them, in the output directory (the current one by default):
 plots, ``<name>.log`` with the errors, plus Hydra's per-job directories under
 ``<name>/`` and its ``multirun.yaml``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,20 +79,39 @@ def _existing_file(text: str) -> str:
 
 def add_common(parser: argparse.ArgumentParser, default_name: str) -> None:
     parser.add_argument("-p", "--params", required=True, type=_existing_file, help="path to the parameter space file (EXP TOML)")
-    parser.add_argument("-m", "--module", required=True, type=_existing_file,
-                        help="path to the Python module file with run(**kwargs); its return value is the job's result")
-    parser.add_argument("-w", "--workers", type=_positive, default=1,
-                        help="parallel workers (default 1): exp_local worker processes that stay alive across jobs "
-                             "(EXP started the same number of processes)")
-    parser.add_argument("-g", "--gpu", action="store_true",
-                        help="one GPU per worker, from the GPUs not under load (EXP's 'load < 0.2'), found with NVML "
-                             "(pip install 'hydra-exp[gpu]'); each job sees its device in CUDA_VISIBLE_DEVICES. Differs "
-                             "from EXP: --workers more than the free GPUs is an error before any job runs (EXP quietly "
-                             "ran fewer workers)")
-    parser.add_argument("--name", default=default_name, type=_name,
-                        help=f"experiment name, the prefix of the files written (default {default_name})")
-    parser.add_argument("hydra_overrides", nargs="*", metavar="OVERRIDE",
-                        help="extra Hydra overrides after '--' (not in EXP), e.g. -- hydra.launcher.timeout_s=600")
+    parser.add_argument(
+        "-m",
+        "--module",
+        required=True,
+        type=_existing_file,
+        help="path to the Python module file with run(**kwargs); its return value is the job's result",
+    )
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=_positive,
+        default=1,
+        help="parallel workers (default 1): exp_local worker processes that stay alive across jobs "
+        "(EXP started the same number of processes)",
+    )
+    parser.add_argument(
+        "-g",
+        "--gpu",
+        action="store_true",
+        help="one GPU per worker, from the GPUs not under load (EXP's 'load < 0.2'), found with NVML "
+        "(pip install 'hydra-exp[gpu]'); each job sees its device in CUDA_VISIBLE_DEVICES. Differs "
+        "from EXP: --workers more than the free GPUs is an error before any job runs (EXP quietly "
+        "ran fewer workers)",
+    )
+    parser.add_argument(
+        "--name", default=default_name, type=_name, help=f"experiment name, the prefix of the files written (default {default_name})"
+    )
+    parser.add_argument(
+        "hydra_overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="extra Hydra overrides after '--' (not in EXP), e.g. -- hydra.launcher.timeout_s=600",
+    )
 
 
 def _launcher(args: argparse.Namespace) -> List[str]:
@@ -112,9 +132,16 @@ def run_overrides(args: argparse.Namespace) -> List[str]:
 def gopt_overrides(args: argparse.Namespace) -> List[str]:
     surrogate = "random" if args.surrogate == "RANDOM" else args.surrogate
     acquisition = args.acquisition.lower() if args.acquisition == "GP_HEDGE" else args.acquisition
-    return ["hydra/sweeper=exp_gopt", f"hydra.sweeper.n_trials={args.n}", f"hydra.sweeper.surrogate={surrogate}",
-            f"hydra.sweeper.acquisition={acquisition}", f"hydra.sweeper.kappa={args.kappa}", f"hydra.sweeper.xi={args.xi}",
-            f"hydra.sweeper.mode={'sync' if args.sync else 'async'}", f"hydra.sweeper.plot={str(args.plot).lower()}"]
+    return [
+        "hydra/sweeper=exp_gopt",
+        f"hydra.sweeper.n_trials={args.n}",
+        f"hydra.sweeper.surrogate={surrogate}",
+        f"hydra.sweeper.acquisition={acquisition}",
+        f"hydra.sweeper.kappa={args.kappa}",
+        f"hydra.sweeper.xi={args.xi}",
+        f"hydra.sweeper.mode={'sync' if args.sync else 'async'}",
+        f"hydra.sweeper.plot={str(args.plot).lower()}",
+    ]
 
 
 def hydra_argv(args: argparse.Namespace, sweeper: List[str]) -> List[str]:
@@ -125,15 +152,21 @@ def hydra_argv(args: argparse.Namespace, sweeper: List[str]) -> List[str]:
     out = Path(getattr(args, "out", None) or ".").resolve()
     name = args.name
     quoted = render_value  # paths as Hydra reads them back, whatever their characters
-    return ["-m", *sweeper, *_launcher(args), f"+exp.params={quoted(os.path.abspath(args.params))}",
-            f"hydra.sweeper.name={name}", f"hydra.sweep.dir={quoted(str(out))}",
-            f"hydra.sweep.subdir={name}/${{hydra.job.num}}",
-            job_name_override(args.module),
-            # EXP's <name>.log: the errors the sweep reports, in the output directory
-            "+hydra.hydra_logging.handlers.exp_errors={class: logging.FileHandler, level: ERROR, formatter: simple, "
-            f"filename: {quoted(str(out / (name + '.log')))}, delay: true}}",
-            "hydra.hydra_logging.root.handlers=[console,exp_errors]",
-            *args.hydra_overrides]
+    return [
+        "-m",
+        *sweeper,
+        *_launcher(args),
+        f"+exp.params={quoted(os.path.abspath(args.params))}",
+        f"hydra.sweeper.name={name}",
+        f"hydra.sweep.dir={quoted(str(out))}",
+        f"hydra.sweep.subdir={name}/${{hydra.job.num}}",
+        job_name_override(args.module),
+        # EXP's <name>.log: the errors the sweep reports, in the output directory
+        "+hydra.hydra_logging.handlers.exp_errors={class: logging.FileHandler, level: ERROR, formatter: simple, "
+        f"filename: {quoted(str(out / (name + '.log')))}, delay: true}}",
+        "hydra.hydra_logging.root.handlers=[console,exp_errors]",
+        *args.hydra_overrides,
+    ]
 
 
 def execute(args: argparse.Namespace, sweeper: List[str]) -> int:
@@ -161,39 +194,68 @@ def execute(args: argparse.Namespace, sweeper: List[str]) -> int:
 
 def add_commands(commands: Any) -> None:
     run = commands.add_parser(
-        "run", help="EXP's exp.run: run every configuration of a space (Hydra + exp_grid + exp_local)",
+        "run",
+        help="EXP's exp.run: run every configuration of a space (Hydra + exp_grid + exp_local)",
         description="Runs all the configurations in a parameter space with a module's run(**kwargs), as EXP's "
         "'python -m exp.run' did, through Hydra with the exp_grid sweeper and the exp_local launcher. Writes "
         "<name>_params.csv (every configuration), <name>_results.csv (one row per finished job, as it finishes), "
-        "<name>.log (errors) and Hydra's job directories under <name>/ in the current directory.")
+        "<name>.log (errors) and Hydra's job directories under <name>/ in the current directory.",
+    )
     add_common(run, "exp")
     run.add_argument("-r", "--runs", type=_positive, default=1, help="run every configuration R times (each job gets run=1..R)")
-    run.add_argument("-c", "--config-ids", type=int, action="append", default=[], metavar="ID",
-                     help="run only this configuration id (repeatable), as numbered in <name>_params.csv")
+    run.add_argument(
+        "-c",
+        "--config-ids",
+        type=int,
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only this configuration id (repeatable), as numbered in <name>_params.csv",
+    )
     run.add_argument("--cancel", action="store_true", help="stop launching new jobs after the first failure; exit non-zero")
     run.set_defaults(execute=lambda args: execute(args, run_overrides(args)))
 
     gopt = commands.add_parser(
-        "gopt", help="EXP's exp.gopt: Bayesian optimization with scikit-optimize (Hydra + exp_gopt + exp_local)",
+        "gopt",
+        help="EXP's exp.gopt: Bayesian optimization with scikit-optimize (Hydra + exp_gopt + exp_local)",
         description="Optimizes a module's run(**kwargs) (its return value is minimised) over a parameter space, as "
         "EXP's 'python -m exp.gopt' did, through Hydra with the exp_gopt sweeper and the exp_local launcher. Writes "
         "<name>_configurations.csv (one row per finished trial, as it finishes), optimization_results.yaml, with "
         "--plot <name>_convergence.png and <name>_objective.png, <name>.log (errors) and Hydra's job directories "
-        "under <name>/, in --out or the current directory.")
+        "under <name>/, in --out or the current directory.",
+    )
     add_common(gopt, "opt")
     gopt.add_argument("-n", "--n", type=_positive, default=1, help="number of trials (configurations evaluated)")
-    gopt.add_argument("-s", "--surrogate", default="GP", type=str.upper, choices=["GP", "RF", "ET", "GBRT", "RANDOM"],
-                      help="surrogate model: GP (gaussian process), RF (random forest), ET (extra trees); ours: GBRT, "
-                           "RANDOM (random search)")
-    gopt.add_argument("-a", "--acquisition", default="EI", type=str.upper, choices=["LCB", "EI", "PI", "GP_HEDGE"],
-                      help="acquisition function: LCB, EI, PI; ours: GP_HEDGE (skopt's portfolio of the three)")
-    gopt.add_argument("--plot", action="store_true",
-                      help="save the convergence and objective plots (differs from EXP: saved, not shown, no display needed)")
+    gopt.add_argument(
+        "-s",
+        "--surrogate",
+        default="GP",
+        type=str.upper,
+        choices=["GP", "RF", "ET", "GBRT", "RANDOM"],
+        help="surrogate model: GP (gaussian process), RF (random forest), ET (extra trees); ours: GBRT, RANDOM (random search)",
+    )
+    gopt.add_argument(
+        "-a",
+        "--acquisition",
+        default="EI",
+        type=str.upper,
+        choices=["LCB", "EI", "PI", "GP_HEDGE"],
+        help="acquisition function: LCB, EI, PI; ours: GP_HEDGE (skopt's portfolio of the three)",
+    )
+    gopt.add_argument(
+        "--plot",
+        action="store_true",
+        help="save the convergence and objective plots (differs from EXP: saved, not shown, no display needed)",
+    )
     gopt.add_argument("-o", "--out", help="output directory for the results (default: the current directory)")
     gopt.add_argument("--sync", action="store_true", help="wait for all workers, then propose as many new trials")
-    gopt.add_argument("--async", dest="sync", action="store_false",
-                      help="(default) propose a new trial as soon as one finishes, accounting for the running ones "
-                           "(differs from EXP, which ignored them and could propose near-duplicates)")
+    gopt.add_argument(
+        "--async",
+        dest="sync",
+        action="store_false",
+        help="(default) propose a new trial as soon as one finishes, accounting for the running ones "
+        "(differs from EXP, which ignored them and could propose near-duplicates)",
+    )
     gopt.add_argument("--kappa", type=float, default=1.96, help="LCB: how much the predicted variance counts (exploration)")
     gopt.add_argument("--xi", type=float, default=0.01, help="EI and PI: how much improvement over the best is wanted")
     gopt.set_defaults(execute=lambda args: execute(args, gopt_overrides(args)))

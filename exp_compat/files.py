@@ -1,4 +1,5 @@
 """Writing files so that a failure leaves nothing half-written."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,9 +34,7 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None, dur
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline=newline, dir=directory, prefix=".tmp-", delete=False
-    )
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline=newline, dir=directory, prefix=".tmp-", delete=False)
     try:
         # The temporary file is created 0600; the file it becomes gets what open() would give it,
         # so a teammate or a dashboard can read results as the umask allows.

@@ -11,6 +11,7 @@ The grid is lazy: its size is known without building it, any job can be
 computed from its index, and iterating holds one configuration at a time, so a
 10^6-configuration space costs no memory beyond its axes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,8 +58,8 @@ def draw_random(param: RandomParam, rng: Any) -> Tuple[Number, ...]:
     if param.prior == "log-uniform":
         if param.dtype == "int":
             raise SpaceError(
-                "a random parameter with dtype \"int\" and prior \"log-uniform\" cannot be drawn for a "
-                "grid (EXP's runner only draws integers uniformly); use dtype \"float\", or use it for "
+                'a random parameter with dtype "int" and prior "log-uniform" cannot be drawn for a '
+                'grid (EXP\'s runner only draws integers uniformly); use dtype "float", or use it for '
                 "optimization where it is an integer dimension with a log prior",
                 param=param.name,
             )

@@ -6,6 +6,7 @@ dimension and ``tag(log, interval(...))`` the same with a log prior, so a sweep
 written in Hydra's syntax is the same kind of object as one read from an EXP
 TOML file. Overrides that are not sweeps pass through unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,14 @@ def typed_options(schema: Type[T], options: Mapping[str, Any], prefix: str) -> T
 
     # Plain values first (choices by name): Hydra's plugin scan may import the config module again, so the
     # options' dataclasses and Enums can be other class objects than the schema's, which merge would refuse.
-    plain = {key: OmegaConf.to_container(value, resolve=True, enum_to_str=True) if OmegaConf.is_config(value)
-             else value.name if isinstance(value, Enum) else value for key, value in options.items()}
+    plain = {
+        key: OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+        if OmegaConf.is_config(value)
+        else value.name
+        if isinstance(value, Enum)
+        else value
+        for key, value in options.items()
+    }
     try:
         return cast(T, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), plain)))
     except OmegaConfBaseException as error:
@@ -109,8 +116,9 @@ def _param(name: str, override: Any, source: str, enumerable: bool, exact_ranges
     raise SpaceError(f"unsupported sweep {override.input_line!r}: use choice, range or interval", param=name, source=source)
 
 
-def parse_overrides(overrides: Sequence[str], source: str = "command line", enumerable: bool = False,
-                    exact_ranges: bool = False) -> ParsedOverrides:
+def parse_overrides(
+    overrides: Sequence[str], source: str = "command line", enumerable: bool = False, exact_ranges: bool = False
+) -> ParsedOverrides:
     """Split overrides into sweep parameters and pass-through overrides (``db.user=me``).
 
     ``enumerable`` (for grids) rejects ``interval(...)``, which has no grid values; without it

@@ -8,6 +8,7 @@ way OmegaConf un-escapes it, so a literal ``${x}`` is not resolved; floats use
 Python's shortest round-trip form. Keys get ``++`` so that parameters missing
 from the app's config are added and existing ones replaced.
 """
+
 from __future__ import annotations
 
 import math

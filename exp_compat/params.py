@@ -6,6 +6,7 @@ come from numpy's global random state, as in EXP, so ``numpy.random.seed``
 makes them reproducible, and each ``param_grid`` call draws afresh unless the
 parameter was added with ``persist=True``.
 """
+
 from __future__ import annotations
 
 import csv

@@ -6,6 +6,7 @@ that include both end points; ``dtype = "int"`` gives an ``Integer``, float a
 its unique values; a parameter with one possible value is fixed, not
 optimized. scikit-optimize is imported only when this view is built.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -9,6 +9,7 @@ once. The views over it are in :mod:`exp_compat.grid`,
 TOML shape: every table with a ``type`` key is a parameter; a table without
 one is a namespace, so ``[model.lr]`` is the parameter ``model.lr``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -119,13 +120,11 @@ def check_value(value: Any, name: str) -> None:
         return
     if isinstance(value, (datetime.date, datetime.time)):
         raise SpaceError(
-            f"TOML dates and times are not supported ({value!r}): Hydra configs cannot hold them; "
-            "write the value as a string",
+            f"TOML dates and times are not supported ({value!r}): Hydra configs cannot hold them; write the value as a string",
             param=name,
         )
     raise SpaceError(
-        f"unsupported value {value!r} of type {type(value).__name__}: "
-        "allowed are booleans, numbers, strings, arrays and tables",
+        f"unsupported value {value!r} of type {type(value).__name__}: allowed are booleans, numbers, strings, arrays and tables",
         param=name,
     )
 
@@ -138,15 +137,13 @@ def _number(value: Any, name: str, what: str) -> Union[int, float]:
 
 def _integral(value: Union[int, float], name: str, what: str) -> int:
     if float(value) != int(value):
-        raise SpaceError(f"{what} must be a whole number for dtype \"int\", got {value!r}", param=name)
+        raise SpaceError(f'{what} must be a whole number for dtype "int", got {value!r}', param=name)
     return int(value)
 
 
 def _choice(value: Any, allowed: Tuple[str, ...], name: str, what: str) -> str:
     if value not in allowed:
-        raise SpaceError(
-            f"unknown {what} {value!r}; allowed: {', '.join(repr(a) for a in allowed)}", param=name
-        )
+        raise SpaceError(f"unknown {what} {value!r}; allowed: {', '.join(repr(a) for a in allowed)}", param=name)
     return value
 
 
@@ -291,9 +288,7 @@ class RandomParam:
         _choice(self.prior, PRIORS, self.name, "prior")
         low, high = _bounds(self.low, self.high, self.name, self.dtype)
         if self.prior == "log-uniform" and low <= 0:
-            raise SpaceError(
-                f"a log-uniform prior needs bounds > 0, got [{low!r}, {high!r}]", param=self.name
-            )
+            raise SpaceError(f"a log-uniform prior needs bounds > 0, got [{low!r}, {high!r}]", param=self.name)
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise SpaceError(f"n must be a whole number >= 1, got {self.n!r}", param=self.name)
         object.__setattr__(self, "low", low)
@@ -337,9 +332,7 @@ def param_from_table(name: str, table: Mapping[str, Any]) -> Param:
     allowed = _TABLE_KEYS[kind]
     for key in table:
         if key != "type" and key not in allowed:
-            raise SpaceError(
-                f"unknown key {key!r} for a {kind} parameter; allowed: type, {', '.join(allowed)}", param=name
-            )
+            raise SpaceError(f"unknown key {key!r} for a {kind} parameter; allowed: type, {', '.join(allowed)}", param=name)
     if kind in ("value", "list") and "value" not in table:
         raise SpaceError(f"missing 'value' for a {kind} parameter", param=name)
     if kind == "value":
@@ -352,9 +345,7 @@ def param_from_table(name: str, table: Mapping[str, Any]) -> Param:
         low, high = _table_bounds(table, name, None)
         return RangeParam(name, low, high, table.get("step", 1), table.get("dtype", "float"))
     low, high = _table_bounds(table, name, [0.0, 1.0])
-    return RandomParam(
-        name, low, high, table.get("prior", "uniform"), table.get("dtype", "float"), table.get("n", 1)
-    )
+    return RandomParam(name, low, high, table.get("prior", "uniform"), table.get("dtype", "float"), table.get("n", 1))
 
 
 def _walk_tables(mapping: Mapping[str, Any], prefix: str) -> Iterator[Param]:
@@ -362,8 +353,7 @@ def _walk_tables(mapping: Mapping[str, Any], prefix: str) -> Iterator[Param]:
         name = f"{prefix}{key}"
         if not isinstance(item, dict):
             raise SpaceError(
-                f"expected a table, got {item!r}: each parameter is a TOML table with a 'type', "
-                f'e.g. [{name}] type = "value" value = ...',
+                f"expected a table, got {item!r}: each parameter is a TOML table with a 'type', e.g. [{name}] type = \"value\" value = ...",
                 param=name,
             )
         if "type" in item:

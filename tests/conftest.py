@@ -1,4 +1,5 @@
 """Shared helpers: run our console script and real Hydra apps as a user would."""
+
 from __future__ import annotations
 
 import glob
@@ -111,4 +112,3 @@ def slurm(tmp_path_factory):
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = saved
-

@@ -1,4 +1,5 @@
 """exp_compat.runnable: EXP's run(**kwargs) modules as Hydra apps, run as users type them."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,14 @@ GRID = '[x]\ntype = "range"\nbounds = [0, 3]\ndtype = "int"\n[model.lr]\ntype = 
 
 def run_app(tmp_path: Path, *overrides: str) -> list:
     record = tmp_path / "record.jsonl"
-    done = subprocess.run([sys.executable, str(APPS / "exp_runnable.py"), "-m", *overrides,
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
-                          env=dict(os.environ, EXP_TEST_RECORD=str(record)), timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(APPS / "exp_runnable.py"), "-m", *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, EXP_TEST_RECORD=str(record)),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in record.read_text().splitlines()]
 
@@ -37,9 +43,16 @@ def test_grid_jobs_receive_their_configuration_as_keyword_arguments(tmp_path):
 
 def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
     (tmp_path / "basic.conf").write_text('[x]\ntype = "range"\nbounds = [-10, 10]\n')
-    received = run_app(tmp_path, "hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=10",
-                       "hydra.sweeper.n_initial_points=4", "hydra.sweeper.seed=5", "hydra/launcher=exp_local",
-                       "hydra.launcher.workers=2")
+    received = run_app(
+        tmp_path,
+        "hydra/sweeper=exp_gopt",
+        "+exp.params=basic.conf",
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.n_initial_points=4",
+        "hydra.sweeper.seed=5",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+    )
     assert sorted(k["id"] for k in received) == list(range(10)) and {k["run"] for k in received} == {1}
     assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
@@ -67,7 +80,7 @@ def readme_block(after: str) -> list:
     """The command lines of the README's first bash block that follows the line ``after``, so that the commands
     tested are the ones a newcomer copies."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = text[text.index(after):].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = text[text.index(after) :].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -90,8 +103,7 @@ def test_the_readme_quick_start_commands_work_as_written(tmp_path):
     assert len(optimized) == 20 and min(float(r["evaluation"]) for r in optimized) < 0.1
     assert (tmp_path / "0" / "0" / "runnable.log").exists()
     grid = csv_rows(tmp_path / "1" / "exp_results.csv")  # 24 configurations, twice
-    assert len(grid) == 48 and sorted({(r["id"], r["run"]) for r in grid}) == sorted(
-        (str(i), str(r)) for i in range(24) for r in (1, 2))
+    assert len(grid) == 48 and sorted({(r["id"], r["run"]) for r in grid}) == sorted((str(i), str(r)) for i in range(24) for r in (1, 2))
     from_syntax = csv_rows(tmp_path / "2" / "opt_configurations.csv")
     assert len(from_syntax) == 20 and all(-10 <= float(r["x"]) <= 10 for r in from_syntax)
     assert "grid (EXP runner rules): 24 configurations" in results[3].stdout
@@ -99,11 +111,26 @@ def test_the_readme_quick_start_commands_work_as_written(tmp_path):
 
 def test_the_digits_example_tunes_a_real_model(tmp_path):
     root = ROOT
-    done = subprocess.run([sys.executable, "examples/digits/train.py", "-m", "hydra/sweeper=exp_gopt",
-                           "+exp.params=examples/digits/space.conf", "hydra.sweeper.n_trials=6", "hydra.sweeper.plot=true",
-                           "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-                           "+max_iter=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "examples/digits/train.py",
+            "-m",
+            "hydra/sweeper=exp_gopt",
+            "+exp.params=examples/digits/space.conf",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.plot=true",
+            "hydra.sweeper.n_initial_points=4",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+max_iter=10",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
@@ -116,17 +143,30 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
 
 def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "examples/torch/train.py", "-m", "hydra/sweeper=exp_gopt",
-                           "+exp.params=examples/torch/space.conf", "hydra.sweeper.n_trials=4",
-                           "hydra.sweeper.n_initial_points=4", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-                           "+epochs=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                          cwd=root, capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "examples/torch/train.py",
+            "-m",
+            "hydra/sweeper=exp_gopt",
+            "+exp.params=examples/torch/space.conf",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_initial_points=4",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+epochs=10",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     errors = [float(r["evaluation"]) for r in rows]
     assert len(rows) == 4 and all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.5  # 10 classes: chance is 0.9
     assert {r["optimizer"] for r in rows} <= {"adam", "sgd"} and all(16 <= int(r["hidden"]) <= 256 for r in rows)
-    devices = {(tmp_path / "sweep" / r["job_num"] / "train.log").read_text().split("training on ")[1].split()[0]
-               for r in rows}
+    devices = {(tmp_path / "sweep" / r["job_num"] / "train.log").read_text().split("training on ")[1].split()[0] for r in rows}
     assert devices == {"cpu"}

@@ -1,4 +1,5 @@
 """EXP's args helpers: typed defaults, lenient conversion, options."""
+
 import pytest
 
 from exp_compat.args import Namespace, Param, ParamDict, as_bool, as_int

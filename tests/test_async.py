@@ -1,4 +1,5 @@
 """Asynchronous sweeping with exp_local: no batch barrier, distinct in-flight trials, Ctrl-C."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ from test_exp_local import marked_processes, records, wait_for
 
 def test_no_barrier_a_free_slot_starts_the_next_job_at_once(tmp_path, hydra_app):
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,5)",
-                     "+behave.sleeps=[2.5,0.3,0.3,0.3,0.3]", f"+behave.record={log}")
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "+x=range(0,5)",
+        "+behave.sleeps=[2.5,0.3,0.3,0.3,0.3]",
+        f"+behave.record={log}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "keeping 2 jobs in flight" in done.stdout + done.stderr
     jobs = {j["config"]["x"]: j for j in records(log)}
@@ -28,11 +35,20 @@ def test_no_barrier_a_free_slot_starts_the_next_job_at_once(tmp_path, hydra_app)
 
 def test_async_gopt_never_runs_two_identical_trials_at_once(tmp_path, hydra_app):
     log = tmp_path / "jobs.jsonl"
-    (tmp_path / "s.conf").write_text('[x]\ntype = "range"\nbounds = [0, 2]\ndtype = "int"\n'
-                                     '[y]\ntype = "list"\nvalue = ["a", "b"]\n', encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_gopt", "hydra/launcher=exp_local", "hydra.launcher.workers=3", "+exp.params=s.conf",
-                     "hydra.sweeper.n_trials=6", "hydra.sweeper.n_initial_points=2", "+behave.sleep=0.3",
-                     "+behave.result=const", f"+behave.record={log}")
+    (tmp_path / "s.conf").write_text(
+        '[x]\ntype = "range"\nbounds = [0, 2]\ndtype = "int"\n[y]\ntype = "list"\nvalue = ["a", "b"]\n', encoding="utf-8"
+    )
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=3",
+        "+exp.params=s.conf",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.n_initial_points=2",
+        "+behave.sleep=0.3",
+        "+behave.result=const",
+        f"+behave.record={log}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(log)
     assert len(jobs) == 6 and len({(j["config"]["x"], j["config"]["y"]) for j in jobs}) == 6
@@ -45,11 +61,25 @@ def test_async_gopt_never_runs_two_identical_trials_at_once(tmp_path, hydra_app)
 
 def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
     return spawn(
-        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_grid", "hydra/launcher=exp_local",
-         "hydra.launcher.workers=2", "+x=range(0,8)", "+behave.sleeps=[0.2,0.2,0.2,5,5,0.2,0.2,0.2]",
-         f"+behave.record={tmp_path / 'jobs.jsonl'}", f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
-         f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(APPS / "task_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+x=range(0,8)",
+            "+behave.sleeps=[0.2,0.2,0.2,5,5,0.2,0.2,0.2]",
+            f"+behave.record={tmp_path / 'jobs.jsonl'}",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *extra,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def started_jobs(sweep: Path) -> int:
@@ -98,8 +128,11 @@ def journal(sweep: Path) -> list:
 
 def finished(sweep: Path) -> dict:
     """Job number -> configuration, for each launched job whose own record says it ended."""
-    return {e["job_num"]: json.dumps(e["params"], sort_keys=True) for e in journal(sweep)
-            if (sweep / ".exp_jobs" / f"{e['job_num']}.json").exists()}
+    return {
+        e["job_num"]: json.dumps(e["params"], sort_keys=True)
+        for e in journal(sweep)
+        if (sweep / ".exp_jobs" / f"{e['job_num']}.json").exists()
+    }
 
 
 @pytest.mark.parametrize("launcher", ["exp_local", "exp_slurm"])
@@ -120,11 +153,23 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
         launch = [*EXP_SLURM, "hydra.launcher.array_parallelism=2"]
     else:
         launch = ["hydra/launcher=exp_local", "hydra.launcher.workers=2", f"+hydra.launcher.env.EXP_TEST_MARK={mark}"]
-    space = ["+x=range(0,8)"] if sweeper == "exp_grid" else [
-        "+x=range(0,40)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=3", "hydra.sweeper.seed=0"]
+    space = (
+        ["+x=range(0,8)"]
+        if sweeper == "exp_grid"
+        else ["+x=range(0,40)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=3", "hydra.sweeper.seed=0"]
+    )
     sleeps = "{" + ",".join(f"{n}:{15 if n == 3 else 0.5}" for n in range(8)) + "}"  # by job number
-    args = [sys.executable, str(APPS / "job_app.py"), "-m", f"hydra/sweeper={sweeper}", *launch, *space,
-            f"+by_job.sleeps={sleeps}", f"+by_job.record={executions}", f"hydra.sweep.dir={sweep}"]
+    args = [
+        sys.executable,
+        str(APPS / "job_app.py"),
+        "-m",
+        f"hydra/sweeper={sweeper}",
+        *launch,
+        *space,
+        f"+by_job.sleeps={sleeps}",
+        f"+by_job.record={executions}",
+        f"hydra.sweep.dir={sweep}",
+    ]
     first = spawn(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: len(finished(sweep)) >= 3 and (sweep / "3").exists(), timeout=180)
     first.send_signal(signal.SIGKILL)

@@ -1,4 +1,5 @@
 """The exp-compat console script, run as a user runs it, and its output handed to real Hydra."""
+
 from __future__ import annotations
 
 import shlex
@@ -75,13 +76,16 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(tmp_path, exp_
     assert listing(tmp_path) == before
 
 
-@pytest.mark.parametrize("args,words", [
-    (["validate", "missing.conf"], "no such file"),
-    (["validate", "."], "is a directory"),
-    (["convert", "empty.conf"], "defines no parameters"),
-    (["convert", "ok.conf", "--to", "optuna", "--runs", "2"], "--runs applies to grids"),
-    (["convert", "ok.conf", "--runs", "0"], "runs must be"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["validate", "missing.conf"], "no such file"),
+        (["validate", "."], "is a directory"),
+        (["convert", "empty.conf"], "defines no parameters"),
+        (["convert", "ok.conf", "--to", "optuna", "--runs", "2"], "--runs applies to grids"),
+        (["convert", "ok.conf", "--runs", "0"], "runs must be"),
+    ],
+)
 def test_usage_errors(tmp_path, exp_compat, args, words):
     (tmp_path / "empty.conf").write_text("", encoding="utf-8")
     (tmp_path / "ok.conf").write_text(GOOD, encoding="utf-8")
@@ -134,8 +138,9 @@ def test_basic_yaml_gives_exactly_the_exp_grid_in_a_real_multirun(tmp_path, exp_
     done = exp_compat("convert", "grid.conf", "--seed", "5", "--runs", "2")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     (tmp_path / "sweep.yaml").write_text(done.stdout, encoding="utf-8")
-    received = multirun(tmp_path, "--config-dir", str(tmp_path), "--config-name", "sweep",
-                        "hydra/launcher=exp_local", "hydra.launcher.workers=2")  # the sweep is the basic sweeper's
+    received = multirun(
+        tmp_path, "--config-dir", str(tmp_path), "--config-name", "sweep", "hydra/launcher=exp_local", "hydra.launcher.workers=2"
+    )  # the sweep is the basic sweeper's
     assert len(received) == 2 * 2 * 2 * 2 * 2 * 2
     assert Counter(repr(typed(c)) for c in received) == expected_grid(tmp_path, seed=5, runs=2)
 
@@ -197,8 +202,14 @@ def test_optuna_definition_runs_in_a_real_optuna_sweep(tmp_path, exp_compat):
         assert config["tag"] == "run 1, final"
 
 
-SWEEP = ["x=range(0,10,2)", "model.opt=choice(adam,sgd)", "model.lr=tag(log,interval(1e-4,1e-1))", "z=interval(0.0,1.0)",
-         "tag='quick start'", "n=5"]
+SWEEP = [
+    "x=range(0,10,2)",
+    "model.opt=choice(adam,sgd)",
+    "model.lr=tag(log,interval(1e-4,1e-1))",
+    "z=interval(0.0,1.0)",
+    "tag='quick start'",
+    "n=5",
+]
 
 
 def test_export_writes_the_sweep_as_an_exp_space(tmp_path, exp_compat):
@@ -230,13 +241,16 @@ def test_export_round_trips_with_convert(tmp_path, exp_compat):
         assert Space.from_file(tmp_path / "b.conf").to_mapping() == Space.from_file(tmp_path / "a.conf").to_mapping()
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "nothing to export"),
-    (["db@x=1"], "cannot export 'db@x=1'"),
-    (["~x"], "cannot export '~x'"),
-    (["--yaml", "missing.yaml"], "cannot read it"),
-    (["x=choice(1,2"], "invalid override"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "nothing to export"),
+        (["db@x=1"], "cannot export 'db@x=1'"),
+        (["~x"], "cannot export '~x'"),
+        (["--yaml", "missing.yaml"], "cannot read it"),
+        (["x=choice(1,2"], "invalid override"),
+    ],
+)
 def test_export_errors_are_one_line_and_write_nothing(tmp_path, exp_compat, args, message):
     done = exp_compat("export", *args, "-o", "out.conf")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

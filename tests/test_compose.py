@@ -1,4 +1,5 @@
 """The workers' cached composition gives exactly the config Hydra's own load_sweep_config gives."""
+
 from __future__ import annotations
 
 import copy
@@ -76,8 +77,7 @@ def loader_and_master(tmp_path: Path):
     version_base = copy.copy(VersionBase.instance())  # initialize_* sets it for the whole process
     with initialize_config_dir(config_dir=str(tmp_path / "conf"), job_name="app", version_base=None):
         loader = GlobalHydra.instance().config_loader()
-        master = loader.load_configuration("config", overrides=["hydra.sweep.dir=sweeps", "lr=0.1,0.2"],
-                                           run_mode=RunMode.MULTIRUN)
+        master = loader.load_configuration("config", overrides=["hydra.sweep.dir=sweeps", "lr=0.1,0.2"], run_mode=RunMode.MULTIRUN)
         yield loader, master
     VersionBase.set_instance(version_base)  # or Hydra's in-process test suites, run later, see version_base=None
 

@@ -1,5 +1,6 @@
 """Both exp launchers implement the asynchronous contract the sweep loop declares, and both engines the one their
 launcher class declares (Protocols, matched by shape)."""
+
 import inspect
 
 import pytest

@@ -1,5 +1,6 @@
 """The README and docs/ pages: the README is the entry point and links into docs/, so a renamed heading or a moved
 page must fail here rather than leave a reader at a dead link."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,7 @@ def anchors(page: Path) -> set:
 
 
 def local_links(page: Path) -> list:
-    return [target for target in LINK.findall(prose(page.read_text(encoding="utf-8")))
-            if not re.match(r"[a-z]+:", target)]
+    return [target for target in LINK.findall(prose(page.read_text(encoding="utf-8"))) if not re.match(r"[a-z]+:", target)]
 
 
 def test_the_slugs_are_githubs():
@@ -78,8 +78,7 @@ def test_the_python_api_example_runs_as_written():
 def option_tables(page: Path) -> list:
     """The option names of every '| option | default | meaning |' table on the page (`a`, `b` cells give both)."""
     names = []
-    for table in re.findall(r"^\| option \| default \| meaning \|\n\|[-|]+\|\n((?:\|.*\n)+)", page.read_text(encoding="utf-8"),
-                            flags=re.M):
+    for table in re.findall(r"^\| option \| default \| meaning \|\n\|[-|]+\|\n((?:\|.*\n)+)", page.read_text(encoding="utf-8"), flags=re.M):
         for row in table.splitlines():
             names += re.findall(r"`([\w.]+)`", row.split("|")[1])
     return names
@@ -99,8 +98,12 @@ def test_every_documented_option_is_a_config_field():
     """The option tables are the reference users type options from: each name must be one Hydra accepts."""
     from hydra_plugins.exp_launcher.config import ExpLocalConf, ExpSlurmConf
     from hydra_plugins.exp_sweeper.config import ExpGoptConf, ExpGridConf
-    pages = {"sweepers.md": fields(ExpGridConf) | fields(ExpGoptConf), "launchers.md": fields(ExpLocalConf),
-             "slurm.md": fields(ExpSlurmConf)}
+
+    pages = {
+        "sweepers.md": fields(ExpGridConf) | fields(ExpGoptConf),
+        "launchers.md": fields(ExpLocalConf),
+        "slurm.md": fields(ExpSlurmConf),
+    }
     unknown = {}
     for name, known in pages.items():
         documented = option_tables(ROOT / "docs" / name)

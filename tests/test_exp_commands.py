@@ -1,4 +1,5 @@
 """exp-compat run / gopt: EXP's commands and options, run through the console script on plain EXP modules."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 import yaml
 from conftest import csv_rows
 
-MODULE = '''
+MODULE = """
 import json, os
 
 def run(x=1, **kwargs):
@@ -17,7 +18,7 @@ def run(x=1, **kwargs):
     if x == 0 and os.environ.get("EXP_FAIL_AT_0"):
         raise ValueError("x must not be 0")
     return x ** 2
-'''
+"""
 GRID = '[x]\ntype = "range"\nbounds = [-2, 3]\ndtype = "int"\n'
 BASIC = '[x]\ntype = "range"\nbounds = [-10, 10]\n'
 
@@ -50,8 +51,7 @@ def test_run_writes_exps_files_for_every_configuration(tmp_path, exp_compat):
 
 def test_run_options_runs_name_workers_and_config_ids(tmp_path, exp_compat):
     setup(tmp_path)
-    done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-r", "2", "--name", "mine", "-w", "2",
-                      "-c", "1", "-c", "3")
+    done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-r", "2", "--name", "mine", "-w", "2", "-c", "1", "-c", "3")
     assert done.returncode == 0, done.stderr[-3000:]
     received = calls(tmp_path)
     assert sorted((c["id"], c["run"]) for c in received) == [(1, 1), (1, 2), (3, 1), (3, 2)]
@@ -75,8 +75,9 @@ def test_run_cancel_stops_after_the_first_failure_and_logs_it(tmp_path, exp_comp
 
 def test_gopt_quick_start_finds_a_solution_very_close_to_zero(tmp_path, exp_compat):
     setup(tmp_path, BASIC)
-    done = exp_compat("gopt", "--params", "space.conf", "--module", "runnable.py", "--n", "20", "--workers", "4",
-                      "--", "hydra.sweeper.seed=1")
+    done = exp_compat(
+        "gopt", "--params", "space.conf", "--module", "runnable.py", "--n", "20", "--workers", "4", "--", "hydra.sweeper.seed=1"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "opt_configurations.csv")
     assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.01
@@ -87,12 +88,40 @@ def test_gopt_quick_start_finds_a_solution_very_close_to_zero(tmp_path, exp_comp
 def test_gopt_options_reach_the_optimizer_and_the_files(tmp_path, exp_compat):
     setup(tmp_path, BASIC)
     out = tmp_path / "results"
-    done = exp_compat("gopt", "-p", "space.conf", "-m", "runnable.py", "-n", "12", "--name", "lcb", "-s", "rf", "-a", "LCB",
-                      "--kappa", "3.5", "--xi", "0.2", "--plot", "-o", str(out), "--sync", "-w", "2")
+    done = exp_compat(
+        "gopt",
+        "-p",
+        "space.conf",
+        "-m",
+        "runnable.py",
+        "-n",
+        "12",
+        "--name",
+        "lcb",
+        "-s",
+        "rf",
+        "-a",
+        "LCB",
+        "--kappa",
+        "3.5",
+        "--xi",
+        "0.2",
+        "--plot",
+        "-o",
+        str(out),
+        "--sync",
+        "-w",
+        "2",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     settings = sweeper(tmp_path, out)["sweeper"]
-    assert (settings["surrogate"], settings["acquisition"], settings["kappa"], settings["xi"], settings["mode"]) == \
-        ("RF", "LCB", 3.5, 0.2, "sync")
+    assert (settings["surrogate"], settings["acquisition"], settings["kappa"], settings["xi"], settings["mode"]) == (
+        "RF",
+        "LCB",
+        3.5,
+        0.2,
+        "sync",
+    )
     assert len(csv_rows(out / "lcb_configurations.csv")) == 12
     assert (out / "lcb_convergence.png").stat().st_size > 0 and (out / "lcb_objective.png").exists()
     assert "mode=sync: batches of 2 trials" in done.stdout + done.stderr

@@ -1,4 +1,5 @@
 """exp_gopt end to end: real Hydra multiruns with real scikit-optimize, as users type them."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,16 @@ def summary(tmp_path):
 @pytest.mark.upstream  # run again against the newest releases (.ci/run)
 def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app):
     (tmp_path / "basic.conf").write_text(BASIC, encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=basic.conf", "hydra.sweeper.n_trials=12",
-                     "hydra.sweeper.n_initial_points=5", "hydra.sweeper.seed=3", "+behave.result=x",
-                     "hydra.sweeper.plot=true", "+square=true")
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "+exp.params=basic.conf",
+        "hydra.sweeper.n_trials=12",
+        "hydra.sweeper.n_initial_points=5",
+        "hydra.sweeper.seed=3",
+        "+behave.result=x",
+        "hydra.sweeper.plot=true",
+        "+square=true",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert list(rows[0]) == ["x", "id", "evaluation", "run", "job_num", "status", "duration_s", "error"]
@@ -40,8 +48,15 @@ def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app)
 
 
 def test_maximize_a_dict_objective(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,5)", "hydra.sweeper.n_trials=12", "hydra.sweeper.seed=2",
-                     "hydra.sweeper.direction=maximize", "hydra.sweeper.objective=score", "+behave.result=score")
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "+x=interval(0,5)",
+        "hydra.sweeper.n_trials=12",
+        "hydra.sweeper.seed=2",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.objective=score",
+        "+behave.result=score",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert all(r["status"] == "completed" for r in rows)
@@ -49,9 +64,14 @@ def test_maximize_a_dict_objective(tmp_path, hydra_app):
 
 
 def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_gopt", "+x=range(0,3)", "hydra.sweeper.n_trials=3",
-                     "hydra.sweeper.n_initial_points=3", "+behave.results=['nan',text,none]",
-                     "hydra.sweeper.max_failure_rate=1.0")
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "+x=range(0,3)",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_initial_points=3",
+        "+behave.results=['nan',text,none]",
+        "hydra.sweeper.max_failure_rate=1.0",
+    )
     assert done.returncode == 1 and "every job failed" in done.stderr and "Traceback" not in done.stderr
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert {r["x"]: (r["status"], r["error"]) for r in rows} == {
@@ -65,16 +85,30 @@ def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hyd
 def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path):
     # trials 0 and 1 are random (n_initial_points=2); the model proposes the rest, and is refitted after
     # each result: nan, inf or -inf told to it would break the fit (or make -inf the best value)
-    done = run([sys.executable, str(APPS / "job_app.py"), "-m", "hydra/sweeper=exp_gopt", "+x=range(0,8)",
-                "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=2", "hydra.sweeper.seed=1",
-                "+by_job.returns={3:nan,5:inf,6:-inf}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    done = run(
+        [
+            sys.executable,
+            str(APPS / "job_app.py"),
+            "-m",
+            "hydra/sweeper=exp_gopt",
+            "+x=range(0,8)",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.n_initial_points=2",
+            "hydra.sweeper.seed=1",
+            "+by_job.returns={3:nan,5:inf,6:-inf}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {int(r["job_num"]): r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
     assert sorted(rows) == list(range(8)) and sorted(int(r["x"]) for r in rows.values()) == list(range(8))
     failed = {n: r["error"] for n, r in rows.items() if r["status"] != "completed"}
-    assert failed == {3: "bad return value: returned nan, expected a finite number",
-                      5: "bad return value: returned inf, expected a finite number",
-                      6: "bad return value: returned -inf, expected a finite number"}
+    assert failed == {
+        3: "bad return value: returned nan, expected a finite number",
+        5: "bad return value: returned inf, expected a finite number",
+        6: "bad return value: returned -inf, expected a finite number",
+    }
     assert all(float(r["evaluation"]) == float(r["x"]) for n, r in rows.items() if n not in failed)
     result = summary(tmp_path)
     assert result["n_failed"] == 3 and result["best_value"] == min(float(rows[n]["x"]) for n in rows if n not in failed)
@@ -82,8 +116,14 @@ def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path):
 
 def test_a_finite_space_ends_early_without_repeats(tmp_path, hydra_app):
     (tmp_path / "s.conf").write_text(NUMBERS, encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=20",
-                     "hydra.sweeper.n_initial_points=2", "hydra.sweeper.seed=0", "+behave.result=x")
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "+exp.params=s.conf",
+        "hydra.sweeper.n_trials=20",
+        "hydra.sweeper.n_initial_points=2",
+        "hydra.sweeper.seed=0",
+        "+behave.result=x",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     assert all(r["status"] == "completed" and float(r["evaluation"]) == float(r["x"]) for r in rows)
@@ -100,10 +140,17 @@ def test_repeats_are_allowed_on_request(tmp_path, hydra_app):
 
 
 def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app):
-    (tmp_path / "s.conf").write_text('[x]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n[y]\ntype = "list"\nvalue = [true, false]\n',
-                                     encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_gopt", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "+exp.params=s.conf",
-                     "hydra.sweeper.n_trials=12", "hydra.sweeper.n_initial_points=4")
+    (tmp_path / "s.conf").write_text(
+        '[x]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n[y]\ntype = "list"\nvalue = [true, false]\n', encoding="utf-8"
+    )
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "+exp.params=s.conf",
+        "hydra.sweeper.n_trials=12",
+        "hydra.sweeper.n_initial_points=4",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     configs = [(c["x"], c["y"]) for c in received_configs(tmp_path / "sweep")]
     assert len(configs) == 12 and len(set(configs)) == 12  # the space has exactly 12 points
@@ -112,24 +159,33 @@ def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app)
 
 def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
     (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
-    first = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first",
-                      "+behave.result=const")
+    first = hydra_app(
+        "hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first", "+behave.result=const"
+    )
     assert first.returncode == 0, first.stderr[-3000:]
-    done = hydra_app("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3",
-                     "hydra.sweeper.warm_start=first/opt_configurations.csv", "+behave.result=const")
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        "+exp.params=s.conf",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.warm_start=first/opt_configurations.csv",
+        "+behave.result=const",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     before = {r["x"] for r in csv_rows(tmp_path / "first" / "opt_configurations.csv")}
     after = {r["x"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
     assert len(before) == len(after) == 3 and not before & after
 
 
-@pytest.mark.parametrize("option,words", [  # choices are Enums: Hydra refuses other values as it reads the command
-    ("hydra.sweeper.surrogate=SVM", "Invalid value 'SVM', expected one of [GP, RF, ET, GBRT, random]"),
-    ("hydra.sweeper.acquisition=UCB", "Invalid value 'UCB', expected one of [EI, PI, LCB, gp_hedge]"),
-    ("hydra.sweeper.direction=up", "Invalid value 'up', expected one of [minimize, maximize]"),
-    ("hydra.sweeper.n_trials=0", "n_trials must be a whole number >= 1"),
-    ("hydra.sweeper.progress=false", "Invalid value 'False', expected one of [auto, bar, log]"),
-])
+@pytest.mark.parametrize(
+    "option,words",
+    [  # choices are Enums: Hydra refuses other values as it reads the command
+        ("hydra.sweeper.surrogate=SVM", "Invalid value 'SVM', expected one of [GP, RF, ET, GBRT, random]"),
+        ("hydra.sweeper.acquisition=UCB", "Invalid value 'UCB', expected one of [EI, PI, LCB, gp_hedge]"),
+        ("hydra.sweeper.direction=up", "Invalid value 'up', expected one of [minimize, maximize]"),
+        ("hydra.sweeper.n_trials=0", "n_trials must be a whole number >= 1"),
+        ("hydra.sweeper.progress=false", "Invalid value 'False', expected one of [auto, bar, log]"),
+    ],
+)
 def test_bad_options_are_clear_errors_that_write_nothing(tmp_path, hydra_app, option, words):
     done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,1)", option)
     assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
@@ -161,9 +217,18 @@ def test_resume_refuses_changed_optimizer_settings_and_writes_nothing(tmp_path, 
 def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     record = tmp_path / "executions.jsonl"
     sweep = tmp_path / "sweep"
-    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_gopt", "+x=range(0,40)",
-            "hydra.sweeper.n_trials=14", "hydra.sweeper.n_initial_points=3", "+behave.sleep=0.15",
-            f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
+    args = [
+        sys.executable,
+        str(APPS / "task_app.py"),
+        "-m",
+        "hydra/sweeper=exp_gopt",
+        "+x=range(0,40)",
+        "hydra.sweeper.n_trials=14",
+        "hydra.sweeper.n_initial_points=3",
+        "+behave.sleep=0.15",
+        f"+behave.record={record}",
+        f"hydra.sweep.dir={sweep}",
+    ]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = sweep / "opt_configurations.csv"
     deadline = time.monotonic() + 120

@@ -1,4 +1,5 @@
 """exp_grid end to end: real Hydra multiruns in subprocesses, as users type them."""
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,16 @@ def test_config_ids_runs_only_those_configurations(tmp_path, hydra_app):
 
 def test_command_line_sweeps_merge_with_the_file_and_win_clashes(tmp_path, hydra_app):
     (tmp_path / "space.conf").write_text('[x]\ntype = "list"\nvalue = [1, 2]\n[z]\ntype = "value"\nvalue = "from file"\n', encoding="utf-8")
-    done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf", "x=choice(5,6)", "+y=range(0,2)",
-                     "+db.user=me", "hydra.sweeper.id_key=exp_id", "hydra.sweeper.run_key=null", "hydra.sweeper.name=mine")
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "+exp.params=space.conf",
+        "x=choice(5,6)",
+        "+y=range(0,2)",
+        "+db.user=me",
+        "hydra.sweeper.id_key=exp_id",
+        "hydra.sweeper.run_key=null",
+        "hydra.sweeper.name=mine",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     received = received_configs(tmp_path / "sweep")
     got = sorted((c["x"], c["y"], c["z"], c["db"]["user"], c["exp_id"]) for c in received)
@@ -112,7 +121,9 @@ def test_command_line_sweeps_merge_with_the_file_and_win_clashes(tmp_path, hydra
 def test_sweeper_params_from_config(tmp_path, hydra_app):
     (tmp_path / "sweep.yaml").write_text(
         "defaults:\n  - override hydra/sweeper: exp_grid\n  - _self_\n"
-        "hydra:\n  sweeper:\n    params:\n      ++x: range(0,3)\n      ++w: a,b\n", encoding="utf-8")
+        "hydra:\n  sweeper:\n    params:\n      ++x: range(0,3)\n      ++w: a,b\n",
+        encoding="utf-8",
+    )
     done = hydra_app("--config-dir", str(tmp_path), "--config-name", "sweep")
     assert done.returncode == 0, done.stderr[-3000:]
     got = sorted((c["x"], c["w"]) for c in received_configs(tmp_path / "sweep"))
@@ -137,8 +148,9 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, hydra_app):
 
 
 def test_cancel_stops_launching_after_the_first_failure(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.fail_if=1",
-                     "hydra.sweeper.on_failure=cancel", "hydra.sweeper.max_batch_size=1")
+    done = hydra_app(
+        "hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.fail_if=1", "hydra.sweeper.on_failure=cancel", "hydra.sweeper.max_batch_size=1"
+    )
     assert done.returncode != 0
     assert "stopped: a job failed and hydra.sweeper.on_failure=cancel" in done.stderr
     assert "Traceback" not in done.stderr
@@ -148,17 +160,25 @@ def test_cancel_stops_launching_after_the_first_failure(tmp_path, hydra_app):
 
 
 def test_max_failure_rate_bounds_failures(tmp_path, hydra_app):
-    done = hydra_app("hydra/sweeper=exp_grid", "+x=0,1,2,3,4,5,6,7", "+behave.fail_if=0",
-                     "hydra.sweeper.max_failure_rate=0.3", "hydra.sweeper.max_batch_size=2")
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "+x=0,1,2,3,4,5,6,7",
+        "+behave.fail_if=0",
+        "hydra.sweeper.max_failure_rate=0.3",
+        "hydra.sweeper.max_batch_size=2",
+    )
     assert done.returncode != 0 and "more than max_failure_rate=0.3" in done.stderr
     assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 2  # 1 of 2 failed after the first batch
 
 
-@pytest.mark.parametrize("text,words", [
-    ("", "defines no parameters"),
-    ('[x]\ntype = "range"\nbounds = [3, 1]\n', "parameter 'x': bounds must have low < high"),
-    ("[x\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("", "defines no parameters"),
+        ('[x]\ntype = "range"\nbounds = [3, 1]\n', "parameter 'x': bounds must have low < high"),
+        ("[x\n", "invalid TOML"),
+    ],
+)
 def test_bad_space_is_a_clear_error_and_writes_nothing(tmp_path, hydra_app, text, words):
     (tmp_path / "space.conf").write_text(text, encoding="utf-8")
     done = hydra_app("hydra/sweeper=exp_grid", "+exp.params=space.conf")
@@ -191,9 +211,20 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_nothing(tmp_path, batch)
     """
     record = tmp_path / "executions.jsonl"
     sweep = tmp_path / "sweep"
-    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/sweeper=exp_grid", "+x=range(0,10)",
-            "hydra.sweeper.runs=2", "+behave.sleep=0.2", f"hydra.sweeper.max_batch_size={batch}",
-            "hydra.sweeper.id_key=id", "hydra.sweeper.run_key=run", f"+behave.record={record}", f"hydra.sweep.dir={sweep}"]
+    args = [
+        sys.executable,
+        str(APPS / "task_app.py"),
+        "-m",
+        "hydra/sweeper=exp_grid",
+        "+x=range(0,10)",
+        "hydra.sweeper.runs=2",
+        "+behave.sleep=0.2",
+        f"hydra.sweeper.max_batch_size={batch}",
+        "hydra.sweeper.id_key=id",
+        "hydra.sweeper.run_key=run",
+        f"+behave.record={record}",
+        f"hydra.sweep.dir={sweep}",
+    ]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = sweep / ".exp_jobs"
     deadline = time.monotonic() + 120

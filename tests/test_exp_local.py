@@ -1,4 +1,5 @@
 """exp_local: device slots, faults and clean-up, with real processes (devices from a stand-in NVML, whatever the machine has)."""
+
 from __future__ import annotations
 
 import itertools
@@ -43,8 +44,7 @@ def alive(pid: int) -> bool:
 
 
 def overlaps(jobs):
-    return [(a["num"], b["num"]) for a, b in itertools.combinations(jobs, 2)
-            if a["started"] < b["ended"] and b["started"] < a["ended"]]
+    return [(a["num"], b["num"]) for a, b in itertools.combinations(jobs, 2) if a["started"] < b["ended"] and b["started"] < a["ended"]]
 
 
 @pytest.fixture
@@ -115,9 +115,15 @@ def fake_nvml(tmp_path, monkeypatch):
 def test_each_job_sees_exactly_its_slots_device_and_no_two_share_one(tmp_path, hydra_app, mark, fake_nvml):
     fake_nvml("GPU-1a2b", "GPU-8f2c")
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,GPU-8f2c]", "+x=range(0,6)",
-                     "+behave.sleep=0.3", f"+behave.record={log}", f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
-                     "+hydra.launcher.env.EXP_TEST_EXTRA=hello")
+    done = hydra_app(
+        "hydra/launcher=exp_local",
+        "hydra.launcher.gpus=[0,GPU-8f2c]",
+        "+x=range(0,6)",
+        "+behave.sleep=0.3",
+        f"+behave.record={log}",
+        f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        "+hydra.launcher.env.EXP_TEST_EXTRA=hello",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "NVML is not available" not in done.stderr + done.stdout  # checked against the devices found
     jobs = records(log)
@@ -146,8 +152,15 @@ def test_without_nvml_an_explicit_device_list_is_used_as_given_with_a_warning(tm
 def test_jobs_per_gpu_packs_jobs_and_gpus_per_job_groups_devices(tmp_path, hydra_app, fake_nvml):
     fake_nvml("GPU-a", "GPU-b", "GPU-c", "GPU-d")
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=[0,1,2,3]", "hydra.launcher.gpus_per_job=2",
-                     "hydra.launcher.jobs_per_gpu=2", "+x=range(0,8)", "+behave.sleep=1.5", f"+behave.record={log}")
+    done = hydra_app(
+        "hydra/launcher=exp_local",
+        "hydra.launcher.gpus=[0,1,2,3]",
+        "hydra.launcher.gpus_per_job=2",
+        "hydra.launcher.jobs_per_gpu=2",
+        "+x=range(0,8)",
+        "+behave.sleep=1.5",
+        f"+behave.record={log}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(log)
     assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in jobs} == {"0,1", "2,3"}
@@ -155,8 +168,10 @@ def test_jobs_per_gpu_packs_jobs_and_gpus_per_job_groups_devices(tmp_path, hydra
         on_group = [j for j in jobs if j["env"]["CUDA_VISIBLE_DEVICES"] == group]
         assert overlaps(on_group)  # two jobs did share the group at once
         # and at most two: no three jobs pairwise overlapping
-        assert not any(all(a["started"] < b["ended"] and b["started"] < a["ended"] for a, b in itertools.combinations(trio, 2))
-                       for trio in itertools.combinations(on_group, 3))
+        assert not any(
+            all(a["started"] < b["ended"] and b["started"] < a["ended"] for a, b in itertools.combinations(trio, 2))
+            for trio in itertools.combinations(on_group, 3)
+        )
 
 
 def test_real_nvml_devices_are_found_and_shared_out(tmp_path, hydra_app):
@@ -168,8 +183,9 @@ def test_real_nvml_devices_are_found_and_shared_out(tmp_path, hydra_app):
         pytest.skip("no NVML (pip install nvidia-ml-py) or no NVIDIA GPU here")
     allowed = set(parent_visible() or [d.index for d in devices])
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "hydra.launcher.skip_busy=null",
-                     "+x=range(0,4)", f"+behave.record={log}")
+    done = hydra_app(
+        "hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "hydra.launcher.skip_busy=null", "+x=range(0,4)", f"+behave.record={log}"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)}
     assert seen and seen <= allowed and "NVML is not available" not in done.stderr + done.stdout
@@ -183,8 +199,15 @@ def test_auto_leaves_out_busy_devices_unless_skip_busy_is_null(tmp_path, hydra_a
     assert "skipping busy GPU 1" in done.stdout and "skipping busy GPU 2" in done.stdout
     assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"0"}
     log.unlink()
-    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.gpus=auto", "hydra.launcher.skip_busy=null",
-                     "+x=range(0,6)", "+behave.sleep=0.3", f"+behave.record={log}", "hydra.sweep.dir=all")
+    done = hydra_app(
+        "hydra/launcher=exp_local",
+        "hydra.launcher.gpus=auto",
+        "hydra.launcher.skip_busy=null",
+        "+x=range(0,6)",
+        "+behave.sleep=0.3",
+        f"+behave.record={log}",
+        "hydra.sweep.dir=all",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"0", "1", "2"}
 
@@ -193,24 +216,40 @@ def test_parent_cuda_visible_devices_is_inherited_only_through_slots(tmp_path, h
     fake_nvml(*(f"GPU-{i}" for i in range(6)))
     log = tmp_path / "jobs.jsonl"
     env_done = subprocess.run(
-        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.gpus=[3]",
-         "+x=range(0,2)", f"+behave.record={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, env=dict(os.environ, CUDA_VISIBLE_DEVICES="3,5"), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(APPS / "task_app.py"),
+            "-m",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.gpus=[3]",
+            "+x=range(0,2)",
+            f"+behave.record={log}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="3,5"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert env_done.returncode == 0, env_done.stderr[-2000:]
     assert {j["env"]["CUDA_VISIBLE_DEVICES"] for j in records(log)} == {"3"}
 
 
-@pytest.mark.parametrize("option,words", [
-    ("hydra.launcher.gpus=[0,0]", "more than once"),
-    ("hydra.launcher.gpus_per_job=3", "only 2 devices are usable"),
-    ("hydra.launcher.workers=5", "there are 2 device slots"),
-    ("hydra.launcher.timeout_s=-1", "timeout_s must be a positive number"),
-    ("hydra.launcher.gpus=Auto", "'Auto' is not a device; use null, auto, or a list of device indices or GPU-/MIG- UUIDs"),
-    ("hydra.launcher.gpus=foo", "'foo' is not a device"),
-    ("hydra.launcher.gpus=[0,cuda:1]", "'cuda:1' is not a device"),
-    ("hydra.launcher.gpus=-1", "-1 is not a device"),
-    ("hydra.launcher.gpus=true", "True is not a device"),
-])
+@pytest.mark.parametrize(
+    "option,words",
+    [
+        ("hydra.launcher.gpus=[0,0]", "more than once"),
+        ("hydra.launcher.gpus_per_job=3", "only 2 devices are usable"),
+        ("hydra.launcher.workers=5", "there are 2 device slots"),
+        ("hydra.launcher.timeout_s=-1", "timeout_s must be a positive number"),
+        ("hydra.launcher.gpus=Auto", "'Auto' is not a device; use null, auto, or a list of device indices or GPU-/MIG- UUIDs"),
+        ("hydra.launcher.gpus=foo", "'foo' is not a device"),
+        ("hydra.launcher.gpus=[0,cuda:1]", "'cuda:1' is not a device"),
+        ("hydra.launcher.gpus=-1", "-1 is not a device"),
+        ("hydra.launcher.gpus=true", "True is not a device"),
+    ],
+)
 def test_invalid_device_settings_fail_before_any_job(tmp_path, hydra_app, fake_nvml, option, words):
     # a misspelt device is refused even where NVML cannot check it (before, CUDA_VISIBLE_DEVICES=Auto ran)
     fake_nvml(*([None] if "is not a device" in words else ["GPU-a", "GPU-b"]))
@@ -252,10 +291,20 @@ def test_auto_uses_free_devices_within_the_parents_visible_list():
 
 def test_faults_fail_only_their_job_and_leave_nothing_running(tmp_path, hydra_app, mark):
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-                     "hydra.launcher.timeout_s=3", "+x=range(0,7)", f"+behave.record={log}", "+behave.fail_if=1",
-                     "+behave.exit_if=2", "+behave.kill_if=3", "+behave.hang_if=4",
-                     f"+hydra.launcher.env.EXP_TEST_MARK={mark}", timeout=120)
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "hydra.launcher.timeout_s=3",
+        "+x=range(0,7)",
+        f"+behave.record={log}",
+        "+behave.fail_if=1",
+        "+behave.exit_if=2",
+        "+behave.kill_if=3",
+        "+behave.hang_if=4",
+        f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
     assert [rows[str(x)]["status"] for x in range(7)] == ["completed", "failed", "failed", "failed", "failed", "completed", "completed"]
@@ -281,10 +330,22 @@ def wait_for(condition, timeout=60.0):
 def test_interrupting_or_killing_the_driver_leaves_no_process(tmp_path, mark, how, spawn):
     log = tmp_path / "jobs.jsonl"
     driver = spawn(
-        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-         "+x=range(0,4)", "+behave.hang_if=0", f"+behave.record={log}",
-         f"+hydra.launcher.env.EXP_TEST_MARK={mark}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            str(APPS / "task_app.py"),
+            "-m",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+x=range(0,4)",
+            "+behave.hang_if=0",
+            f"+behave.record={log}",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert wait_for(lambda: len(marked_processes(mark)) >= 3)  # two workers, and the hanging job's child
     time.sleep(0.5)
     driver.send_signal(how)
@@ -295,24 +356,40 @@ def test_interrupting_or_killing_the_driver_leaves_no_process(tmp_path, mark, ho
 @pytest.mark.parametrize("limit,processes", [("null", 2), ("1", 6)])
 def test_max_jobs_per_worker(tmp_path, hydra_app, limit, processes):
     log = tmp_path / "jobs.jsonl"
-    done = hydra_app("hydra/launcher=exp_local", "hydra.launcher.workers=2", f"hydra.launcher.max_jobs_per_worker={limit}",
-                     "+x=range(0,6)", f"+behave.record={log}")
+    done = hydra_app(
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        f"hydra.launcher.max_jobs_per_worker={limit}",
+        "+x=range(0,6)",
+        f"+behave.record={log}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len({j["pid"] for j in records(log)}) == processes
 
 
-@pytest.mark.parametrize("setting,parent,expected", [
-    (None, None, str(max(1, (os.cpu_count() or 1) // 2))),  # the CPUs shared out between 2 workers
-    ("3", None, "3"),
-    ("0", None, None),  # the libraries' own defaults
-    (None, "7", "7"),  # the user's environment wins
-])
+@pytest.mark.parametrize(
+    "setting,parent,expected",
+    [
+        (None, None, str(max(1, (os.cpu_count() or 1) // 2))),  # the CPUs shared out between 2 workers
+        ("3", None, "3"),
+        ("0", None, None),  # the libraries' own defaults
+        (None, "7", "7"),  # the user's environment wins
+    ],
+)
 def test_thread_pools_are_sized_per_worker(tmp_path, setting, parent, expected):
     """OpenMP/BLAS pools sized for the whole machine in every worker oversubscribe the CPUs: a
     scikit-learn job was measured over 30 times slower that way (docs/launchers.md, Thread pools)."""
     log = tmp_path / "jobs.jsonl"
-    args = [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_local", "hydra.launcher.workers=2",
-            "+x=range(0,2)", f"+behave.record={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = [
+        sys.executable,
+        str(APPS / "task_app.py"),
+        "-m",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "+x=range(0,2)",
+        f"+behave.record={log}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     if setting is not None:
         args.append(f"hydra.launcher.threads_per_worker={setting}")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}

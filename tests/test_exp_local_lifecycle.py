@@ -3,6 +3,7 @@
 Each job of the app below does what ``+do`` says for its ``x`` and appends a record (pid, cwd, environment,
 which earlier children are still alive) to ``+record``.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,7 @@ import pytest
 from conftest import APPS, csv_rows, run
 from test_exp_local import alive, marked_processes, records, wait_for
 
-APP = '''
+APP = """
 import json, os, signal, subprocess, sys, time
 import hydra
 
@@ -60,7 +61,7 @@ def main(cfg):
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 @pytest.fixture
@@ -70,8 +71,7 @@ def app(tmp_path: Path):
     path.write_text(APP, encoding="utf-8")
 
     def command(*overrides: str) -> list:
-        return [sys.executable, str(path), "-m", f"+record={tmp_path / 'jobs.jsonl'}",
-                f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+        return [sys.executable, str(path), "-m", f"+record={tmp_path / 'jobs.jsonl'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
 
     return command
 
@@ -86,9 +86,18 @@ def by_x(tmp_path: Path):
 
 
 def test_a_job_blocked_in_c_code_and_its_detached_child_end_when_the_driver_is_killed(tmp_path, app, spawn, mark):
-    driver = spawn(app("hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,2)", "+do=[spin,sleep]",
-                       f"+hydra.launcher.env.EXP_TEST_MARK={mark}"),
-                   cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = spawn(
+        app(
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+x=range(0,2)",
+            "+do=[spin,sleep]",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert wait_for(lambda: 0 in by_x(tmp_path) and 1 in by_x(tmp_path))
     spinning, child = by_x(tmp_path)[0]["pid"], by_x(tmp_path)[0]["child"]
     time.sleep(1)  # deep in sum(): no Python code of the worker's can run now
@@ -109,8 +118,16 @@ def test_a_jobs_detached_child_ends_when_the_job_ends(tmp_path, app):
 
 
 def test_failures_name_their_real_cause_and_the_worker_survives_exceptions(tmp_path, app):
-    done = run(app("hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=1", "+x=range(0,5)",
-                   "+do=[interrupt,exit,ok,sigterm,ok]"), cwd=tmp_path)
+    done = run(
+        app(
+            "hydra/sweeper=exp_grid",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1",
+            "+x=range(0,5)",
+            "+do=[interrupt,exit,ok,sigterm,ok]",
+        ),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
     assert [rows[str(x)]["status"] for x in range(5)] == ["failed", "failed", "completed", "failed", "completed"]
@@ -122,8 +139,16 @@ def test_failures_name_their_real_cause_and_the_worker_survives_exceptions(tmp_p
 
 
 def test_a_jobs_working_directory_and_environment_do_not_reach_the_next_job(tmp_path, app):
-    done = run(app("hydra/launcher=exp_local", "hydra.launcher.workers=1", "+hydra.launcher.env.EXP_TEST_LEAK=0",
-                   "+x=range(0,3)", "+do=[leak,ok,ok]"), cwd=tmp_path)
+    done = run(
+        app(
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1",
+            "+hydra.launcher.env.EXP_TEST_LEAK=0",
+            "+x=range(0,3)",
+            "+do=[leak,ok,ok]",
+        ),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = by_x(tmp_path)
     assert jobs[0]["pid"] == jobs[1]["pid"] == jobs[2]["pid"]  # one worker ran all three
@@ -132,8 +157,17 @@ def test_a_jobs_working_directory_and_environment_do_not_reach_the_next_job(tmp_
 
 
 def test_far_too_many_workers_are_capped_and_never_more_than_jobs(tmp_path, app, mark):
-    done = run(app("hydra/launcher=exp_local", "hydra.launcher.workers=1000", "+x=range(0,4)", "+do=[ok,ok,ok,ok]",
-                   f"+hydra.launcher.env.EXP_TEST_MARK={mark}"), cwd=tmp_path, timeout=120)
+    done = run(
+        app(
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1000",
+            "+x=range(0,4)",
+            "+do=[ok,ok,ok,ok]",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        ),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     assert output.count("hydra.launcher.workers=1000 is far above this machine's") == 1
@@ -143,10 +177,19 @@ def test_far_too_many_workers_are_capped_and_never_more_than_jobs(tmp_path, app,
 
 
 def test_sigterm_while_workers_start_is_quiet_and_leaves_nothing(tmp_path, app, spawn, mark):
-    driver = spawn(app("hydra/launcher=exp_local", "hydra.launcher.workers=1000", "+x=range(0,16)",
-                       "+do=[" + ",".join(["sleep"] * 16) + "]",
-                       f"+hydra.launcher.env.EXP_TEST_MARK={mark}"),
-                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = spawn(
+        app(
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1000",
+            "+x=range(0,16)",
+            "+do=[" + ",".join(["sleep"] * 16) + "]",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert wait_for(lambda: len(marked_processes(mark)) >= 8)  # the workers are starting
     driver.send_signal(signal.SIGTERM)
     output = driver.communicate(timeout=60)[0]
@@ -162,9 +205,18 @@ def test_only_the_real_launchers_are_listed_as_plugins(tmp_path):
 
 
 def test_workers_that_cannot_start_fail_the_jobs_instead_of_restarting_forever(tmp_path, app, mark):
-    done = run(app("hydra/launcher=exp_local", "hydra.launcher.workers=2", "+x=range(0,3)", "+do=[ok,ok,ok]",
-                   "+hydra.launcher.env.PYTHONHOME=/nonexistent", f"+hydra.launcher.env.EXP_TEST_MARK={mark}"),
-               cwd=tmp_path, timeout=60)
+    done = run(
+        app(
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            "+x=range(0,3)",
+            "+do=[ok,ok,ok]",
+            "+hydra.launcher.env.PYTHONHOME=/nonexistent",
+            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        ),
+        cwd=tmp_path,
+        timeout=60,
+    )
     output = done.stdout + done.stderr
     assert "no exp_local worker could start (worker" in output and "ended before it was ready, exit status 1)" in output
     assert len(re.findall(r"exp_local: starting (\d+) workers?:", output)) == 1  # not started over and over
@@ -175,10 +227,23 @@ def test_a_job_whose_config_hydra_cannot_compose_fails_alone_and_the_worker_stay
     """``run.seed`` is an int in the app's config, so ``++run.seed.deep=1`` cannot be applied: Hydra refuses it
     in the worker, which must report that job as failed, not die as if the job had crashed it."""
     sweep = tmp_path / "sweep"
-    done = run([sys.executable, str(APPS / "keys_app.py"), "-m", "hydra/sweeper=exp_grid", "run.seed.deep=choice(1,2)",
-                "x=5,6", "hydra/launcher=exp_local", "hydra.launcher.workers=1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    done = run(
+        [
+            sys.executable,
+            str(APPS / "keys_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            "run.seed.deep=choice(1,2)",
+            "x=5,6",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and "every job failed" in done.stderr
     rows = csv_rows(sweep / "exp_results.csv")
-    assert len(rows) == 4 and all("Hydra cannot compose the job's config: Could not override 'run.seed.deep'" in r["error"]
-                                  for r in rows), rows
+    assert len(rows) == 4 and all(
+        "Hydra cannot compose the job's config: Could not override 'run.seed.deep'" in r["error"] for r in rows
+    ), rows
     assert done.stdout.count("starting 1 worker") == 1  # never restarted: the worker survived every refused job

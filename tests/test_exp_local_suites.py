@@ -1,4 +1,5 @@
 """Hydra's shared launcher test suites, run with exp_local."""
+
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 from pytest import mark
 

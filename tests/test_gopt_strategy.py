@@ -1,4 +1,5 @@
 """exp_gopt's strategy in process: in asynchronous mode the slow refit runs in the background."""
+
 from __future__ import annotations
 
 from exp_compat import Space
@@ -12,8 +13,7 @@ REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 
 def strategy(n_trials: int, n_initial_points: int = 3) -> GoptStrategy:
     search = Space.from_mapping(REAL).search()
-    return GoptStrategy(search, Proposer(search.dimensions, n_initial_points=n_initial_points, seed=4),
-                        n_trials, Direction.minimize, None)
+    return GoptStrategy(search, Proposer(search.dimensions, n_initial_points=n_initial_points, seed=4), n_trials, Direction.minimize, None)
 
 
 def finish(s: GoptStrategy, trial) -> None:
@@ -65,8 +65,7 @@ def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatc
 
     searches = []
     acquisition = skopt_optimizer._gaussian_acquisition
-    monkeypatch.setattr(skopt_optimizer, "_gaussian_acquisition",
-                        lambda *a, **k: searches.append(1) or acquisition(*a, **k))
+    monkeypatch.setattr(skopt_optimizer, "_gaussian_acquisition", lambda *a, **k: searches.append(1) or acquisition(*a, **k))
     s = strategy(12)
     running = s.ask(2)
     for _ in range(8):

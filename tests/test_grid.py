@@ -1,4 +1,5 @@
 """The grid view: EXP runner rules, laziness, ids and runs."""
+
 from __future__ import annotations
 
 import itertools

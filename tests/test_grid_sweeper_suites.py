@@ -3,6 +3,7 @@
 The suites compare each job's config with exact expected dicts, so they also
 check that exp_grid's defaults give an app the swept parameters and nothing else.
 """
+
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 from pytest import mark, param
 

@@ -1,4 +1,5 @@
 """Hydra sweep syntax -> the space model."""
+
 import pytest
 
 from exp_compat import ListParam, RandomParam, RangeParam, SpaceError
@@ -6,8 +7,17 @@ from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
 
 
 def test_sweeps_become_parameters_and_the_rest_passes_through_in_order():
-    parsed = parse_overrides(["db=mysql", "x=choice('1','a b')", "+y=range(0,10,2)", "lr=tag(log,interval(1e-4,1e-1))",
-                              "n=int(interval(1,9))", "w=a,b", "++m.k=1"])
+    parsed = parse_overrides(
+        [
+            "db=mysql",
+            "x=choice('1','a b')",
+            "+y=range(0,10,2)",
+            "lr=tag(log,interval(1e-4,1e-1))",
+            "n=int(interval(1,9))",
+            "w=a,b",
+            "++m.k=1",
+        ]
+    )
     by_name = {p.name: p for p in parsed.params}
     assert by_name["x"] == ListParam("x", ("1", "a b"))
     assert by_name["y"] == ListParam("y", (0, 2, 4, 6, 8))  # optimization: a choice between its values
@@ -15,8 +25,15 @@ def test_sweeps_become_parameters_and_the_rest_passes_through_in_order():
     assert by_name["n"] == RandomParam("n", 1, 9, dtype="int")
     assert by_name["w"] == ListParam("w", ("a", "b"))
     assert parsed.keys["y"] == "+y" and parsed.keys["x"] == "x"
-    assert parsed.order == [("raw", "db=mysql"), ("param", "x"), ("param", "y"), ("param", "lr"),
-                            ("param", "n"), ("param", "w"), ("raw", "++m.k=1")]
+    assert parsed.order == [
+        ("raw", "db=mysql"),
+        ("param", "x"),
+        ("param", "y"),
+        ("param", "lr"),
+        ("param", "n"),
+        ("param", "w"),
+        ("raw", "++m.k=1"),
+    ]
 
 
 def test_range_keeps_hydras_end_exclusive_meaning_for_optimization():
@@ -31,11 +48,14 @@ def test_interval_has_no_grid():
         parse_overrides(["x=interval(0,1)"], enumerable=True)
 
 
-@pytest.mark.parametrize("override,words", [
-    ("x=glob(*)", "unsupported sweep"),
-    ("x=shuffle(a,b)", "shuffle"),
-    ("x=choice(", "invalid override"),
-])
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("x=glob(*)", "unsupported sweep"),
+        ("x=shuffle(a,b)", "shuffle"),
+        ("x=choice(", "invalid override"),
+    ],
+)
 def test_unsupported_sweeps_are_clear_errors(override, words):
     with pytest.raises(SpaceError, match=words):
         parse_overrides([override])

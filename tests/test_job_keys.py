@@ -3,6 +3,7 @@
 An app with its own ``id`` and ``run`` keys (tests/apps/keys_app.py) is swept as
 users type it; each job records its config and its EXP_CONFIG_ID/EXP_RUN.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,8 +15,10 @@ from conftest import APPS, received_configs, run
 
 def sweep(tmp_path: Path, *overrides: str):
     sweep_dir = tmp_path / "sweep"
-    done = run([sys.executable, str(APPS / "keys_app.py"), "-m", "hydra/sweeper=exp_grid", "x=1,2",
-                f"hydra.sweep.dir={sweep_dir}", *overrides], cwd=tmp_path)
+    done = run(
+        [sys.executable, str(APPS / "keys_app.py"), "-m", "hydra/sweeper=exp_grid", "x=1,2", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=tmp_path,
+    )
     return done, sweep_dir
 
 
@@ -41,15 +44,18 @@ def test_keys_asked_for_are_passed_in_the_config(tmp_path):
     assert got == [(1, 0, 1), (2, 1, 1)]
 
 
-@pytest.mark.parametrize("options, words", [
-    (["hydra.sweeper.id_key=id"], ["hydra.sweeper.id_key='id'", "already has 'id'", "null"]),
-    (["hydra.sweeper.run_key=run.seed"], ["hydra.sweeper.run_key='run.seed'", "already has 'run.seed'"]),
-    (["hydra.sweeper.id_key=x"], ["hydra.sweeper.id_key='x'", "swept parameter 'x'"]),
-    (["hydra.sweeper.id_key=k", "hydra.sweeper.run_key=k"], ["id_key and run_key are both 'k'"]),
-    (["hydra.sweeper.id_key=hydra.job.id"], ["hydra.sweeper.id_key='hydra.job.id'", "outside hydra and exp"]),
-    (["hydra.sweeper.id_key='a b'"], ["hydra.sweeper.id_key='a b'", "dotted name"]),
-    (["hydra.sweeper.config_ids=[]"], ["config_ids is empty"]),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["hydra.sweeper.id_key=id"], ["hydra.sweeper.id_key='id'", "already has 'id'", "null"]),
+        (["hydra.sweeper.run_key=run.seed"], ["hydra.sweeper.run_key='run.seed'", "already has 'run.seed'"]),
+        (["hydra.sweeper.id_key=x"], ["hydra.sweeper.id_key='x'", "swept parameter 'x'"]),
+        (["hydra.sweeper.id_key=k", "hydra.sweeper.run_key=k"], ["id_key and run_key are both 'k'"]),
+        (["hydra.sweeper.id_key=hydra.job.id"], ["hydra.sweeper.id_key='hydra.job.id'", "outside hydra and exp"]),
+        (["hydra.sweeper.id_key='a b'"], ["hydra.sweeper.id_key='a b'", "dotted name"]),
+        (["hydra.sweeper.config_ids=[]"], ["config_ids is empty"]),
+    ],
+)
 def test_keys_that_would_overwrite_something_are_refused_before_anything_is_written(tmp_path, options, words):
     done, sweep_dir = sweep(tmp_path, *options)
     assert done.returncode == 1, done.stderr

@@ -5,6 +5,7 @@ test samples the driver's resident memory together with the number of rows in th
 one ``JobReturn`` per finished job (its config and Hydra config, about 0.1 MB) made a 10^6-job grid run
 out of memory; the bound here is a tenth of that per job.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -18,13 +19,13 @@ JOBS = 1_200
 FROM = 300  # growth is measured from this many finished jobs on: start-up is over by then
 KB_PER_JOB = 10
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import hydra
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):
         return float(cfg.x)
     main()
-''')
+""")
 
 
 def resident_mb(pid: int) -> Optional[float]:
@@ -48,9 +49,22 @@ def test_the_drivers_memory_does_not_grow_with_finished_jobs(tmp_path, spawn):
     (tmp_path / "app.py").write_text(APP)
     sweep = tmp_path / "sweep"
     with open(tmp_path / "sweep.log", "w") as log:
-        driver = spawn([sys.executable, "app.py", "-m", "hydra/sweeper=exp_grid", "hydra/launcher=exp_local",
-                        "hydra.launcher.workers=2", "hydra.sweeper.progress=log", f"+x=range(0,{JOBS})",
-                        f"hydra.sweep.dir={sweep}"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        driver = spawn(
+            [
+                sys.executable,
+                "app.py",
+                "-m",
+                "hydra/sweeper=exp_grid",
+                "hydra/launcher=exp_local",
+                "hydra.launcher.workers=2",
+                "hydra.sweeper.progress=log",
+                f"+x=range(0,{JOBS})",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     samples: List[Tuple[int, float]] = []  # (finished jobs, the driver's resident MB)
     deadline = time.monotonic() + 600
     while driver.poll() is None and time.monotonic() < deadline:
@@ -68,4 +82,5 @@ def test_the_drivers_memory_does_not_grow_with_finished_jobs(tmp_path, spawn):
     growth_kb = 1024 * (max(rss for _, rss in later) - start_rss) / (end_rows - start_rows)
     assert growth_kb < KB_PER_JOB, (
         f"the driver grew {growth_kb:.1f} kB per finished job between {start_rows} and {end_rows} jobs "
-        f"({start_rss:.0f} MB -> {max(rss for _, rss in later):.0f} MB)")
+        f"({start_rss:.0f} MB -> {max(rss for _, rss in later):.0f} MB)"
+    )

@@ -4,6 +4,7 @@ The property tests parse each rendered override with Hydra's real override
 parser, apply it the way Hydra composes a job's config, and resolve it with
 OmegaConf; the end-to-end test passes the overrides on a real app's command line.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,64 @@ from exp_compat.convert import job_value
 from exp_compat.overrides import render_override, render_value
 
 TRICKY = [
-    "", " ", "a b", "a,b", "it's", 'say "hi"', "back\\slash", "ends with \\", "\\'", "\\\\'", "=", "a=b",
-    "${x}", "\\${x}", "\\\\${x}", "${oc.env:HOME}", "$", "${", "[1, 2]", "{a: 1}", "(x)", "choice(1,2)",
-    "1", "-1", "1.5", "1e3", "true", "False", "null", "None", "nan", "inf", "-inf", "??", "????",
-    "adam", "db/mysql", "file1.yaml", "a.e5", "Infinity", "true_x", "NULL", "NaN", "e5", "x-1", "_",
-    "héllo wörld", "日本語", "emoji 🎉", "tab\there", "new\nline", "\\", "'", '"', "'\"'", "~x", "+x", "@x",
+    "",
+    " ",
+    "a b",
+    "a,b",
+    "it's",
+    'say "hi"',
+    "back\\slash",
+    "ends with \\",
+    "\\'",
+    "\\\\'",
+    "=",
+    "a=b",
+    "${x}",
+    "\\${x}",
+    "\\\\${x}",
+    "${oc.env:HOME}",
+    "$",
+    "${",
+    "[1, 2]",
+    "{a: 1}",
+    "(x)",
+    "choice(1,2)",
+    "1",
+    "-1",
+    "1.5",
+    "1e3",
+    "true",
+    "False",
+    "null",
+    "None",
+    "nan",
+    "inf",
+    "-inf",
+    "??",
+    "????",
+    "adam",
+    "db/mysql",
+    "file1.yaml",
+    "a.e5",
+    "Infinity",
+    "true_x",
+    "NULL",
+    "NaN",
+    "e5",
+    "x-1",
+    "_",
+    "héllo wörld",
+    "日本語",
+    "emoji 🎉",
+    "tab\there",
+    "new\nline",
+    "\\",
+    "'",
+    '"',
+    "'\"'",
+    "~x",
+    "+x",
+    "@x",
 ]
 IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,8}", fullmatch=True)
 WORDS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,6}([./][A-Za-z_0-9][A-Za-z0-9_\-]{0,4}){0,2}", fullmatch=True)

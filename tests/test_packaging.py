@@ -1,4 +1,5 @@
 """What a fresh install must provide: the console script, the namespace layout, light imports."""
+
 import re
 import subprocess
 import sys
@@ -20,8 +21,10 @@ def test_hydra_plugins_stays_a_namespace_package():
 
 def test_the_model_and_cli_do_not_import_skopt_or_hydra():
     # Plugin discovery and `exp-compat validate` must not pay for scikit-optimize's import (seconds).
-    code = ("import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; "
-            "print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))")
+    code = (
+        "import sys, exp_compat.cli, exp_compat.grid, exp_compat.overrides; "
+        "print(sorted(m for m in ('skopt', 'sklearn', 'hydra') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -45,8 +48,10 @@ def test_plugin_discovery_imports_no_heavy_module():
 
 def test_the_sweep_modules_leave_scikit_optimize_until_the_workers_are_started():
     # exp_gopt starts the launcher's workers first, then imports scikit-optimize (seconds, in parallel).
-    code = ("import sys, hydra_plugins.exp_sweeper._gopt, hydra_plugins.exp_sweeper._grid; "
-            "print(sorted(m for m in ('skopt', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, hydra_plugins.exp_sweeper._gopt, hydra_plugins.exp_sweeper._grid; "
+        "print(sorted(m for m in ('skopt', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -55,8 +60,11 @@ def _declared_requirements():
     """setup.py's install_requires and extras_require, read from its source (the installed metadata may be older)."""
     import ast
 
-    call = next(node for node in ast.walk(ast.parse((ROOT / "setup.py").read_text(encoding="utf-8")))
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup")
+    call = next(
+        node
+        for node in ast.walk(ast.parse((ROOT / "setup.py").read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
+    )
     kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ("install_requires", "extras_require")}
 
     def names(requirements):
@@ -98,8 +106,12 @@ def test_private_upstream_code_is_bounded_and_checked_in_ci():
     for bounded in ('"hydra-core>=1.3.2,<1.4"', '"scikit-optimize>=0.10.2,<0.11"', '"scikit-learn>=1.6,<2"', '"numpy>=1.24,<3"'):
         assert bounded in text
     [selection] = re.findall(r'pytest -m "(upstream[^"]*)"', (ROOT / ".ci" / "run").read_text(encoding="utf-8"))
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", selection, "-p", "no:cacheprovider"],
-                         cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", selection, "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
     collected = {line.split("::")[0] for line in out.splitlines() if "::" in line}
     # never "no tests collected" (pytest's exit 5): the composer, the proposer and a real run of each sweeper
     assert {"tests/test_compose.py", "tests/test_proposer.py", "tests/test_exp_gopt.py", "tests/test_exp_grid.py"} <= collected

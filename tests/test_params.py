@@ -1,4 +1,5 @@
 """EXP's ParamSpace API: EXP's own test cases, in our words, plus the behaviour they rely on."""
+
 from __future__ import annotations
 
 import csv

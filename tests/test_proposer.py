@@ -1,4 +1,5 @@
 """The proposer, in process, against real scikit-optimize models."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,12 @@ pytestmark = pytest.mark.upstream
 
 
 def mixed_dims():
-    return [Real(-5.0, 5.0, name="a"), Real(1e-4, 1.0, prior="log-uniform", name="lr"),
-            Integer(0, 10, name="n"), Categorical(["x", "y", "z"], name="c")]
+    return [
+        Real(-5.0, 5.0, name="a"),
+        Real(1e-4, 1.0, prior="log-uniform", name="lr"),
+        Integer(0, 10, name="n"),
+        Categorical(["x", "y", "z"], name="c"),
+    ]
 
 
 def objective(point):
@@ -99,7 +104,7 @@ def test_fast_gp_prediction_equals_skopts():
     X = proposer.space.rvs(43, random_state=np.random.RandomState(1))
     proposer.tell(X[:40], [objective(p) for p in X[:40]])
     pool = CandidatePool(proposer)
-    models = [proposer._believer_model(proposer.X, proposer.y, X[40:40 + k], refit=False)[0] for k in range(4)]
+    models = [proposer._believer_model(proposer.X, proposer.y, X[40 : 40 + k], refit=False)[0] for k in range(4)]
     proposer.tell(X[40:], [objective(p) for p in X[40:]])  # a new full fit: another kernel
     models.append(proposer.optimizer.models[-1])
     for model in models:

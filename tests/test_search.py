@@ -1,4 +1,5 @@
 """The optimization view: EXP gopt rules as real scikit-optimize dimensions."""
+
 from __future__ import annotations
 
 import json

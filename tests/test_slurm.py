@@ -1,4 +1,5 @@
 """Our sweepers on a real SLURM cluster (tests/local_slurm.py), through Hydra's own submitit_slurm launcher."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,12 @@ from typing import Tuple
 import pytest
 from conftest import APPS, csv_rows, run
 
-SUBMITIT = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
-            "hydra.launcher.cpus_per_task=1"]
+SUBMITIT = [
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.timeout_min=5",
+    "hydra.launcher.cpus_per_task=1",
+]
 
 
 def records(path: Path) -> list:
@@ -25,8 +30,9 @@ def records(path: Path) -> list:
 
 def test_exp_grid_with_submitit_slurm_runs_every_job_on_slurm(tmp_path, hydra_app, slurm):
     record = tmp_path / "record.jsonl"
-    done = hydra_app("hydra/sweeper=exp_grid", *SUBMITIT, "+x=range(0,4)", "+y=choice(a,b)", "+behave.fail_if=3",
-                     f"+behave.record={record}", timeout=240)
+    done = hydra_app(
+        "hydra/sweeper=exp_grid", *SUBMITIT, "+x=range(0,4)", "+y=choice(a,b)", "+behave.fail_if=3", f"+behave.record={record}", timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(record)
     assert sorted((j["config"]["x"], j["config"]["y"]) for j in jobs) == [(x, y) for x in range(4) for y in "ab"]
@@ -40,8 +46,16 @@ def test_exp_grid_with_submitit_slurm_runs_every_job_on_slurm(tmp_path, hydra_ap
 
 def test_exp_gopt_with_submitit_slurm_in_batches(tmp_path, hydra_app, slurm):
     record = tmp_path / "record.jsonl"
-    done = hydra_app("hydra/sweeper=exp_gopt", *SUBMITIT, "+x=interval(-2.0,2.0)", "hydra.sweeper.n_trials=6",
-                     "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_initial_points=4", f"+behave.record={record}", timeout=300)
+    done = hydra_app(
+        "hydra/sweeper=exp_gopt",
+        *SUBMITIT,
+        "+x=interval(-2.0,2.0)",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_initial_points=4",
+        f"+behave.record={record}",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "batches" in done.stdout + done.stderr  # the one-line notice: no asynchronous interface here
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
@@ -61,34 +75,56 @@ def most_at_once(jobs: list) -> int:
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "exp_slurm"])
 def test_one_gpu_per_job_comes_from_slurm(tmp_path, hydra_app, slurm, launcher):
     launch = SUBMITIT if launcher == "submitit_slurm" else EXP_SLURM  # one CPU per job
-    free = hydra_app("hydra/sweeper=exp_grid", *launch, "+x=range(0,3)", "+behave.sleep=4",
-                     f"+behave.record={tmp_path / 'free.jsonl'}", f"hydra.sweep.dir={tmp_path / 'free'}", timeout=240)
+    free = hydra_app(
+        "hydra/sweeper=exp_grid",
+        *launch,
+        "+x=range(0,3)",
+        "+behave.sleep=4",
+        f"+behave.record={tmp_path / 'free.jsonl'}",
+        f"hydra.sweep.dir={tmp_path / 'free'}",
+        timeout=240,
+    )
     assert free.returncode == 0, free.stderr[-3000:]
     assert most_at_once(records(tmp_path / "free.jsonl")) == 3  # the node's CPUs run all three jobs at once
     record = tmp_path / "record.jsonl"
-    done = hydra_app("hydra/sweeper=exp_grid", *launch, "hydra.launcher.gres=gpu:1", "+x=range(0,3)",
-                     "+behave.sleep=4", f"+behave.record={record}", timeout=240)
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        *launch,
+        "hydra.launcher.gres=gpu:1",
+        "+x=range(0,3)",
+        "+behave.sleep=4",
+        f"+behave.record={record}",
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = records(record)
     assert len(jobs) == 3 and {j["env"]["CUDA_VISIBLE_DEVICES"] for j in jobs} <= {"0", "1"}
     assert most_at_once(jobs) == 2  # two GPUs: two jobs at once, never three
-    overlapping = [(a, b) for i, a in enumerate(jobs) for b in jobs[i + 1:]
-                   if a["started"] < b["ended"] and b["started"] < a["ended"]]
+    overlapping = [(a, b) for i, a in enumerate(jobs) for b in jobs[i + 1 :] if a["started"] < b["ended"] and b["started"] < a["ended"]]
     for a, b in overlapping:  # never two jobs on one GPU at the same moment
         assert a["env"]["CUDA_VISIBLE_DEVICES"] != b["env"]["CUDA_VISIBLE_DEVICES"]
 
 
 # -- exp_slurm: our launcher, with the asynchronous interface ----------------------------------------
 
-EXP_SLURM = ["hydra/launcher=exp_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5",
-             "hydra.launcher.cpus_per_task=1", "hydra.launcher.poll_interval_s=0.5"]
+EXP_SLURM = [
+    "hydra/launcher=exp_slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.timeout_min=5",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.poll_interval_s=0.5",
+]
 
 
 def start_driver(spawn, tmp_path: Path, *overrides: str) -> Tuple[subprocess.Popen, Path]:
     output = tmp_path / "driver.log"
-    process = spawn([sys.executable, str(APPS / "task_app.py"), "-m", *overrides,
-                                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, stdout=output.open("w"),
-                               stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    process = spawn(
+        [sys.executable, str(APPS / "task_app.py"), "-m", *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        stdout=output.open("w"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     return process, output
 
 
@@ -110,9 +146,20 @@ def running(slurm) -> list:
 def test_exp_slurm_raise_exit_scancel_and_out_of_memory_each_come_back_failed(tmp_path, slurm, spawn):
     record = tmp_path / "record.jsonl"
     # x=5 holds 600 MB against a 300 MB request: the local cluster's slurmd kills it (OverMemoryKill)
-    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2",
-                                  "hydra.launcher.mem_per_cpu=300", "+x=range(0,6)", "+behave.fail_if=1", "+behave.exit_if=2",
-                                  "+behave.eat_if=5", "+behave.sleeps=[0,0,0,120,0,0]", f"+behave.record={record}")
+    driver, output = start_driver(
+        spawn,
+        tmp_path,
+        "hydra/sweeper=exp_grid",
+        *EXP_SLURM,
+        "hydra.launcher.array_parallelism=2",
+        "hydra.launcher.mem_per_cpu=300",
+        "+x=range(0,6)",
+        "+behave.fail_if=1",
+        "+behave.exit_if=2",
+        "+behave.eat_if=5",
+        "+behave.sleeps=[0,0,0,120,0,0]",
+        f"+behave.record={record}",
+    )
     line = wait_for(lambda: re.search(r"job #3 submitted as SLURM job (\d+)", output.read_text()))
     victim = line.group(1)
     wait_for(lambda: victim in running(slurm))
@@ -133,10 +180,24 @@ def test_exp_slurm_raise_exit_scancel_and_out_of_memory_each_come_back_failed(tm
 def test_exp_gopt_keeps_the_cluster_busy_with_distinct_trials(tmp_path, slurm):
     record = tmp_path / "record.jsonl"
     # trial #0 is slow: in batches of 3, trials #3 and later would wait for it; kept busy, they run beside it
-    done = run([sys.executable, str(APPS / "job_app.py"), "-m", "hydra/sweeper=exp_gopt", *EXP_SLURM,
-                "hydra.launcher.array_parallelism=3", "+x=interval(-2.0,2.0)", "hydra.sweeper.n_trials=7",
-                "hydra.sweeper.n_initial_points=3", "+by_job.sleeps={0:20}", f"+by_job.record={record}",
-                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=300)
+    done = run(
+        [
+            sys.executable,
+            str(APPS / "job_app.py"),
+            "-m",
+            "hydra/sweeper=exp_gopt",
+            *EXP_SLURM,
+            "hydra.launcher.array_parallelism=3",
+            "+x=interval(-2.0,2.0)",
+            "hydra.sweeper.n_trials=7",
+            "hydra.sweeper.n_initial_points=3",
+            "+by_job.sleeps={0:20}",
+            f"+by_job.record={record}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "keeping 3 trials in flight" in done.stdout + done.stderr
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
@@ -158,36 +219,59 @@ def test_exp_slurm_batch_launch_is_one_job_array(tmp_path, hydra_app, slurm):
 
 
 def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slurm, spawn):
-    args = ["hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2", "+x=range(0,4)",
-            "+behave.sleeps=[120,120,0,0]"]
+    args = ["hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2", "+x=range(0,4)", "+behave.sleeps=[120,120,0,0]"]
     driver, output = start_driver(spawn, tmp_path, *args)
     wait_for(lambda: len(running(slurm)) == 2)
     driver.send_signal(signal.SIGINT)
     assert driver.wait(timeout=30) == 1
     assert "hydra.sweeper.resume=true" in output.read_text()
     wait_for(lambda: slurm.jobs() == [], timeout=30)  # cancelled on the cluster, not left running
-    again = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", *args[:-1], "+behave.sleeps=[0,0,0,0]",
-                            f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweeper.resume=true"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(APPS / "task_app.py"),
+            "-m",
+            *args[:-1],
+            "+behave.sleeps=[0,0,0,0]",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "hydra.sweeper.resume=true",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
     assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("timeout_min,max_num_timeout,requeued", [
-    (20, 0, True),  # preempted: requeued whatever max_num_timeout says
-    (1, 1, True),  # timed out, one retry allowed
-    (1, 0, False),  # timed out, no retry left: a failed job with submitit's reason
-], ids=["preempted", "timed-out-retried", "timed-out-too-often"])
-def test_a_preempted_or_timed_out_job_is_requeued_up_to_max_num_timeout(tmp_path, slurm, spawn, timeout_min,
-                                                                         max_num_timeout, requeued):
+@pytest.mark.parametrize(
+    "timeout_min,max_num_timeout,requeued",
+    [
+        (20, 0, True),  # preempted: requeued whatever max_num_timeout says
+        (1, 1, True),  # timed out, one retry allowed
+        (1, 0, False),  # timed out, no retry left: a failed job with submitit's reason
+    ],
+    ids=["preempted", "timed-out-retried", "timed-out-too-often"],
+)
+def test_a_preempted_or_timed_out_job_is_requeued_up_to_max_num_timeout(tmp_path, slurm, spawn, timeout_min, max_num_timeout, requeued):
     record = tmp_path / "record.jsonl"
     # SLURM sends USR2 before the time limit (signal_delay_s) and on preemption; submitit counts it as a
     # timeout when the job has run for more than its time limit less 10 minutes (or 80% of it): with
     # 20 minutes, a signal in the first seconds is a preemption; with 1 minute, always a timeout
-    driver, output = start_driver(spawn, tmp_path, "hydra/sweeper=exp_grid", *EXP_SLURM, f"hydra.launcher.timeout_min={timeout_min}",
-                                  "hydra.launcher.signal_delay_s=5", f"hydra.launcher.max_num_timeout={max_num_timeout}",
-                                  "+x=range(0,2)", "+behave.sleep=6", f"+behave.record={record}")
+    driver, output = start_driver(
+        spawn,
+        tmp_path,
+        "hydra/sweeper=exp_grid",
+        *EXP_SLURM,
+        f"hydra.launcher.timeout_min={timeout_min}",
+        "hydra.launcher.signal_delay_s=5",
+        f"hydra.launcher.max_num_timeout={max_num_timeout}",
+        "+x=range(0,2)",
+        "+behave.sleep=6",
+        f"+behave.record={record}",
+    )
     victim = wait_for(lambda: re.search(r"job #0 submitted as SLURM job (\d+)", output.read_text())).group(1)
     wait_for(lambda: (tmp_path / "sweep" / "0").exists())  # the job is inside Hydra: submitit's handlers are set
     signalled = time.time()
@@ -215,26 +299,45 @@ def test_a_preempted_or_timed_out_job_is_requeued_up_to_max_num_timeout(tmp_path
 
 def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path):
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # no SLURM commands
-    done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 1 and "no sbatch on this machine's PATH" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "multirun").exists() or not list((tmp_path / "multirun").rglob("received.json"))
     if shutil.which("sbatch"):
-        done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
-                               "hydra.launcher.array_parallelism=0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1", "hydra.launcher.array_parallelism=0"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1 and "hydra.launcher.array_parallelism must be a whole number >= 1, got 0" in done.stderr
-        done = subprocess.run([sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1",
-                               "hydra.launcher.timeout_min=1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1", "hydra.launcher.timeout_min=1"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1 and "signal_delay_s=120 must be less than timeout_min x 60 = 60 s" in done.stderr
 
 
-@pytest.mark.parametrize("state, log_tail, oom", [
-    ("OUT_OF_MEMORY", "", True),  # the cgroup OOM killer: SLURM's state says it, the log may not
-    ("FAILED", "slurmstepd: error: Job 7 exceeded memory limit (614400 > 307200), being killed", True),
-    ("FAILED", "Detected 1 oom_kill event in StepId=7.batch", True),
-    ("FAILED", "ValueError: bad x", False),
-    ("CANCELLED", "", False),
-])
+@pytest.mark.parametrize(
+    "state, log_tail, oom",
+    [
+        ("OUT_OF_MEMORY", "", True),  # the cgroup OOM killer: SLURM's state says it, the log may not
+        ("FAILED", "slurmstepd: error: Job 7 exceeded memory limit (614400 > 307200), being killed", True),
+        ("FAILED", "Detected 1 oom_kill event in StepId=7.batch", True),
+        ("FAILED", "ValueError: bad x", False),
+        ("CANCELLED", "", False),
+    ],
+)
 def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_path, state, log_tail, oom):
     from hydra_plugins.exp_launcher._slurm import out_of_memory
 

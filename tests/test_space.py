@@ -1,4 +1,5 @@
 """The typed model: loading EXP TOML, namespaces, and one clear error per bad input."""
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,10 @@ BAD_INPUTS = {
     "reserved run": ('[run]\ntype = "list"\nvalue = [1, 2]\n', ["'run'", "reserved"]),
     "hydra's own config": ('[hydra]\ntype = "value"\nvalue = 1\n', ["'hydra'", "Hydra's own config"]),
     "under hydra": ('[hydra.job.name]\ntype = "list"\nvalue = ["a"]\n', ["'hydra.job.name'", "Hydra's own config"]),
-    "a string too long for an override": ('[x]\ntype = "list"\nvalue = ["' + "a" * 100_001 + '"]\n',
-                                         ["'x'", "100,001 characters (at most 100,000)", "pass its path"]),
+    "a string too long for an override": (
+        '[x]\ntype = "list"\nvalue = ["' + "a" * 100_001 + '"]\n',
+        ["'x'", "100,001 characters (at most 100,000)", "pass its path"],
+    ),
     "the sweep's exp key": ('[exp.params]\ntype = "value"\nvalue = 1\n', ["'exp.params'", "sweep's own settings"]),
     "unknown key": ('[x]\ntype = "range"\nbound = [0, 1]\n', ["'x'", "unknown key 'bound'", "bounds, step, dtype"]),
     "name Hydra cannot address": ('["learning rate"]\ntype = "value"\nvalue = 1\n', ["'learning rate'", "identifiers"]),

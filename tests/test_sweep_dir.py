@@ -1,5 +1,6 @@
 """A sweep directory under hostile use: two sweeps at once, huge grids, interrupts in every phase, damaged
 files, odd names, huge results, the umask. Real Hydra multiruns in subprocesses, as users type them."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,7 @@ def records(sweep: Path) -> list:
 def test_a_second_sweep_in_a_directory_is_refused_while_the_first_runs_and_a_killed_one_leaves_no_lock(tmp_path, spawn):
     sweep = tmp_path / "sweep"
     log = tmp_path / "runs.jsonl"
-    args = [*TASK, "hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.sleep=0.4", f"+behave.record={log}",
-            f"hydra.sweep.dir={sweep}"]
+    args = [*TASK, "hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.sleep=0.4", f"+behave.record={log}", f"hydra.sweep.dir={sweep}"]
     first = spawn(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: sweep.is_dir() and len(records(sweep)) >= 1)
     for extra in (["hydra.sweeper.resume=true"], []):
@@ -45,13 +45,19 @@ def test_a_second_sweep_in_a_directory_is_refused_while_the_first_runs_and_a_kil
     assert not list(sweep.glob("exp_results.*.csv"))  # the refused sweeps set nothing aside
 
     # SIGKILL leaves no stale lock: the resume runs, and only what never finished
-    killed = spawn([*args, "hydra.sweep.dir=" + str(tmp_path / "killed")], cwd=tmp_path,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = spawn(
+        [*args, "hydra.sweep.dir=" + str(tmp_path / "killed")], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(lambda: len(records(tmp_path / "killed")) >= 2 if (tmp_path / "killed").is_dir() else False)
     killed.kill()
     killed.wait()
-    done = subprocess.run([*args, f"hydra.sweep.dir={tmp_path / 'killed'}", "hydra.sweeper.resume=true"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*args, f"hydra.sweep.dir={tmp_path / 'killed'}", "hydra.sweeper.resume=true"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert len(csv_rows(tmp_path / "killed" / "exp_results.csv")) == 6
 
@@ -85,17 +91,27 @@ def test_a_huge_grid_starts_at_once_and_stops_cleanly_while_planning_and_while_r
 
 @pytest.mark.parametrize("name", ["a/b", "", "..", "-x"])
 def test_a_name_that_is_not_a_file_name_is_refused_and_writes_nothing(tmp_path, name):
-    done = subprocess.run([*TASK, "hydra/sweeper=exp_grid", "+x=range(0,2)", f"hydra.sweeper.name='{name}'",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*TASK, "hydra/sweeper=exp_grid", "+x=range(0,2)", f"hydra.sweeper.name='{name}'", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr and "hydra.sweeper.name must be a plain file name" in done.stderr
     assert not (tmp_path / "sweep").exists()
 
 
 def test_results_files_honour_the_umask(tmp_path):
     sweep = tmp_path / "sweep"
-    done = subprocess.run([*TASK, "hydra/sweeper=exp_gopt", "+x=interval(0,1)", "hydra.sweeper.n_trials=2",
-                           f"hydra.sweep.dir={sweep}"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          preexec_fn=lambda: os.umask(0o027))
+    done = subprocess.run(
+        [*TASK, "hydra/sweeper=exp_gopt", "+x=interval(0,1)", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o027),
+    )
     assert done.returncode == 0, done.stderr
     for name in ("opt_configurations.csv", "opt_sweep.json", "optimization_results.yaml"):
         assert (sweep / name).stat().st_mode & 0o777 == 0o640, name
@@ -119,9 +135,22 @@ def test_a_huge_return_value_is_bounded_in_the_results_and_the_objective_is_stil
     sweep = tmp_path / "sweep"
     space = "+x=range(0,3)" if sweeper == "exp_grid" else "+x=interval(0,1)"
     extra = [] if sweeper == "exp_grid" else ["hydra.sweeper.n_trials=3", "hydra.sweeper.objective=loss"]
-    done = subprocess.run([*TASK, f"hydra/sweeper={sweeper}", space, "+behave.result=big", "hydra/launcher=exp_local",
-                           "hydra.launcher.workers=1", *extra, f"hydra.sweep.dir={sweep}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            *TASK,
+            f"hydra/sweeper={sweeper}",
+            space,
+            "+behave.result=big",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=1",
+            *extra,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     results = next(p for p in sweep.glob("*.csv") if p.name != "exp_params.csv")
     assert results.stat().st_size < 100_000

@@ -7,6 +7,7 @@ cross-validated error (1 - accuracy), which exp_gopt minimises.
     python examples/digits/train.py -m hydra/sweeper=exp_gopt +exp.params=examples/digits/space.conf \\
         hydra.sweeper.n_trials=20 hydra.sweeper.plot=true hydra/launcher=exp_local hydra.launcher.workers=2
 """
+
 from exp_compat import runnable
 
 
@@ -17,8 +18,9 @@ def run(learning_rate=0.1, max_depth=3, l2_regularization=0.0, max_iter=40, seed
     from sklearn.model_selection import cross_val_score
 
     features, labels = load_digits(return_X_y=True)
-    model = HistGradientBoostingClassifier(learning_rate=learning_rate, max_depth=max_depth, max_iter=max_iter,
-                                           l2_regularization=l2_regularization, random_state=seed)
+    model = HistGradientBoostingClassifier(
+        learning_rate=learning_rate, max_depth=max_depth, max_iter=max_iter, l2_regularization=l2_regularization, random_state=seed
+    )
     accuracy = cross_val_score(model, features, labels, cv=3).mean()
     return 1.0 - float(accuracy)
 

@@ -13,6 +13,7 @@ The job returns the validation error, which exp_gopt minimises; it also logs whe
     python examples/torch/train.py -m hydra/sweeper=exp_gopt +exp.params=examples/torch/space.conf \\
         hydra.sweeper.n_trials=20 hydra/launcher=exp_local hydra.launcher.workers=2
 """
+
 import logging
 import os
 
@@ -36,9 +37,9 @@ def run(lr=0.01, hidden=64, dropout=0.1, optimizer="adam", epochs=30, batch_size
     x_train, x_val = as_tensor(x_train, torch.float32), as_tensor(x_val, torch.float32)
     y_train, y_val = as_tensor(y_train, torch.long), as_tensor(y_val, torch.long)
 
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, 10)
-    ).to(device)
+    model = torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, 10)).to(
+        device
+    )
     make = {"adam": torch.optim.Adam, "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)}[optimizer]
     opt = make(model.parameters(), lr=lr)
     loss_of = torch.nn.CrossEntropyLoss()

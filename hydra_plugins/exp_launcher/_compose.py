@@ -17,6 +17,7 @@ any error go through Hydra's own code, so errors read exactly as Hydra's. If the
 fast path fails where Hydra's own succeeds (a Hydra release that moved what is
 mirrored), the composer says so once per process and uses Hydra's own from then on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,6 +45,7 @@ def _report_once(key: str, level: int, message: str, *args: Any) -> None:
 # combination it has run; a grid in order reuses the latest few.
 TREES = 32
 
+
 class Composer:
     """Job configs for one sweep, as ``config_loader.load_sweep_config(master_config, overrides)`` makes them."""
 
@@ -59,8 +61,12 @@ class Composer:
         self.trees: "OrderedDict[Tuple[Optional[str], ...], internals.Tree]" = OrderedDict()
         self.fast = internals.mirrors(config_loader)
         if not self.fast:
-            _report_once("loader", logging.DEBUG, "exp launcher: the config loader is a %s, not Hydra's own: each job's "
-                         "config is composed by it in full", type(config_loader).__name__)
+            _report_once(
+                "loader",
+                logging.DEBUG,
+                "exp launcher: the config loader is a %s, not Hydra's own: each job's config is composed by it in full",
+                type(config_loader).__name__,
+            )
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         if not self.fast:
@@ -71,11 +77,17 @@ class Composer:
             # Hydra's own path, for its own error message; if it builds the config, the fast path is what failed
             config = self._hydra(overrides)
             self.fast = False
-            _report_once("fallback", logging.WARNING,
-                         "exp launcher: composing job configs from a cached defaults tree failed where Hydra's own "
-                         "composition succeeded (%s: %s); each job's config is now composed in full, about 0.1 s "
-                         "more per job (the fast path mirrors %s; installed: hydra-core %s)",
-                         type(error).__name__, " ".join(str(error).split()), internals.MIRRORED, hydra_version)
+            _report_once(
+                "fallback",
+                logging.WARNING,
+                "exp launcher: composing job configs from a cached defaults tree failed where Hydra's own "
+                "composition succeeded (%s: %s); each job's config is now composed in full, about 0.1 s "
+                "more per job (the fast path mirrors %s; installed: hydra-core %s)",
+                type(error).__name__,
+                " ".join(str(error).split()),
+                internals.MIRRORED,
+                hydra_version,
+            )
             return config
 
     def _hydra(self, overrides: Sequence[str]) -> DictConfig:

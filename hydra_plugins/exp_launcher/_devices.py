@@ -6,6 +6,7 @@ telling anyone. So every device is checked against NVML (``nvidia-ml-py``,
 imported only when GPUs are asked for); ``auto`` stays within a parent's
 CUDA_VISIBLE_DEVICES; anything wrong is an error before the first job.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,13 +85,15 @@ def _device_entry(value: Any) -> str:
     become a CUDA_VISIBLE_DEVICES entry that CUDA silently reads as no device."""
     text = str(value).strip()
     if isinstance(value, bool) or not ((text.isascii() and text.isdigit()) or text.startswith(("GPU-", "MIG-"))):
-        raise LauncherError(f"hydra.launcher.gpus: {value!r} is not a device; use null, auto, "
-                            "or a list of device indices or GPU-/MIG- UUIDs")
+        raise LauncherError(
+            f"hydra.launcher.gpus: {value!r} is not a device; use null, auto, or a list of device indices or GPU-/MIG- UUIDs"
+        )
     return text
 
 
-def choose_devices(gpus: Any, skip_busy: Optional[SkipBusyConf], devices: Optional[List[Device]],
-                   visible: Optional[List[str]]) -> List[str]:
+def choose_devices(
+    gpus: Any, skip_busy: Optional[SkipBusyConf], devices: Optional[List[Device]], visible: Optional[List[str]]
+) -> List[str]:
     """The device ids (as CUDA_VISIBLE_DEVICES entries) the launcher may use."""
     if gpus == "auto":
         if not devices:
@@ -106,8 +109,12 @@ def choose_devices(gpus: Any, skip_busy: Optional[SkipBusyConf], devices: Option
             max_memory = skip_busy.max_memory if skip_busy else None
             max_busy = skip_busy.max_utilization if skip_busy else None
             if (max_memory is not None and device.memory_used > max_memory) or (max_busy is not None and device.utilization > max_busy):
-                log.warning("exp_local: skipping busy GPU %s (memory %.0f%%, utilization %.0f%%)",
-                            entry, 100 * device.memory_used, 100 * device.utilization)
+                log.warning(
+                    "exp_local: skipping busy GPU %s (memory %.0f%%, utilization %.0f%%)",
+                    entry,
+                    100 * device.memory_used,
+                    100 * device.utilization,
+                )
                 continue
             chosen.append(entry)
         if not chosen:
@@ -140,8 +147,14 @@ def choose_devices(gpus: Any, skip_busy: Optional[SkipBusyConf], devices: Option
     return entries
 
 
-def device_slots(gpus: Any, jobs_per_gpu: int, gpus_per_job: int, skip_busy: Optional[SkipBusyConf] = None,
-                 devices: Any = "probe", visible: Any = "environment") -> Optional[List[Slot]]:
+def device_slots(
+    gpus: Any,
+    jobs_per_gpu: int,
+    gpus_per_job: int,
+    skip_busy: Optional[SkipBusyConf] = None,
+    devices: Any = "probe",
+    visible: Any = "environment",
+) -> Optional[List[Slot]]:
     """One tuple of device ids per job slot (None: no GPU assignment). ``gpus`` is null, auto or a list of
     indices or UUIDs, a union that no config type says, so it is checked here."""
     if gpus is None:
@@ -155,7 +168,7 @@ def device_slots(gpus: Any, jobs_per_gpu: int, gpus_per_job: int, skip_busy: Opt
     chosen = choose_devices(gpus, skip_busy, devices, visible)
     if gpus_per_job > len(chosen):
         raise LauncherError(f"hydra.launcher.gpus_per_job={gpus_per_job}, but only {len(chosen)} devices are usable: {chosen}")
-    groups = [tuple(chosen[i:i + gpus_per_job]) for i in range(0, len(chosen) - gpus_per_job + 1, gpus_per_job)]
+    groups = [tuple(chosen[i : i + gpus_per_job]) for i in range(0, len(chosen) - gpus_per_job + 1, gpus_per_job)]
     if len(groups) * gpus_per_job < len(chosen):
-        log.warning("exp_local: devices %s are left unused (gpus_per_job=%d)", chosen[len(groups) * gpus_per_job:], gpus_per_job)
+        log.warning("exp_local: devices %s are left unused (gpus_per_job=%d)", chosen[len(groups) * gpus_per_job :], gpus_per_job)
     return [group for group in groups for _ in range(jobs_per_gpu)]

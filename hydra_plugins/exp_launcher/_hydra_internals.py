@@ -13,6 +13,7 @@ Hydra's own ``load_sweep_config`` returns, and tests/test_compose.py compares th
 job that changes the launcher included (it fails there as soon as Hydra's own path refuses it).
 Lifting the bound to 1.4 means re-reading those functions against this module.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,7 @@ def compose_tree(loader: ConfigLoaderImpl, config_name: str, lines: List[str]) -
     (those Hydra applies to the composed config rather than to the tree)."""
     loader.ensure_main_config_source_available()
     parsed, repo = loader._parse_overrides_and_create_caching_repo(config_name, lines)
-    defaults = create_defaults_list(repo=repo, config_name=config_name, overrides_list=parsed,
-                                    prepend_hydra=True, skip_missing=False)
+    defaults = create_defaults_list(repo=repo, config_name=config_name, overrides_list=parsed, prepend_hydra=True, skip_missing=False)
     config = loader._compose_config_from_defaults_list(defaults=defaults.defaults, repo=repo)
     applied = {id(o) for o in defaults.config_overrides}
     values = tuple(i for i, o in enumerate(parsed) if id(o) in applied)
@@ -59,8 +59,9 @@ def compose_tree(loader: ConfigLoaderImpl, config_name: str, lines: List[str]) -
     return Tree(config, dict(defaults.overrides.known_choices), sources), values
 
 
-def finish(loader: ConfigLoaderImpl, master: DictConfig, config_name: str, tree: Tree,
-           values: Sequence[Override], parsed: Sequence[Override]) -> DictConfig:
+def finish(
+    loader: ConfigLoaderImpl, master: DictConfig, config_name: str, tree: Tree, values: Sequence[Override], parsed: Sequence[Override]
+) -> DictConfig:
     """What Hydra does after composing the tree, for one job's overrides (``parsed``, of which
     ``values`` are the value overrides), on a copy of ``tree``."""
     from hydra import __version__, version
@@ -89,7 +90,8 @@ def finish(loader: ConfigLoaderImpl, master: DictConfig, config_name: str, tree:
         cfg.hydra.job.name = JobRuntime().get("name")
     dirname = cfg.hydra.job.config.override_dirname
     cfg.hydra.job.override_dirname = get_overrides_dirname(
-        overrides=app_overrides, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys)
+        overrides=app_overrides, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys
+    )
     cfg.hydra.job.config_name = config_name
     OmegaConf.copy_cache(from_config=master, to_config=cfg)
     return cfg

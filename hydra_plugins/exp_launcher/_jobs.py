@@ -1,4 +1,5 @@
 """What the exp launchers' engines share: a job and its future, failed returns, waiting for a batch."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,13 +28,24 @@ def failed_return(job: Job, error: BaseException) -> Any:
 
     hydra_cfg = None
     if job.where is not None:  # enough of the job's Hydra config to find its output directory and log
-        hydra_cfg = OmegaConf.create({"hydra": {
-            "runtime": {"output_dir": job.where["output_dir"]},
-            "job": {"name": job.where["name"], "num": job.idx},
-            "sweep": {"dir": job.where["sweep_dir"]},
-        }})
-    return JobReturn(overrides=job.overrides, cfg=None, hydra_cfg=hydra_cfg, working_dir=None,
-                     task_name=None, status=JobStatus.FAILED, _return_value=error)
+        hydra_cfg = OmegaConf.create(
+            {
+                "hydra": {
+                    "runtime": {"output_dir": job.where["output_dir"]},
+                    "job": {"name": job.where["name"], "num": job.idx},
+                    "sweep": {"dir": job.where["sweep_dir"]},
+                }
+            }
+        )
+    return JobReturn(
+        overrides=job.overrides,
+        cfg=None,
+        hydra_cfg=hydra_cfg,
+        working_dir=None,
+        task_name=None,
+        status=JobStatus.FAILED,
+        _return_value=error,
+    )
 
 
 def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[..., None]) -> List[Any]:
@@ -56,8 +68,11 @@ def number(config: Any, idx: int, job_id: str) -> Dict[str, str]:
         config.hydra.job.id = job_id
         config.hydra.job.num = idx
     hydra = config.hydra
-    return {"output_dir": os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir))),
-            "name": str(hydra.job.name), "sweep_dir": str(hydra.sweep.dir)}
+    return {
+        "output_dir": os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir))),
+        "name": str(hydra.job.name),
+        "sweep_dir": str(hydra.sweep.dir),
+    }
 
 
 def run_numbered(hydra_context: Any, task_function: Any, config: Any) -> Any:
@@ -68,5 +83,10 @@ def run_numbered(hydra_context: Any, task_function: Any, config: Any) -> Any:
     """
     from hydra.core.utils import run_job
 
-    return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
-                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    return run_job(
+        hydra_context=hydra_context,
+        task_function=task_function,
+        config=config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )

@@ -1,4 +1,5 @@
 """The thin Hydra launcher class both exp launchers are: options in, the engine imported on setup."""
+
 from __future__ import annotations
 
 import abc

@@ -18,6 +18,7 @@ log); a worker that dies (segfault, ``os._exit``, the OOM killer) or a job past
 ``timeout_s`` (its whole process tree is killed) fails only that job, and the
 slot gets a fresh worker.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -60,7 +61,9 @@ class Worker:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "hydra_plugins.exp_launcher._worker", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=[theirs.fileno()], env=environment, start_new_session=True,
+                pass_fds=[theirs.fileno()],
+                env=environment,
+                start_new_session=True,
             )
         except OSError:
             ours.close()
@@ -116,8 +119,7 @@ class Worker:
         self.finish()
 
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                    "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def thread_limits(threads: Optional[int], workers: int) -> Dict[str, str]:
@@ -149,13 +151,20 @@ def worker_count(workers: Optional[int], slots: Optional[List[Slot]]) -> int:
     at_least("workers", workers, 1)
     if slots is not None:
         if workers > len(slots):
-            raise LauncherError(f"hydra.launcher.workers={workers}, but there are {len(slots)} device slots "
-                                "(raise jobs_per_gpu to run several jobs on one device)")
+            raise LauncherError(
+                f"hydra.launcher.workers={workers}, but there are {len(slots)} device slots "
+                "(raise jobs_per_gpu to run several jobs on one device)"
+            )
         return workers
     cap = WORKERS_PER_CPU * cpus
     if workers > cap:
-        log.warning("exp_local: hydra.launcher.workers=%d is far above this machine's %d CPUs: using %d (%d per CPU)",
-                    workers, cpus, cap, WORKERS_PER_CPU)
+        log.warning(
+            "exp_local: hydra.launcher.workers=%d is far above this machine's %d CPUs: using %d (%d per CPU)",
+            workers,
+            cpus,
+            cap,
+            WORKERS_PER_CPU,
+        )
         return cap
     return workers
 
@@ -294,8 +303,9 @@ class LocalEngine:
                 started.append(worker)
                 missing -= 1
         if started:
-            log.info("exp_local: starting %d worker%s: %s", len(started), "s" if len(started) > 1 else "",
-                     ", ".join(w.where for w in started))
+            log.info(
+                "exp_local: starting %d worker%s: %s", len(started), "s" if len(started) > 1 else "", ", ".join(w.where for w in started)
+            )
 
     def _new_worker(self, slot: int) -> Worker:
         return Worker(slot, self.slot_devices[slot], self.env)

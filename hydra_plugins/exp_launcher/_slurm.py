@@ -13,6 +13,7 @@ the state and the job's log files.
 Each launch gets its own submitit folder, so a reused SLURM job id (a fresh
 cluster restarts numbering) never returns another launch's result.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -41,8 +42,19 @@ from hydra_plugins.exp_launcher.config import ExpSlurmConf, SubmititQueueConf
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
 # SLURM job states after which a job will not run again (a requeued job goes back to PENDING).
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
-         "PREEMPTED", "SPECIAL_EXIT", "REVOKED"}
+FINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "SPECIAL_EXIT",
+    "REVOKED",
+}
 # How long a result file may lag behind the job's end on a shared file system: a job that SLURM saw
 # complete (or forgot) surely wrote one; one that failed or was cancelled wrote one only in a race.
 RESULT_GRACE_S = {"COMPLETED": 10.0, "GONE": 10.0}
@@ -124,8 +136,7 @@ def submitit_parameters(options: ExpSlurmConf) -> Dict[str, Any]:
 def squeue_states(job_ids: Sequence[str]) -> Optional[Dict[str, str]]:
     """SLURM's state of each of these jobs that it still knows (array tasks one by one); None if squeue failed."""
     bases = sorted({job_id.split("_")[0] for job_id in job_ids})
-    done = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(bases), "-o", "%i %T"],
-                          capture_output=True, text=True)
+    done = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(bases), "-o", "%i %T"], capture_output=True, text=True)
     if done.returncode != 0 and "Invalid job id" not in done.stderr:
         return None
     states = {}
@@ -190,8 +201,9 @@ class SlurmEngine:
         except ImportError:
             raise LauncherError("hydra/launcher=exp_slurm needs submitit: pip install 'hydra-exp[slurm]'") from None
         if not shutil.which("sbatch"):
-            raise LauncherError("hydra/launcher=exp_slurm: no sbatch on this machine's PATH (run it where SLURM's "
-                                "commands are, a login node)")
+            raise LauncherError(
+                "hydra/launcher=exp_slurm: no sbatch on this machine's PATH (run it where SLURM's commands are, a login node)"
+            )
 
         try:
             self.options = o = typed_options(ExpSlurmConf, options, "hydra.launcher")
@@ -201,8 +213,10 @@ class SlurmEngine:
         at_least("max_num_timeout", o.max_num_timeout, 0)
         at_least("timeout_min", o.timeout_min, 1)
         if o.signal_delay_s >= 60 * o.timeout_min:
-            raise LauncherError(f"hydra.launcher.signal_delay_s={o.signal_delay_s} must be less than timeout_min x 60 = "
-                                f"{60 * o.timeout_min} s: SLURM would send the timeout signal as soon as a job starts")
+            raise LauncherError(
+                f"hydra.launcher.signal_delay_s={o.signal_delay_s} must be less than timeout_min x 60 = "
+                f"{60 * o.timeout_min} s: SLURM would send the timeout signal as soon as a job starts"
+            )
         self.composer = Composer(hydra_context.config_loader, config)
         self.folder = launch_folder(o.submitit_folder)
         # Every SLURM job this sweep submits, so that its next run finds those that a killed driver left on the
@@ -243,8 +257,7 @@ class SlurmEngine:
     def _track(self, jobs: List[Job], submitted: List[Any]) -> None:
         self.jobs_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.jobs_file, "a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps({"job_id": sub.job_id, "job_num": job.idx}) + "\n"
-                                 for job, sub in zip(jobs, submitted)))
+            handle.write("".join(json.dumps({"job_id": sub.job_id, "job_num": job.idx}) + "\n" for job, sub in zip(jobs, submitted)))
         with self.lock:
             for job, sub in zip(jobs, submitted):
                 self.tracked[sub.job_id] = Tracked(job, sub)
@@ -322,12 +335,20 @@ class SlurmEngine:
                 self._poll_states(pending)
                 for tracked in pending:
                     grace = REQUEUE_GRACE_S if tracked.requeue_mark.exists() else RESULT_GRACE_S.get(tracked.state, OTHER_GRACE_S)
-                    if tracked.ended_at is not None and time.time() - tracked.ended_at > grace \
-                            and not tracked.submitted.paths.result_pickle.exists():
+                    if (
+                        tracked.ended_at is not None
+                        and time.time() - tracked.ended_at > grace
+                        and not tracked.submitted.paths.result_pickle.exists()
+                    ):
                         how = "is no longer known to SLURM" if tracked.state == "GONE" else f"ended ({tracked.state})"
                         how += out_of_memory(tracked.state, tracked.submitted.paths.stderr)
-                        log.error("exp_slurm: job #%d: SLURM job %s %s without a result; log: %s",
-                                  tracked.job.idx, tracked.submitted.job_id, how, tracked.logs)
+                        log.error(
+                            "exp_slurm: job #%d: SLURM job %s %s without a result; log: %s",
+                            tracked.job.idx,
+                            tracked.submitted.job_id,
+                            how,
+                            tracked.logs,
+                        )
                         self._fail(tracked, f"SLURM job {tracked.submitted.job_id} {how} without a result; log: {tracked.logs}")
             time.sleep(0.25)
 
@@ -359,13 +380,17 @@ class SlurmEngine:
             self.jobs_file.unlink(missing_ok=True)
             return
         if self.options.cancel_at_exit:
-            log.warning("exp_slurm: cancelling %d SLURM jobs that an earlier run of this sweep left running: %s",
-                        len(alive), " ".join(alive))
+            log.warning(
+                "exp_slurm: cancelling %d SLURM jobs that an earlier run of this sweep left running: %s", len(alive), " ".join(alive)
+            )
             subprocess.run(["scancel", "--signal=KILL", *alive], capture_output=True)  # running: no grace period
             subprocess.run(["scancel", *alive], capture_output=True)  # pending
         else:
-            log.warning("exp_slurm: waiting for %d SLURM jobs that an earlier run of this sweep left running "
-                        "(cancel_at_exit=false): %s", len(alive), " ".join(alive))
+            log.warning(
+                "exp_slurm: waiting for %d SLURM jobs that an earlier run of this sweep left running (cancel_at_exit=false): %s",
+                len(alive),
+                " ".join(alive),
+            )
         while alive is None or alive:
             time.sleep(self.options.poll_interval_s)
             alive = self._active(alive or ids)

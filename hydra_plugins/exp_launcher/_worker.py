@@ -21,6 +21,7 @@ starts, even in a new session, stays below them, where /proc finds it. So:
   kills what it left and exits with the worker's status or signal, so the
   driver's message names the real cause.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -71,7 +72,7 @@ def _parents() -> Dict[int, List[int]]:
                     stat = handle.read()
             except OSError:
                 continue
-            parent = int(stat[stat.rindex(b")") + 2:].split()[1])
+            parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
             tree.setdefault(parent, []).append(int(entry))
     return tree
 
@@ -246,8 +247,11 @@ def _serve(conn: Connection) -> None:
         try:
             sweep_config = composer.compose(overrides)
         except Exception as error:  # an override that Hydra refuses for this config: this job fails, the worker stays
-            refused = JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
-                                _return_value=RuntimeError(" ".join(f"Hydra cannot compose the job's config: {error}".split())))
+            refused = JobReturn(
+                overrides=list(overrides),
+                status=JobStatus.FAILED,
+                _return_value=RuntimeError(" ".join(f"Hydra cannot compose the job's config: {error}".split())),
+            )
             conn.send_bytes(cloudpickle.dumps(("done", idx, refused)))
             continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
@@ -256,13 +260,20 @@ def _serve(conn: Connection) -> None:
         left = end_descendants()
         if left:
             logging.getLogger("hydra_plugins.exp_launcher").warning(
-                "exp_local: job #%d left %d processes running: killed (a job's processes end with it)", idx, left)
+                "exp_local: job #%d left %d processes running: killed (a job's processes end with it)", idx, left
+            )
         try:
             payload = cloudpickle.dumps(("done", idx, ret))
         except Exception as error:  # a return value (or exception) that cannot travel back
-            ret = JobReturn(overrides=ret.overrides, cfg=ret.cfg, hydra_cfg=ret.hydra_cfg, working_dir=ret.working_dir,
-                            task_name=ret.task_name, status=JobStatus.FAILED,
-                            _return_value=RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"))
+            ret = JobReturn(
+                overrides=ret.overrides,
+                cfg=ret.cfg,
+                hydra_cfg=ret.hydra_cfg,
+                working_dir=ret.working_dir,
+                task_name=ret.task_name,
+                status=JobStatus.FAILED,
+                _return_value=RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"),
+            )
             payload = cloudpickle.dumps(("done", idx, ret))
         conn.send_bytes(payload)
 

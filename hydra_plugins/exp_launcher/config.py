@@ -3,6 +3,7 @@
 They are the one statement of the options: Hydra checks every value's type against them, and the
 launchers read their options as these dataclasses, checking only what a type cannot say.
 """
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 

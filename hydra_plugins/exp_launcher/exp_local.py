@@ -1,4 +1,5 @@
 """The exp_local Hydra launcher (thin: the work is in _local.py, imported when jobs are launched)."""
+
 from hydra_plugins.exp_launcher._launcher import EngineLauncher
 
 

@@ -1,4 +1,5 @@
 """The exp_slurm Hydra launcher (thin: the work is in _slurm.py, imported when jobs are launched)."""
+
 from hydra_plugins.exp_launcher._launcher import EngineLauncher
 
 

@@ -7,6 +7,7 @@ launchers implement it (``hydra_plugins/exp_launcher/_launcher.py``) without
 importing it: a ``Protocol`` is matched by shape, so sweepers and launchers
 stay independent of each other, and tests/test_contract.py checks the match.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import Future

@@ -13,6 +13,7 @@ batches, which every launcher implements, or the asynchronous contract
 before anything is written, the launcher started as soon as the sweep knows
 how many jobs it can run); each sweeper supplies only the steps that differ.
 """
+
 from __future__ import annotations
 
 import abc
@@ -117,8 +118,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     schema: Type[ConfT]
     enumerable: bool
 
-    def __init__(self, options: Mapping[str, Any], *, hydra_context: HydraContext, task_function: TaskFunction,
-                 config: DictConfig):
+    def __init__(self, options: Mapping[str, Any], *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig):
         from hydra.core.plugins import Plugins
 
         try:
@@ -132,8 +132,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         )
         # The asynchronous contract where the launcher offers it (the exp launchers); batches through
         # Launcher.launch otherwise.
-        self.async_launcher: Optional[AsyncLauncher] = (
-            self.launcher if isinstance(self.launcher, AsyncLauncher) else None)
+        self.async_launcher: Optional[AsyncLauncher] = self.launcher if isinstance(self.launcher, AsyncLauncher) else None
         self.launcher_started = False
         self.keys: Dict[str, str] = {}
         # Each job's overrides follow this order: ("param", name) or ("raw", an override as typed).
@@ -198,8 +197,11 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         try:
             return self.sweep(arguments)
         except KeyboardInterrupt as interrupt:
-            where = (f"; finished jobs are in {self.sweep_dir}: continue with hydra.sweeper.resume=true "
-                     f"hydra.sweep.dir={self.sweep_dir}") if self.lock is not None else " before any job ran"
+            where = (
+                (f"; finished jobs are in {self.sweep_dir}: continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}")
+                if self.lock is not None
+                else " before any job ran"
+            )
             raise SweepError(f"{self.kind}: {interrupted(interrupt)}{where}") from None
         finally:
             if main:
@@ -211,8 +213,10 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         """What the options' types cannot say (the types were checked as the options were read)."""
         o = self.options
         if not _FILE_NAME.match(o.name):
-            raise SweepError(f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
-                             f"which starts the names of the sweep's files, got {o.name!r}")
+            raise SweepError(
+                f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
+                f"which starts the names of the sweep's files, got {o.name!r}"
+            )
         if not 0 <= o.max_failure_rate <= 1:
             raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
 
@@ -227,9 +231,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         from_sweeper = self.options.params_file
         from_app = OmegaConf.select(self.config, "exp.params", default=None)
         if from_sweeper and from_app and from_sweeper != from_app:
-            raise SweepError(
-                f"two space files given: hydra.sweeper.params_file={from_sweeper} and exp.params={from_app}; keep one"
-            )
+            raise SweepError(f"two space files given: hydra.sweeper.params_file={from_sweeper} and exp.params={from_app}; keep one")
         chosen = from_sweeper or from_app
         if not chosen:
             return None
@@ -259,8 +261,11 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         except SpaceError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         if not len(space):
-            log.warning("%s: no parameters to sweep over (give +exp.params=FILE, hydra.sweeper.params or "
-                        "sweep overrides such as x=choice(1,2)): running one job", self.kind)
+            log.warning(
+                "%s: no parameters to sweep over (give +exp.params=FILE, hydra.sweeper.params or "
+                "sweep overrides such as x=choice(1,2)): running one job",
+                self.kind,
+            )
         clash = [name for name in space.names if name in RESERVED_COLUMNS]
         if clash:
             raise SweepError(f"{self.kind}: parameter names {clash} clash with the results columns; rename them")
@@ -272,10 +277,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def overrides(self, trial: Trial) -> List[str]:
         """A job's overrides: parameters and pass-through overrides in the order given, then its extra keys,
         then its id and run in ``hydra.job.env_set`` (Hydra's config, not the app's)."""
-        rendered = [
-            f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item
-            for kind, item in self.template
-        ]
+        rendered = [f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item for kind, item in self.template]
         return [*rendered, *trial.extra_overrides, *job_env_overrides(trial.extra)]
 
     # -- state on disk ------------------------------------------------------------------------
@@ -296,8 +298,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         try:
             self.lock = SweepLock(self.sweep_dir)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
-                log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one",
-                            self.kind, self.sweep_dir)
+                log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
             store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
@@ -306,8 +307,9 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         launched = [e["job_num"] for e in self.journal.entries()]
         self.job_num = max([next_job_num(self.sweep_dir, store.rows), *(n + 1 for n in launched)])
         if store.rows:
-            log.info("%s: resuming in %s: %d finished jobs kept, continuing at job #%d",
-                     self.kind, self.sweep_dir, len(store.rows), self.job_num)
+            log.info(
+                "%s: resuming in %s: %d finished jobs kept, continuing at job #%d", self.kind, self.sweep_dir, len(store.rows), self.job_num
+            )
         return store
 
     # -- the loop -----------------------------------------------------------------------------
@@ -348,8 +350,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def launcher_slots(self) -> Optional[int]:
         return self.async_launcher.slots if self.async_launcher is not None else None
 
-    def run(self, strategy: StrategyT, store: ResultsStore, progress: Progress, batch_size: int,
-            asynchronous: bool) -> List[List[Any]]:
+    def run(self, strategy: StrategyT, store: ResultsStore, progress: Progress, batch_size: int, asynchronous: bool) -> List[List[Any]]:
         """Run trials until the strategy has none left or the failure policy (or Ctrl-C) stops the sweep.
 
         Asynchronous: keep ``batch_size`` jobs in flight, each finished job recorded and replaced at
@@ -400,11 +401,9 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             ordered = sorted(waits)
             middle = sum(waits.values()) // 2
             median = next(ms for ms, seen in zip(ordered, itertools.accumulate(waits[ms] for ms in ordered)) if seen > middle)
-            log.info("%s: a freed slot waited %.3f s (median), %.3f s (max) for its next job",
-                     self.kind, median / 1000, ordered[-1] / 1000)
+            log.info("%s: a freed slot waited %.3f s (median), %.3f s (max) for its next job", self.kind, median / 1000, ordered[-1] / 1000)
 
-    def _batches(self, strategy: Strategy, store: ResultsStore, progress: Progress, size: int,
-                 returns: List[List[Any]]) -> Optional[str]:
+    def _batches(self, strategy: Strategy, store: ResultsStore, progress: Progress, size: int, returns: List[List[Any]]) -> Optional[str]:
         while True:
             trials = self._numbered(strategy.ask(size))
             if not trials:
@@ -421,8 +420,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             if stop is not None:
                 return stop
 
-    def _steady(self, strategy: Strategy, store: ResultsStore, progress: Progress, slots: int,
-                returns: List[List[Any]]) -> Optional[str]:
+    def _steady(self, strategy: Strategy, store: ResultsStore, progress: Progress, slots: int, returns: List[List[Any]]) -> Optional[str]:
         launcher = self.async_launcher
         assert launcher is not None, "asynchronous mode needs an AsyncLauncher"
         in_flight: Dict["concurrent.futures.Future[JobReturn]", Trial] = {}
@@ -469,21 +467,25 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         if outcome.failed:
             self.n_failures += 1
             if len(self.failures) < NAMED_FAILURES:
-                where = (f"; log: {outcome.log_path}" if outcome.log_path
-                         else f"; output: {outcome.output_dir}" if outcome.output_dir else "")
+                where = (
+                    f"; log: {outcome.log_path}" if outcome.log_path else f"; output: {outcome.output_dir}" if outcome.output_dir else ""
+                )
                 self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
         progress.finished(trial.job_num, trial.params, outcome, best=getattr(strategy, "best_value", None))
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed
-        log.info("%s: %d jobs finished: %d completed, %d failed; results: %s",
-                 self.kind, progress.done, completed, progress.failed, store.path)
+        log.info(
+            "%s: %d jobs finished: %d completed, %d failed; results: %s", self.kind, progress.done, completed, progress.failed, store.path
+        )
         for failure in self.failures:
             log.error("%s: failed job %s", self.kind, failure)
         if self.n_failures > len(self.failures):
             log.error("%s: ... and %d more failed jobs (see %s)", self.kind, self.n_failures - len(self.failures), store.path)
         if stop is not None:
-            raise SweepError(f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
-                             f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}")
+            raise SweepError(
+                f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
+                f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}"
+            )
         if progress.done and not completed:
             raise SweepError(f"{self.kind}: every job failed; see {store.path} and the logs above")

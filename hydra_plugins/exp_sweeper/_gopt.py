@@ -1,4 +1,5 @@
 """exp_gopt: global optimization of an EXP space with scikit-optimize (EXP's ``exp.gopt``)."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -56,8 +57,7 @@ class GoptStrategy:
     still knows every result. Otherwise (batches) results are told in one refit per ask.
     """
 
-    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: Direction,
-                 objective: Optional[str]):
+    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: Direction, objective: Optional[str]):
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
@@ -114,8 +114,7 @@ class GoptStrategy:
         if self.telling is not None and not self.telling.done() or not self.untold:
             return
         untold, self.untold = self.untold, []
-        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold],
-                                               own_point=False)
+        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold], own_point=False)
 
     def close(self) -> None:
         """The sweep is over: the last results are told too (the plots read the proposer's data)."""
@@ -140,8 +139,11 @@ class GoptStrategy:
         points = self.proposer.propose(k, list(self.pending.values()), recent=self.untold) if k else []
         if len(points) < k and self.proposer.exhausted and not self.exhausted:
             self.exhausted = True
-            log.warning("exp_gopt: %s; ending early with %d trials", describe_exhaustion(self.proposer.size),
-                        self.finished + len(self.pending) + len(points))
+            log.warning(
+                "exp_gopt: %s; ending early with %d trials",
+                describe_exhaustion(self.proposer.size),
+                self.finished + len(self.pending) + len(points),
+            )
         for point in points:
             trial = Trial(self.search.to_config(point), {"id": self.next_id, "run": 1})
             self.pending[self.next_id] = point
@@ -203,8 +205,15 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def settings(self) -> Dict[str, Any]:
         o = self.options
-        return {"surrogate": o.surrogate.value, "acquisition": o.acquisition.value, "kappa": o.kappa, "xi": o.xi,
-                "n_initial_points": o.n_initial_points, "direction": o.direction.value, "objective": o.objective}
+        return {
+            "surrogate": o.surrogate.value,
+            "acquisition": o.acquisition.value,
+            "kappa": o.kappa,
+            "xi": o.xi,
+            "n_initial_points": o.n_initial_points,
+            "direction": o.direction.value,
+            "objective": o.objective,
+        }
 
     def prepare(self, space: Space, state: SweepState) -> GoptStrategy:
         o = self.options
@@ -216,22 +225,33 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             raise SweepError(f"{self.kind}: every parameter has a single value: nothing to optimize")
         self.n_jobs = o.n_jobs or min(self.launcher_slots() or launcher_slots(self.config) or 1, o.n_trials)
         if o.n_jobs is None and self.n_jobs > o.n_initial_points:
-            log.warning("%s: n_jobs defaults to the launcher's %d slots, more than n_initial_points=%d: most trials "
-                        "will be proposed before any result is back (close to random search); set "
-                        "hydra.sweeper.n_jobs to the number of trials to run at once", self.kind, self.n_jobs,
-                        o.n_initial_points)
+            log.warning(
+                "%s: n_jobs defaults to the launcher's %d slots, more than n_initial_points=%d: most trials "
+                "will be proposed before any result is back (close to random search); set "
+                "hydra.sweeper.n_jobs to the number of trials to run at once",
+                self.kind,
+                self.n_jobs,
+                o.n_initial_points,
+            )
         self.asynchronous = o.mode is Mode["async"] and self.async_launcher is not None
         if self.asynchronous:
             log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, self.n_jobs)
         elif o.mode is Mode["async"]:
-            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind,
-                     self.n_jobs)
+            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind, self.n_jobs)
         else:
             log.info("%s: mode=sync: batches of %d trials", self.kind, self.n_jobs)
         from hydra_plugins.exp_sweeper._proposer import Proposer
 
-        proposer = Proposer(search.dimensions, o.surrogate.value, o.acquisition.value, o.kappa, o.xi,
-                            o.n_initial_points, seed=state.record["seed"], allow_repeats=o.allow_repeats)
+        proposer = Proposer(
+            search.dimensions,
+            o.surrogate.value,
+            o.acquisition.value,
+            o.kappa,
+            o.xi,
+            o.n_initial_points,
+            seed=state.record["seed"],
+            allow_repeats=o.allow_repeats,
+        )
         strategy = GoptStrategy(search, proposer, o.n_trials, o.direction, o.objective)
         if o.warm_start:
             strategy.replay(self.earlier_results(o.warm_start), count=False)
@@ -242,8 +262,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def begin(self, strategy: GoptStrategy, store: ResultsStore) -> Progress:
         strategy.replay(store.rows, count=True)
-        progress = Progress(self.kind, self.options.n_trials, self.options.progress, done=strategy.finished,
-                            failed=strategy.n_failed)
+        progress = Progress(self.kind, self.options.n_trials, self.options.progress, done=strategy.finished, failed=strategy.n_failed)
         progress.best = strategy.best_value
         return progress
 
@@ -260,10 +279,16 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def finish(self, strategy: GoptStrategy, store: ResultsStore) -> None:
         strategy.close()
-        write_summary(self.sweep_dir / "optimization_results.yaml", {
-            "name": self.options.name, "best_params": strategy.best_params, "best_value": strategy.best_value,
-            "n_trials": strategy.finished, "n_failed": strategy.n_failed,
-        })
+        write_summary(
+            self.sweep_dir / "optimization_results.yaml",
+            {
+                "name": self.options.name,
+                "best_params": strategy.best_params,
+                "best_value": strategy.best_value,
+                "n_trials": strategy.finished,
+                "n_failed": strategy.n_failed,
+            },
+        )
         if strategy.best_value is not None:
             log.info("%s: best value %s with %s", self.kind, strategy.best_value, strategy.best_params)
         if self.options.plot:

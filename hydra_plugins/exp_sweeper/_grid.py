@@ -1,4 +1,5 @@
 """exp_grid: every configuration of an EXP grid (EXP's ``exp.run``), streamed to the launcher."""
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,9 @@ DEFAULT_CHUNK = 1_000  # jobs per Launcher.launch call when max_batch_size is nu
 class GridStrategy:
     """Hands out the grid's rows in order, skipping (id, run) pairs already finished."""
 
-    def __init__(self, grid: Grid, config_ids: Optional[Sequence[int]], done: Set[Tuple[int, int]],
-                 id_key: Optional[str], run_key: Optional[str]):
+    def __init__(
+        self, grid: Grid, config_ids: Optional[Sequence[int]], done: Set[Tuple[int, int]], id_key: Optional[str], run_key: Optional[str]
+    ):
         rows = plan(grid, config_ids)
         self.done = done  # consulted lazily: jobs recovered after this point are skipped too
         self.asked = False
@@ -122,8 +124,9 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
         if ids is None:
             return None
         if not ids:
-            raise SweepError(f"{self.kind}: hydra.sweeper.config_ids is empty, so nothing would run; "
-                             "list configuration ids, or null for the whole grid")
+            raise SweepError(
+                f"{self.kind}: hydra.sweeper.config_ids is empty, so nothing would run; list configuration ids, or null for the whole grid"
+            )
         bad = [i for i in ids if not 0 <= i < grid.size]
         if bad:
             raise SweepError(f"{self.kind}: config_ids {bad} are not configuration ids of this grid (0..{grid.size - 1})")
@@ -137,19 +140,20 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
                 continue
             where = f"{self.kind}: hydra.sweeper.{option}={key!r}"
             if not _KEY.match(key) or key.split(".")[0] in RESERVED_ROOTS:
-                raise SweepError(f"{where} is not a key of the app's config: use a dotted name such as exp_id, "
-                                 "outside hydra and exp, or null")
-            clash = [name for name in space.names if key == name or name.startswith(key + ".")
-                     or key.startswith(name + ".")]
+                raise SweepError(
+                    f"{where} is not a key of the app's config: use a dotted name such as exp_id, outside hydra and exp, or null"
+                )
+            clash = [name for name in space.names if key == name or name.startswith(key + ".") or key.startswith(name + ".")]
             if clash:
                 raise SweepError(f"{where} would overwrite the swept parameter {clash[0]!r}; choose another key or null")
             if OmegaConf.select(self.config, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
-                raise SweepError(f"{where}: the app's config already has {key!r}, which the sweep would overwrite; "
-                                 f"choose a key it does not have (hydra.sweeper.{option}=exp_{option[:-4]}) or null "
-                                 f"(every job can read EXP_CONFIG_ID and EXP_RUN from its environment)")
+                raise SweepError(
+                    f"{where}: the app's config already has {key!r}, which the sweep would overwrite; "
+                    f"choose a key it does not have (hydra.sweeper.{option}=exp_{option[:-4]}) or null "
+                    f"(every job can read EXP_CONFIG_ID and EXP_RUN from its environment)"
+                )
         if keys["id_key"] is not None and keys["id_key"] == keys["run_key"]:
-            raise SweepError(f"{self.kind}: hydra.sweeper.id_key and run_key are both {keys['id_key']!r}; "
-                             "give them different keys")
+            raise SweepError(f"{self.kind}: hydra.sweeper.id_key and run_key are both {keys['id_key']!r}; give them different keys")
         return keys["id_key"], keys["run_key"]
 
     def jobs(self) -> Optional[int]:
@@ -168,9 +172,13 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
         id_key, run_key = self.job_keys(space)
         self.total = len(self.ids) * runs if self.ids is not None else (len(grid) if grid.names else runs)
         if runs > 1 and run_key is None:
-            log.info("%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
-                     "number is in its EXP_RUN environment variable; hydra.sweeper.run_key=KEY passes it in the "
-                     "config)", self.kind, runs)
+            log.info(
+                "%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
+                "number is in its EXP_RUN environment variable; hydra.sweeper.run_key=KEY passes it in the "
+                "config)",
+                self.kind,
+                runs,
+            )
         return GridStrategy(grid, self.ids, set(), id_key, run_key)
 
     def results(self, space: Space) -> Tuple[str, List[str]]:
@@ -184,11 +192,11 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
         if not (self.options.resume and planned.exists()):
             write_planned_grid(planned, self.grid, self.ids)
             if self.total > PLAN_LIMIT:
-                log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{self.total:,}", planned.name,
-                         f"{PLAN_LIMIT:,}")
+                log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{self.total:,}", planned.name, f"{PLAN_LIMIT:,}")
         strategy.done.update((int(r[ID]), int(r[RUN])) for r in store.rows)
-        return Progress(self.kind, self.total, self.options.progress, done=len(store.rows),
-                        failed=sum(r["status"] == "failed" for r in store.rows))
+        return Progress(
+            self.kind, self.total, self.options.progress, done=len(store.rows), failed=sum(r["status"] == "failed" for r in store.rows)
+        )
 
     def lanes(self) -> Tuple[int, bool]:
         """Every slot of an asynchronous launcher busy, up to the grid's size; otherwise batches of

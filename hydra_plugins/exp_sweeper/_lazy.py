@@ -1,4 +1,5 @@
 """The thin plugin class both sweepers share: options in, the work imported when a sweep starts."""
+
 from __future__ import annotations
 
 import abc

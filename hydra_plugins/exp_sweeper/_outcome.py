@@ -7,6 +7,7 @@ to ``<sweep dir>/.exp_jobs/<job num>.json`` as it ends. That works with every
 launcher (in-process, joblib, submitit on another host sharing the disk), and
 lets a resumed sweep keep jobs that finished before the driver was killed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,9 +67,12 @@ def kept_value(value: Any) -> Any:
     def describe(item: Any, nbytes: int) -> str:
         return f"<{type(item).__name__} of {nbytes:,} bytes, too large to keep in the sweep's results>"
 
-    logging.getLogger(__name__).warning("the job returned %s bytes; the sweep keeps at most %s bytes of a result "
-                                        "(a dict keeps its entries up to %s bytes each)", f"{size:,}",
-                                        f"{RESULT_BYTES:,}", f"{ENTRY_BYTES:,}")
+    logging.getLogger(__name__).warning(
+        "the job returned %s bytes; the sweep keeps at most %s bytes of a result (a dict keeps its entries up to %s bytes each)",
+        f"{size:,}",
+        f"{RESULT_BYTES:,}",
+        f"{ENTRY_BYTES:,}",
+    )
     if isinstance(value, dict):
         sizes = {key: _size(item) for key, item in value.items()}
         return {key: item if sizes[key] <= ENTRY_BYTES else describe(item, sizes[key]) for key, item in value.items()}
@@ -186,8 +190,7 @@ def outcome_from_record(record: Dict[str, Any]) -> Optional[Outcome]:
     value = record.get("value")
     if record["status"] == "completed" and value is None and record.get("value_repr") not in (None, "None"):
         return None  # its return value could not be saved: run it again rather than guess
-    return Outcome(record["status"], value=value, error=record.get("error", ""),
-                   started=record.get("started"), ended=record.get("ended"))
+    return Outcome(record["status"], value=value, error=record.get("error", ""), started=record.get("started"), ended=record.get("ended"))
 
 
 def objective_of(value: Any, key: Optional[str] = None) -> float:

@@ -1,4 +1,5 @@
 """Convergence and objective plots (scikit-optimize's), drawn without a display."""
+
 from __future__ import annotations
 
 import logging

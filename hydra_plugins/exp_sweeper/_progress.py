@@ -1,4 +1,5 @@
 """Progress of a sweep: a log line per finished job, and a live bar on a terminal."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,7 @@ def _values(params: Dict[str, Any], limit: int = 100) -> str:
 class Progress:
     """Counts finished jobs and reports each one; ``total`` may be None (open-ended)."""
 
-    def __init__(self, sweeper: str, total: Optional[int], mode: ProgressMode = ProgressMode.auto, done: int = 0,
-                 failed: int = 0):
+    def __init__(self, sweeper: str, total: Optional[int], mode: ProgressMode = ProgressMode.auto, done: int = 0, failed: int = 0):
         self.sweeper = sweeper
         self.total = total
         self.done = self.resumed = done

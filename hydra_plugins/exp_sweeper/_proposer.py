@@ -34,6 +34,7 @@ current scikit-learn/numpy work: ``GBRT`` (repaired in ``_skopt_internals``, the
 one module that uses scikit-optimize's private code) and ``random`` (plain random
 search, done here without a model).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,9 +65,7 @@ def _estimator(surrogate: str, seed: int) -> Any:
     if surrogate == "GBRT":
         from sklearn.ensemble import GradientBoostingRegressor
 
-        return QuantileGBRT(
-            base_estimator=GradientBoostingRegressor(loss="quantile", n_estimators=30), random_state=seed
-        )
+        return QuantileGBRT(base_estimator=GradientBoostingRegressor(loss="quantile", n_estimators=30), random_state=seed)
     return surrogate  # GP, RF, ET: skopt builds them (cook_estimator)
 
 
@@ -88,8 +87,7 @@ def finite_size(space: Space) -> Optional[int]:
 
 
 def _enumerate(space: Space) -> Iterator[List[Any]]:
-    axes = [list(d.categories) if isinstance(d, Categorical) else list(range(int(d.low), int(d.high) + 1))
-            for d in space.dimensions]
+    axes = [list(d.categories) if isinstance(d, Categorical) else list(range(int(d.low), int(d.high) + 1)) for d in space.dimensions]
     for combo in itertools.product(*axes):
         yield list(combo)
 
@@ -97,9 +95,17 @@ def _enumerate(space: Space) -> Iterator[List[Any]]:
 class Proposer:
     """Asks and tells one optimization; see the module docstring for how it proposes."""
 
-    def __init__(self, dimensions: List[Any], surrogate: str = "GP", acquisition: str = "EI",
-                 kappa: float = 1.96, xi: float = 0.01, n_initial_points: int = 10, seed: int = 0,
-                 allow_repeats: bool = False):
+    def __init__(
+        self,
+        dimensions: List[Any],
+        surrogate: str = "GP",
+        acquisition: str = "EI",
+        kappa: float = 1.96,
+        xi: float = 0.01,
+        n_initial_points: int = 10,
+        seed: int = 0,
+        allow_repeats: bool = False,
+    ):
         self.space = Space(dimensions)
         self.surrogate = surrogate
         self.acquisition = acquisition
@@ -116,9 +122,14 @@ class Proposer:
         if surrogate != "random":
             with self.single_thread():
                 self.optimizer = Optimizer(
-                    dimensions, _estimator(surrogate, seed), n_initial_points=n_initial_points,
-                    acq_func=acquisition, acq_optimizer="sampling" if surrogate != "GP" else "auto",
-                    acq_func_kwargs=dict(self.acq_kwargs), random_state=seed, model_queue_size=1,
+                    dimensions,
+                    _estimator(surrogate, seed),
+                    n_initial_points=n_initial_points,
+                    acq_func=acquisition,
+                    acq_optimizer="sampling" if surrogate != "GP" else "auto",
+                    acq_func_kwargs=dict(self.acq_kwargs),
+                    random_state=seed,
+                    model_queue_size=1,
                 )
 
     @staticmethod
@@ -161,8 +172,7 @@ class Proposer:
         return not self.allow_repeats and self.size is not None and len(self.seen) >= self.size
 
     # -- proposing --------------------------------------------------------------------------
-    def propose(self, k: int, pending: Sequence[Sequence[Any]],
-                recent: Sequence[Tuple[Sequence[Any], float]] = ()) -> List[List[Any]]:
+    def propose(self, k: int, pending: Sequence[Sequence[Any]], recent: Sequence[Tuple[Sequence[Any], float]] = ()) -> List[List[Any]]:
         """Up to ``k`` new points, given the points still running; fewer if the space runs out.
 
         ``recent``: results not told yet (``tell`` refits the surrogate's hyper-parameters, which is
@@ -186,8 +196,9 @@ class Proposer:
     def model_ready(self) -> bool:
         return self.optimizer is not None and bool(self.optimizer.models) and len(self.X) >= self.n_initial_points
 
-    def _one(self, pending: List[Sequence[Any]], pool: "CandidatePool",
-             recent: Sequence[Tuple[Sequence[Any], float]]) -> Optional[List[Any]]:
+    def _one(
+        self, pending: List[Sequence[Any]], pool: "CandidatePool", recent: Sequence[Tuple[Sequence[Any], float]]
+    ) -> Optional[List[Any]]:
         if self.exhausted:
             return None
         if self.model_ready() and not pending and not recent and self.own_point_current:
@@ -200,8 +211,7 @@ class Proposer:
         X = self.X + [list(p) for p, _ in recent]
         y = self.y + [float(v) for _, v in recent]
         model, y_opt = self._believer_model(X, y, pending, refit=bool(recent))
-        scores = acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt, self._believer_acquisition,
-                             self.acq_kwargs)
+        scores = acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt, self._believer_acquisition, self.acq_kwargs)
         if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
             polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
             if polished is not None:
@@ -222,8 +232,7 @@ class Proposer:
         model.fit(self.space.transform(X), y)
         return model
 
-    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[Sequence[Any]],
-                        refit: bool) -> Tuple[Any, float]:
+    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[Sequence[Any]], refit: bool) -> Tuple[Any, float]:
         """The surrogate for ``X, y`` (``refit``: refitted, as ``X, y`` hold results it was not fitted
         to), then refitted with the running points counted as returning what it predicts for them;
         and the best value to improve on, believed ones included (else a running point where the model
@@ -243,8 +252,14 @@ class Proposer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for start in starts:
-                x, value, _ = fmin_l_bfgs_b(acquisition_1d, start, bounds=bounds, approx_grad=False, maxiter=20,
-                                            args=(model, y_opt, self._believer_acquisition, self.acq_kwargs))
+                x, value, _ = fmin_l_bfgs_b(
+                    acquisition_1d,
+                    start,
+                    bounds=bounds,
+                    approx_grad=False,
+                    maxiter=20,
+                    args=(model, y_opt, self._believer_acquisition, self.acq_kwargs),
+                )
                 found.append((float(np.ravel(value)[0]), x))
         if not found:
             return None
@@ -337,8 +352,12 @@ class KernelRows:
 
     def __call__(self, kernel: Any, train: Any) -> Any:
         known = 0
-        if self.matrix is not None and kernel == self.kernel and len(train) >= len(self.train) \
-                and np.array_equal(train[:len(self.train)], self.train):
+        if (
+            self.matrix is not None
+            and kernel == self.kernel
+            and len(train) >= len(self.train)
+            and np.array_equal(train[: len(self.train)], self.train)
+        ):
             known = len(self.train)
         new = kernel(self.candidates, train[known:])
         self.matrix = np.hstack([self.matrix, new]) if known else new

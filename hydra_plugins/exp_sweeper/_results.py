@@ -4,6 +4,7 @@ A sweep killed at any moment keeps every finished row; ``resume`` reads them
 back. A half-written last row (killed mid-write) is dropped on resume, and
 its job runs again.
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,8 +76,11 @@ class ResultsStore:
         else:
             if path.exists() and not resume:
                 kept = _set_aside(path)
-                log.warning("%s held results of an earlier sweep: kept as %s (to continue a sweep instead, "
-                            "use hydra.sweeper.resume=true)", path, kept.name)
+                log.warning(
+                    "%s held results of an earlier sweep: kept as %s (to continue a sweep instead, use hydra.sweeper.resume=true)",
+                    path,
+                    kept.name,
+                )
             self._rewrite([])
         self._handle = open(path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
@@ -146,8 +150,9 @@ class SweepLock:
         except OSError:
             owner = os.read(self._fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(self._fd)
-            raise ValueError(f"another sweep ({owner}) is running in {directory}: wait for it to end, "
-                             "or use another hydra.sweep.dir") from None
+            raise ValueError(
+                f"another sweep ({owner}) is running in {directory}: wait for it to end, or use another hydra.sweep.dir"
+            ) from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
 

@@ -16,6 +16,7 @@ is private and may move:
 CI runs tests/test_proposer.py and a real exp_gopt sweep against the newest scikit-learn and numpy
 (.ci/run, ``-m upstream``), so a release that moves any of this is caught there.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence

@@ -9,6 +9,7 @@ number goes: Hydra's error, exit 1, before the sweep starts), and the sweepers
 read their options as these dataclasses; the sweepers check only what a type
 cannot say (ranges, file names).
 """
+
 from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, List, Optional

@@ -1,4 +1,5 @@
 """The exp_gopt Hydra sweeper (thin: the work is in _gopt.py, imported when a sweep starts)."""
+
 from hydra_plugins.exp_sweeper._lazy import LazySweeper
 
 

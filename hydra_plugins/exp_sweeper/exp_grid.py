@@ -1,4 +1,5 @@
 """The exp_grid Hydra sweeper (thin: the work is in _grid.py, imported when a sweep starts)."""
+
 from hydra_plugins.exp_sweeper._lazy import LazySweeper
 
 

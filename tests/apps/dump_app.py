@@ -1,4 +1,5 @@
 """A Hydra app that records the config it received, for tests that check what jobs get."""
+
 import json
 import os
 

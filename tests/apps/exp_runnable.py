@@ -1,4 +1,5 @@
 """An EXP runnable made a Hydra app with one import and one decorator line; it records what it received."""
+
 import json
 import os
 

@@ -5,6 +5,7 @@ is the slow one" names jobs instead. Optional keys (under ``by_job``): ``returns
 return that value, e.g. nan or inf, instead of x), ``sleeps`` ({job num: seconds}), ``record`` (a file to
 append one JSON line per job to: job num, x, SLURM job id, start and end times).
 """
+
 import json
 import os
 import time
@@ -23,8 +24,10 @@ def main(cfg: DictConfig):
     time.sleep(float(sleeps.get(num, 0)))
     if by_job.get("record"):
         with open(by_job["record"], "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"num": num, "x": cfg.x, "slurm_job": os.environ.get("SLURM_JOB_ID"),
-                                     "started": started, "ended": time.time()}) + "\n")
+            handle.write(
+                json.dumps({"num": num, "x": cfg.x, "slurm_job": os.environ.get("SLURM_JOB_ID"), "started": started, "ended": time.time()})
+                + "\n"
+            )
     return returns[num] if num in returns else cfg.x
 
 

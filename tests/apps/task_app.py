@@ -9,6 +9,7 @@ key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``resu
 itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a
 child process, write its pid to the record, then sleep for an hour).
 """
+
 import json
 import math
 import os
@@ -37,13 +38,36 @@ def main(cfg: DictConfig):
     child = None
     if "hang_if" in behave and x == behave["hang_if"]:
         child = subprocess.Popen(["sleep", "3600"]).pid
-    env = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_WORKER_ID", "EXP_DEVICES", "EXP_TEST_EXTRA",
-                                          "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
-                                                   "SLURM_RESTART_COUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {
+        k: os.environ.get(k)
+        for k in (
+            "CUDA_VISIBLE_DEVICES",
+            "EXP_WORKER_ID",
+            "EXP_DEVICES",
+            "EXP_TEST_EXTRA",
+            "SLURM_JOB_ID",
+            "SLURM_ARRAY_JOB_ID",
+            "SLURM_RESTART_COUNT",
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+        )
+    }
     if behave.get("record"):
         with open(behave["record"], "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"num": job.num, "config": received, "pid": os.getpid(), "child": child,
-                                     "env": env, "started": started, "ended": time.time()}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "num": job.num,
+                        "config": received,
+                        "pid": os.getpid(),
+                        "child": child,
+                        "env": env,
+                        "started": started,
+                        "ended": time.time(),
+                    }
+                )
+                + "\n"
+            )
     if child is not None:
         time.sleep(3600)
     if "eat_if" in behave and x == behave["eat_if"]:
