@@ -36,6 +36,7 @@ def main(cfg):
     earlier = [json.loads(line) for line in open(cfg.record)] if os.path.exists(cfg.record) else []
     record = {"x": cfg.x, "pid": os.getpid(), "cwd": os.getcwd(),
               "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "EXP_TEST_LEAK")},
+              "sigterm": str(signal.getsignal(signal.SIGTERM)), "leaked_path": "/leaked" in sys.path,
               "children_alive": [r["child"] for r in earlier if r.get("child") and alive(r["child"])]}
     if do in ("detach", "spin"):  # a child in a session of its own: outside the job's process group
         record["child"] = subprocess.Popen(["sleep", "3600"], start_new_session=True).pid
@@ -54,6 +55,8 @@ def main(cfg):
         os.chdir("/")
         os.environ["CUDA_VISIBLE_DEVICES"] = "7"
         os.environ["EXP_TEST_LEAK"] = "1"
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.path.insert(0, "/leaked")
     elif do == "sleep":
         time.sleep(30)
     return cfg.x
@@ -138,7 +141,7 @@ def test_failures_name_their_real_cause_and_the_worker_survives_exceptions(tmp_p
     assert jobs[0]["pid"] == jobs[1]["pid"] == jobs[2]["pid"] == jobs[3]["pid"] != jobs[4]["pid"]
 
 
-def test_a_jobs_working_directory_and_environment_do_not_reach_the_next_job(tmp_path, app):
+def test_a_jobs_working_directory_environment_signal_handlers_and_path_do_not_reach_the_next_job(tmp_path, app):
     done = run(
         app(
             "hydra/launcher=exp_local",
@@ -154,6 +157,7 @@ def test_a_jobs_working_directory_and_environment_do_not_reach_the_next_job(tmp_
     assert jobs[0]["pid"] == jobs[1]["pid"] == jobs[2]["pid"]  # one worker ran all three
     for x in (1, 2):
         assert jobs[x]["cwd"] == str(tmp_path) and jobs[x]["env"] == jobs[0]["env"]
+        assert jobs[x]["sigterm"] == jobs[0]["sigterm"] and not jobs[x]["leaked_path"]
 
 
 def test_far_too_many_workers_are_capped_and_never_more_than_jobs(tmp_path, app, mark):

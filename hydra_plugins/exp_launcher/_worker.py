@@ -203,14 +203,30 @@ def guarded(task_function: Any) -> Any:
     return run
 
 
-def restore(cwd: str, environment: Dict[str, str]) -> None:
-    """The working directory and environment the worker started with: a job's changes must not reach the next."""
-    os.chdir(cwd)
-    for name in [name for name in os.environ if name not in environment]:
-        del os.environ[name]
-    for name, value in environment.items():
-        if os.environ.get(name) != value:
-            os.environ[name] = value
+class ProcessState:
+    """What a job may change in its process and the next job must not inherit: the working directory, the
+    environment, ``sys.path`` and the signal handlers (modules stay imported: that is what a worker is for)."""
+
+    def __init__(self) -> None:
+        self.cwd = os.getcwd()
+        self.environment = dict(os.environ)
+        self.path = list(sys.path)
+        self.handlers = {sig: signal.getsignal(sig) for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP)}
+
+    def restore(self) -> None:
+        os.chdir(self.cwd)
+        for name in [name for name in os.environ if name not in self.environment]:
+            del os.environ[name]
+        for name, value in self.environment.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+        sys.path[:] = self.path
+        for sig, handler in self.handlers.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                try:
+                    signal.signal(sig, handler)
+                except (OSError, ValueError):  # a signal this platform does not let Python handle
+                    pass
 
 
 def serve(conn: Connection) -> None:
@@ -236,14 +252,14 @@ def _serve(conn: Connection) -> None:
     setup_globals()
     Singleton.set_state(singleton_state)
     composer = Composer(hydra_context.config_loader, config)
-    cwd, environment = os.getcwd(), dict(os.environ)
+    state = ProcessState()
     conn.send(("ready",))
     while True:
         message = conn.recv()
         if message[0] == "stop":
             return
         _, idx, overrides = message
-        restore(cwd, environment)
+        state.restore()
         try:
             sweep_config = composer.compose(overrides)
         except Exception as error:  # an override that Hydra refuses for this config: this job fails, the worker stays
