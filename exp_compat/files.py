@@ -1,11 +1,12 @@
-"""Writing files so that a failure leaves nothing half-written."""
+"""Writing files so that a failure leaves nothing half-written, and reading back what a kill may have cut."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from typing import IO, Iterator, Union
+from typing import IO, Any, Iterator, List, Union
 
 
 def umask() -> int:
@@ -54,3 +55,15 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None, dur
 def write_atomic(path: Union[str, os.PathLike], text: str, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as handle:
         handle.write(text)
+
+
+def json_lines(path: Union[str, os.PathLike]) -> List[Any]:
+    """The values of an append-only file of one JSON value per line; a line torn by a kill is left out."""
+    found = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found

@@ -310,20 +310,14 @@ def test_exp_slurm_without_sbatch_or_with_a_bad_option_is_a_clear_error(tmp_path
     assert done.returncode == 1 and "no sbatch on this machine's PATH" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "multirun").exists() or not list((tmp_path / "multirun").rglob("received.json"))
     if shutil.which("sbatch"):
-        done = subprocess.run(
+        done = run(
             [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1", "hydra.launcher.array_parallelism=0"],
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
         )
         assert done.returncode == 1 and "hydra.launcher.array_parallelism must be a whole number >= 1, got 0" in done.stderr
-        done = subprocess.run(
+        done = run(
             [sys.executable, str(APPS / "task_app.py"), "-m", "hydra/launcher=exp_slurm", "+x=0,1", "hydra.launcher.timeout_min=1"],
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
         )
         assert done.returncode == 1 and "signal_delay_s=120 must be less than timeout_min x 60 = 60 s" in done.stderr
 

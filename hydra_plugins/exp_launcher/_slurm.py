@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from exp_compat.files import json_lines
 from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._compose import Composer
 from hydra_plugins.exp_launcher._devices import LauncherError, at_least
@@ -354,16 +355,10 @@ class SlurmEngine:
 
     def _earlier_jobs(self) -> List[str]:
         try:
-            lines = self.jobs_file.read_text(encoding="utf-8").splitlines()
+            entries = json_lines(self.jobs_file)
         except OSError:
             return []
-        ids = []
-        for line in lines:
-            try:
-                ids.append(str(json.loads(line)["job_id"]))
-            except (ValueError, KeyError, TypeError):  # a line torn by a kill
-                continue
-        return ids
+        return [str(entry["job_id"]) for entry in entries if isinstance(entry, dict) and "job_id" in entry]
 
     def _active(self, ids: Sequence[str]) -> Optional[List[str]]:
         states = squeue_states(ids)

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
-from exp_compat.files import atomic_writer
+from exp_compat.files import atomic_writer, json_lines
 
 FINISHED = ("completed", "failed")
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
@@ -118,13 +118,7 @@ class LaunchJournal:
         self._handle = open(self.path, "a", encoding="utf-8")
 
     def entries(self) -> List[Dict[str, Any]]:
-        found = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:  # a line torn by a kill: that job was never launched
-                continue
-        return found
+        return json_lines(self.path)  # a line torn by a kill: that job was never launched
 
     def append(self, entries: Iterable[Dict[str, Any]]) -> None:
         self._handle.write("".join(json.dumps(e, allow_nan=True) + "\n" for e in entries))
