@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
+
+from exp_compat.files import is_plain_file_name
 
 MODULES: Dict[str, Any] = {}  # loaded runnables, one per file, per process
 
@@ -66,7 +67,7 @@ def _positive(text: str) -> int:
 
 
 def _name(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+    if not is_plain_file_name(text):
         raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_', '-' and '.' (it prefixes file names)")
     return text
 

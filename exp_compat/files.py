@@ -5,8 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from typing import IO, Any, Iterator, List, Union
+
+# A sweep's name starts the names of the files it writes: one plain file-name part, not hidden, not an option.
+_PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+
+
+def is_plain_file_name(text: str) -> bool:
+    return _PLAIN_FILE_NAME.match(text) is not None
 
 
 def umask() -> int:

@@ -144,3 +144,7 @@ def test_a_module_without_run_is_exps_error_and_writes_nothing(tmp_path, exp_com
     assert done.returncode == 2 and "no such file: missing.conf" in done.stderr
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-w", "0")
     assert done.returncode == 2 and "must be at least 1" in done.stderr
+    for name in ("a/b", "..", "-x"):  # the sweeper's own rule for hydra.sweeper.name, checked before Hydra starts
+        done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", f"--name={name}")
+        assert done.returncode == 2 and "it prefixes file names" in done.stderr, (name, done.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["norun.py", "runnable.py", "space.conf"]

@@ -22,7 +22,6 @@ import concurrent.futures
 import dataclasses
 import itertools
 import logging
-import re
 import secrets
 import signal
 import threading
@@ -37,6 +36,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
+from exp_compat.files import is_plain_file_name
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import job_env_overrides, render_value
 from exp_compat.space import Param
@@ -68,10 +68,6 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def interrupted(interrupt: KeyboardInterrupt) -> str:
     return "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
-
-
-# The sweep's file names start with hydra.sweeper.name: one plain file-name part.
-_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
 
 @dataclasses.dataclass
@@ -212,7 +208,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def check_options(self) -> None:
         """What the options' types cannot say (the types were checked as the options were read)."""
         o = self.options
-        if not _FILE_NAME.match(o.name):
+        if not is_plain_file_name(o.name):
             raise SweepError(
                 f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
                 f"which starts the names of the sweep's files, got {o.name!r}"
