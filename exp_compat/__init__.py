@@ -1,7 +1,8 @@
 from exp_compat.errors import SpaceError
+from exp_compat.reporting import Pruned, report
 from exp_compat.space import ListParam, RandomParam, RangeParam, Space, ValueParam
 
-__all__ = ["Space", "SpaceError", "ValueParam", "ListParam", "RangeParam", "RandomParam", "runnable"]
+__all__ = ["Space", "SpaceError", "ValueParam", "ListParam", "RangeParam", "RandomParam", "runnable", "report", "Pruned"]
 __version__ = "0.1.0"
 
 

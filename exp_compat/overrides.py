@@ -78,7 +78,12 @@ JOB_ENV = {"id": "EXP_CONFIG_ID", "run": "EXP_RUN"}
 
 def job_env_overrides(identity: Mapping[str, Any]) -> List[str]:
     """Hydra overrides that set a job's ``EXP_CONFIG_ID``/``EXP_RUN`` from its ``{"id": .., "run": ..}``."""
-    return [f"++hydra.job.env_set.{JOB_ENV[key]}={int(value)}" for key, value in identity.items() if key in JOB_ENV]
+    return env_set_overrides({JOB_ENV[key]: int(value) for key, value in identity.items() if key in JOB_ENV})
+
+
+def env_set_overrides(variables: Mapping[str, Any]) -> List[str]:
+    """Hydra overrides that export ``variables`` to a job while it runs (``hydra.job.env_set``)."""
+    return [f"++hydra.job.env_set.{name}={render_value(value)}" for name, value in variables.items()]
 
 
 def render_overrides(config: Mapping[str, Any] | Iterable[Tuple[str, Any]], prefix: str = "++") -> List[str]:

@@ -339,3 +339,41 @@ def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_p
     stderr.write_text("x" * 10000 + "\n" + log_tail + "\n")
     assert ("raise hydra.launcher.mem_gb" in out_of_memory(state, stderr)) is oom
     assert out_of_memory(state, tmp_path / "missing.err") == ("" if state != "OUT_OF_MEMORY" else out_of_memory(state, stderr))
+
+
+@pytest.mark.parametrize("launcher", ["exp_slurm", "submitit_slurm"])
+def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
+    """The report channel across SLURM jobs: exp_slurm (asynchronous) and Hydra's submitit_slurm (the sweep
+    decides while it waits in Launcher.launch)."""
+    log = tmp_path / "epochs.jsonl"
+    launch = EXP_SLURM if launcher == "exp_slurm" else SUBMITIT
+    done = run(
+        [
+            sys.executable,
+            str(APPS / "curve_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            *launch,
+            "hydra.sweeper.pruner=asha",
+            "hydra.sweeper.max_resource=9",
+            "+epochs=9",
+            "+q=range(0,4)",
+            "+behave.sleep=0.2",
+            f"+behave.log={log}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["q"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    epochs = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        epochs[entry["q"]] = max(epochs.get(entry["q"], 0), entry["epoch"])
+    assert rows["0"]["status"] == "completed" and epochs[0.0] == 9  # the best is never stopped
+    pruned = [q for q, r in rows.items() if r["status"] == "pruned"]
+    assert pruned, rows
+    for q in pruned:
+        assert epochs[float(q)] == int(rows[q]["steps"]) and epochs[float(q)] in (1, 3)
+    assert slurm.jobs() == []

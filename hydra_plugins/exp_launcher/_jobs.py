@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
+from exp_compat.reporting import Pruned
+
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
 
@@ -48,6 +50,13 @@ def failed_return(job: Job, error: BaseException) -> Any:
     )
 
 
+def status_word(job_return: Any) -> str:
+    """How a JobReturn ended, in the sweep's words: completed, failed, or pruned (the job let
+    ``exp_compat.Pruned`` propagate, which Hydra counts as a failure)."""
+    status = getattr(getattr(job_return, "status", None), "name", "FAILED").lower()
+    return "pruned" if status == "failed" and isinstance(getattr(job_return, "_return_value", None), Pruned) else status
+
+
 def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[..., None]) -> List[Any]:
     """The JobReturns of a batch, in order (Hydra's ``Launcher.launch``); Ctrl-C shuts the engine down."""
     try:
@@ -55,8 +64,9 @@ def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[...,
     except BaseException:  # Ctrl-C: nothing may outlive the launcher
         shutdown(cancel=True)
         raise
-    failed = sum(r.status.name == "FAILED" for r in returns)
-    log.info("%s: %d jobs done: %d completed, %d failed", name, len(returns), len(returns) - failed, failed)
+    words = [status_word(r) for r in returns]
+    pruned = f"{words.count('pruned')} pruned, " if "pruned" in words else ""
+    log.info("%s: %d jobs done: %d completed, %s%d failed", name, len(returns), words.count("completed"), pruned, words.count("failed"))
     return returns
 
 

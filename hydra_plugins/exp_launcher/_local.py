@@ -40,7 +40,7 @@ from omegaconf import DictConfig
 
 from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, at_least, device_slots
-from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return
+from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, status_word
 from hydra_plugins.exp_launcher.config import ExpLocalConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
@@ -408,7 +408,7 @@ class LocalEngine:
         elif kind == "done" and worker.job is not None:
             job, worker.job = worker.job, None
             worker.jobs_done += 1
-            status = message[2].status.name.lower()
+            status = status_word(message[2])
             log.info("exp_local: job #%d %s on %s in %.2fs", job.idx, status, worker.where, time.monotonic() - (job.started or 0))
             job.future.set_result(message[2])
             limit = self.options.max_jobs_per_worker

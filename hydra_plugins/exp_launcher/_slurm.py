@@ -37,7 +37,7 @@ from exp_compat.files import json_lines
 from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._compose import Composer
 from hydra_plugins.exp_launcher._devices import LauncherError, at_least
-from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered
+from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered, status_word
 from hydra_plugins.exp_launcher.config import ExpSlurmConf, SubmititQueueConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
@@ -288,7 +288,7 @@ class SlurmEngine:
     def _resolve(self, tracked: Tracked, result: Any) -> None:
         with self.lock:
             self.tracked.pop(tracked.submitted.job_id, None)
-        status = getattr(getattr(result, "status", None), "name", "FAILED").lower()
+        status = status_word(result)
         log.info("exp_slurm: job #%d %s (SLURM job %s)", tracked.job.idx, status, tracked.submitted.job_id)
         if not tracked.job.future.done():
             tracked.job.future.set_result(result)

@@ -38,18 +38,21 @@ from omegaconf import DictConfig, OmegaConf
 from exp_compat import Space, SpaceError
 from exp_compat.files import is_plain_file_name
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
-from exp_compat.overrides import job_env_overrides, render_value
+from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
+from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
-from hydra_plugins.exp_sweeper.config import ExpSweeperConf, OnFailure, OnInterrupt
+from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
-RESERVED_COLUMNS = ("id", "run", "evaluation", "result", *BOOKKEEPING)
+STEPS = "steps"  # with a pruner: the last step each job reported
+RESERVED_COLUMNS = ("id", "run", "evaluation", "result", STEPS, *BOOKKEEPING)
 KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
 NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
@@ -138,6 +141,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.job_num = 0  # the next job's number, once the results are open
         self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
         self.n_failures = 0
+        self.early: Optional[EarlyStopping] = None  # with a pruner, once the results are open
+        self.silent_jobs = 0  # jobs that ended without reporting, under a pruner
 
     def sweep(self, arguments: List[str]) -> List[List[Any]]:
         """Every sweep's steps, in this order: every input is checked before the results are opened (a bad
@@ -150,6 +155,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         strategy = self.prepare(space, state)
         self.start_launcher()
         store = self.open_store(*self.results(space))
+        self.start_early_stopping(state.record["seed"])
         state.save()
         progress = self.begin(strategy, store)
         slots, asynchronous = self.lanes()
@@ -215,6 +221,58 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             )
         if not 0 <= o.max_failure_rate <= 1:
             raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
+        if o.pruner is not None:
+            self.pruner(seed=0)
+
+    def pruner(self, seed: int) -> Pruner:
+        """The pruner that the options ask for, or SweepError saying which options contradict each other."""
+        o = self.options
+        assert o.pruner is not None, "no pruner asked for"
+        kind = o.pruner.value
+        where = f"{self.kind}: hydra.sweeper.pruner={kind}"
+        if not 0 < o.min_resource < float("inf"):
+            raise SweepError(f"{where}: min_resource must be a step > 0 (the first rung), got {o.min_resource!r}")
+        if o.max_resource is not None and not o.min_resource < o.max_resource:
+            raise SweepError(
+                f"{where}: min_resource={o.min_resource!r} must be smaller than max_resource={o.max_resource!r} "
+                "(the step at which a trial is complete)"
+            )
+        if o.max_resource is None and kind == "hyperband":
+            raise SweepError(f"{where} needs max_resource, the step at which a trial is complete (its number of epochs)")
+        if o.reduction_factor < 2:
+            raise SweepError(f"{where}: reduction_factor must be a whole number >= 2, got {o.reduction_factor!r}")
+        self.at_least("n_startup_trials", o.n_startup_trials, 0)
+        if not 0 <= o.n_warmup_steps < float("inf"):
+            raise SweepError(f"{where}: n_warmup_steps must be a step >= 0, got {o.n_warmup_steps!r}")
+        pruner = make_pruner(kind, o.min_resource, o.max_resource, o.reduction_factor, o.n_startup_trials, o.n_warmup_steps, seed)
+        if pruner.bracket_rungs(0).at(0) is None:
+            raise SweepError(
+                f"{where}: no step is left where a trial could be stopped: every rung (from min_resource={o.min_resource!r}, "
+                f"after n_warmup_steps={o.n_warmup_steps!r}) is at or past max_resource={o.max_resource!r}"
+            )
+        return pruner
+
+    def pruning(self) -> Optional[Dict[str, Any]]:
+        """The pruner's settings, which a resumed sweep must share (None without a pruner)."""
+        o = self.options
+        if o.pruner is None:
+            return None
+        return {
+            "pruner": o.pruner.value,
+            "min_resource": o.min_resource,
+            "max_resource": o.max_resource,
+            "reduction_factor": o.reduction_factor,
+            "n_startup_trials": o.n_startup_trials,
+            "n_warmup_steps": o.n_warmup_steps,
+            "direction": o.direction.value,
+        }
+
+    def start_early_stopping(self, seed: int) -> None:
+        """With a pruner: start reading the jobs' reports (after the results are open: a new sweep has set the
+        previous one's files aside)."""
+        if self.options.pruner is not None:
+            sign = -1.0 if self.options.direction is Direction.maximize else 1.0
+            self.early = EarlyStopping(self.pruner(seed), sign, self.sweep_dir, self.options.name, self.options.resume)
 
     @staticmethod
     def at_least(key: str, value: Optional[int], low: int) -> None:
@@ -274,12 +332,15 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         """A job's overrides: parameters and pass-through overrides in the order given, then its extra keys,
         then its id and run in ``hydra.job.env_set`` (Hydra's config, not the app's)."""
         rendered = [f"{self.keys[item]}={render_value(trial.params[item])}" if kind == "param" else item for kind, item in self.template]
-        return [*rendered, *trial.extra_overrides, *job_env_overrides(trial.extra)]
+        reports = env_set_overrides(self.early.watch(trial.job_num, trial.extra)) if self.early is not None else []
+        return [*rendered, *trial.extra_overrides, *job_env_overrides(trial.extra), *reports]
 
     # -- state on disk ------------------------------------------------------------------------
     def load_state(self, space: Space) -> SweepState:
         """The sweep's settings and seed: saved ones when resuming (checked against these), else these."""
         record = {"sweeper": self.kind, "space": space.to_mapping(), **self.settings(), "seed": self.options.seed}
+        if self.options.pruner is not None:  # absent without one: sweeps saved before pruners existed still resume
+            record["pruning"] = self.pruning()
         if record["seed"] is None:
             record["seed"] = secrets.randbelow(2**31)
         try:
@@ -295,6 +356,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             self.lock = SweepLock(self.sweep_dir)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
                 log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
+            if self.options.pruner is not None:
+                columns = [*columns, STEPS]
             store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
@@ -331,6 +394,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             if outcome is None:
                 unfinished.append(trial)
             else:
+                if self.early is not None:
+                    self.early.catch_up(trial.job_num, trial.extra)
                 self.record(strategy, trial, outcome, store, progress)
         strategy.requeue(unfinished)
 
@@ -368,6 +433,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             progress.close()
             store.close()
             journal.close()
+            if self.early is not None:
+                self.early.close()
             self.finish(strategy, store)
         self.report(progress, store, stop)
         return returns
@@ -456,9 +523,13 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             return interrupted(interrupt)
 
     def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
+        if self.early is not None:
+            outcome = self.with_reports(trial, outcome)
         outcome = strategy.tell(trial, outcome)
         row = strategy.row(trial, outcome)
         row.update(job_num=trial.job_num, status=outcome.status, duration_s=outcome.duration_s, error=outcome.error)
+        if self.early is not None:
+            row[STEPS] = outcome.steps
         store.append(row)
         if outcome.failed:
             self.n_failures += 1
@@ -469,10 +540,37 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 self.failures.append(f"#{trial.job_num} {outcome.error}{where}")
         progress.finished(trial.job_num, trial.params, outcome, best=getattr(strategy, "best_value", None))
 
+    def with_reports(self, trial: Trial, outcome: Outcome) -> Outcome:
+        """What the job reported, read to its last line: its number of steps, and its last value as the result
+        of a job that returned none."""
+        assert self.early is not None
+        watched = self.early.finished(trial.job_num)
+        if watched is None or watched.step is None:
+            if not outcome.failed and outcome.steps is None:
+                self.silent_jobs += 1
+                if self.silent_jobs == 1:
+                    log.warning(
+                        "%s: job #%d reported no step, so the pruner could not judge it: call exp_compat.report(step, value) "
+                        "in the training loop (see the README)",
+                        self.kind,
+                        trial.job_num,
+                    )
+            return outcome
+        steps = outcome.steps if outcome.steps is not None else watched.step
+        value = watched.value if outcome.value is None and not outcome.failed else outcome.value
+        return dataclasses.replace(outcome, steps=steps, value=value)
+
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
-        completed = progress.done - progress.failed
+        completed = progress.done - progress.failed - progress.pruned
+        pruned = f"{progress.pruned} pruned, " if self.early is not None else ""
         log.info(
-            "%s: %d jobs finished: %d completed, %d failed; results: %s", self.kind, progress.done, completed, progress.failed, store.path
+            "%s: %d jobs finished: %d completed, %s%d failed; results: %s",
+            self.kind,
+            progress.done,
+            completed,
+            pruned,
+            progress.failed,
+            store.path,
         )
         for failure in self.failures:
             log.error("%s: failed job %s", self.kind, failure)

@@ -16,7 +16,7 @@ from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, 
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
-from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode
+from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode, PrunedValue
 
 if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
     from hydra_plugins.exp_sweeper._proposer import Proposer
@@ -57,14 +57,25 @@ class GoptStrategy:
     still knows every result. Otherwise (batches) results are told in one refit per ask.
     """
 
-    def __init__(self, search: SearchSpace, proposer: Proposer, n_trials: int, direction: Direction, objective: Optional[str]):
+    def __init__(
+        self,
+        search: SearchSpace,
+        proposer: Proposer,
+        n_trials: int,
+        direction: Direction,
+        objective: Optional[str],
+        pruned_value: PrunedValue = PrunedValue.last,
+    ):
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
         self.sign = 1.0 if direction is Direction.minimize else -1.0
         self.objective = objective
+        self.pruned_value = pruned_value
+        self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
         self.n_failed = 0
+        self.n_pruned = 0
         self.next_id = 0
         self.pending: Dict[int, List[Any]] = {}
         self.requeued: List[Trial] = []
@@ -75,12 +86,21 @@ class GoptStrategy:
         self.telling: Optional["concurrent.futures.Future[None]"] = None
         self._background: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
-    def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float]) -> None:
+    def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float], completed: bool) -> None:
+        """Remember a finished trial: the optimizer is told its value (a pruned trial's as ``pruned_value``
+        says: docs/sweepers.md, early stopping), and only a completed trial can be the best."""
         self.proposer.remember(point)
         if value is None:
             return
-        self.untold.append((point, self.sign * value))
-        if self.best_value is None or self.sign * value < self.sign * self.best_value:
+        told = self.sign * value
+        if completed:
+            self.worst_completed = told if self.worst_completed is None else max(self.worst_completed, told)
+        elif self.pruned_value is PrunedValue.ignore:
+            return
+        elif self.pruned_value is PrunedValue.worst and self.worst_completed is not None:
+            told = max(told, self.worst_completed)
+        self.untold.append((point, told))
+        if completed and (self.best_value is None or self.sign * value < self.sign * self.best_value):
             self.best_value, self.best_params = value, params
 
     def replay(self, rows: Sequence[Dict[str, str]], count: bool) -> None:
@@ -90,11 +110,13 @@ class GoptStrategy:
                 point = point_from_row(self.search, row)
             except (KeyError, ValueError) as error:
                 raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
-            completed = row["status"] == "completed" and row.get("evaluation", "") != ""
-            self._learn(point, self.search.to_config(point), float(row["evaluation"]) if completed else None)
+            valued = row["status"] in ("completed", "pruned") and row.get("evaluation", "") != ""
+            value = float(row["evaluation"]) if valued else None
+            self._learn(point, self.search.to_config(point), value, completed=row["status"] == "completed")
             if count:
                 self.finished += 1
-                self.n_failed += not completed
+                self.n_failed += not valued
+                self.n_pruned += valued and row["status"] == "pruned"
                 self.next_id = max(self.next_id, int(row["id"]) + 1)
 
     def _tell_untold(self) -> None:
@@ -163,12 +185,13 @@ class GoptStrategy:
         self.next_id = max(self.next_id, trial.extra["id"] + 1)
         self.finished += 1
         if not outcome.failed:
-            try:
-                outcome.value = objective_of(outcome.value, self.objective)
+            try:  # a pruned trial's value is the number it reported, never a dict
+                outcome.value = objective_of(outcome.value, None if outcome.pruned else self.objective)
             except ValueError as error:
                 outcome = outcome.fail(f"bad return value: {error}")
         self.n_failed += outcome.failed
-        self._learn(point, trial.params, None if outcome.failed else outcome.value)
+        self.n_pruned += outcome.pruned
+        self._learn(point, trial.params, None if outcome.failed else outcome.value, completed=not outcome.pruned)
         return outcome
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
@@ -213,6 +236,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             "n_initial_points": o.n_initial_points,
             "direction": o.direction.value,
             "objective": o.objective,
+            **({"pruned_value": o.pruned_value.value} if o.pruner is not None else {}),
         }
 
     def prepare(self, space: Space, state: SweepState) -> GoptStrategy:
@@ -252,7 +276,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             seed=state.record["seed"],
             allow_repeats=o.allow_repeats,
         )
-        strategy = GoptStrategy(search, proposer, o.n_trials, o.direction, o.objective)
+        strategy = GoptStrategy(search, proposer, o.n_trials, o.direction, o.objective, o.pruned_value)
         if o.warm_start:
             strategy.replay(self.earlier_results(o.warm_start), count=False)
         return strategy
@@ -262,7 +286,14 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def begin(self, strategy: GoptStrategy, store: ResultsStore) -> Progress:
         strategy.replay(store.rows, count=True)
-        progress = Progress(self.kind, self.options.n_trials, self.options.progress, done=strategy.finished, failed=strategy.n_failed)
+        progress = Progress(
+            self.kind,
+            self.options.n_trials,
+            self.options.progress,
+            done=strategy.finished,
+            failed=strategy.n_failed,
+            pruned=strategy.n_pruned,
+        )
         progress.best = strategy.best_value
         return progress
 
@@ -287,11 +318,14 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
                 "best_value": strategy.best_value,
                 "n_trials": strategy.finished,
                 "n_failed": strategy.n_failed,
+                "n_pruned": strategy.n_pruned,
             },
         )
         if strategy.best_value is not None:
             log.info("%s: best value %s with %s", self.kind, strategy.best_value, strategy.best_params)
         if self.options.plot:
-            from hydra_plugins.exp_sweeper._plots import write_plots
+            from hydra_plugins.exp_sweeper._plots import write_curves_plot, write_plots
 
             write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.sign)
+            if self.early is not None:
+                write_curves_plot(self.sweep_dir, self.options.name, store.path)

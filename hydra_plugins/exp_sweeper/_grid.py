@@ -195,7 +195,12 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
                 log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{self.total:,}", planned.name, f"{PLAN_LIMIT:,}")
         strategy.done.update((int(r[ID]), int(r[RUN])) for r in store.rows)
         return Progress(
-            self.kind, self.total, self.options.progress, done=len(store.rows), failed=sum(r["status"] == "failed" for r in store.rows)
+            self.kind,
+            self.total,
+            self.options.progress,
+            done=len(store.rows),
+            failed=sum(r["status"] == "failed" for r in store.rows),
+            pruned=sum(r["status"] == "pruned" for r in store.rows),
         )
 
     def lanes(self) -> Tuple[int, bool]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from exp_compat.files import write_atomic
+from exp_compat.reporting import Pruned, current_trial, plain_step
 from exp_compat.search import plain
 
 JOBS_DIR = ".exp_jobs"
@@ -96,6 +97,10 @@ class TimedTask:
         record: Dict[str, Any] = {"started": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
         try:
             value = kept_value(self.timed_function(cfg))
+        except Pruned as pruned:
+            logging.getLogger(__name__).info("the job was %s", pruned)
+            record.update(status="pruned", value=pruned.value, steps=pruned.step)
+            raise
         except Exception as error:
             logging.getLogger(__name__).exception("the job raised an exception")
             record.update(status="failed", error=describe_error(error))
@@ -104,6 +109,9 @@ class TimedTask:
             record.update(status="completed", value=jsonable(value), value_repr=_short(value))
             return value
         finally:
+            trial = current_trial()
+            if trial is not None and trial.step is not None:
+                record.setdefault("steps", plain_step(trial.step))
             record["ended"] = time.time()
             _write_record(record)
 
@@ -133,17 +141,22 @@ def read_record(sweep_dir: Any, job_num: Any) -> Optional[Dict[str, Any]]:
 class Outcome:
     """One finished job as the sweep records it."""
 
-    status: str  # "completed" or "failed"
+    status: str  # "completed", "pruned" (stopped at a rung; value: its last report) or "failed"
     value: Any = None
     error: str = ""
     started: Optional[float] = None
     ended: Optional[float] = None
     output_dir: Optional[str] = None
     log_path: Optional[str] = None
+    steps: Any = None  # the last step the job reported, if it reported
 
     @property
     def failed(self) -> bool:
         return self.status == "failed"
+
+    @property
+    def pruned(self) -> bool:
+        return self.status == "pruned"
 
     @property
     def duration_s(self) -> Optional[float]:
@@ -177,20 +190,31 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
         outcome.log_path = str(log) if log.exists() else None
         record = read_record(sweep_dir, hydra.job.num) or {}
         outcome.started, outcome.ended = record.get("started"), record.get("ended")
+        outcome.steps = record.get("steps")
     if job_return.status == JobStatus.FAILED:
-        return outcome.fail(describe_error(job_return._return_value))
+        error = job_return._return_value
+        if isinstance(error, Pruned):
+            return dataclasses.replace(outcome, status="pruned", value=error.value, steps=error.step)
+        return outcome.fail(describe_error(error))
     outcome.value = job_return.return_value
     return outcome
 
 
 def outcome_from_record(record: Dict[str, Any]) -> Optional[Outcome]:
     """The outcome of a job that finished while no driver was there to hear it (None if it never finished)."""
-    if record.get("status") not in ("completed", "failed") or "ended" not in record:
+    if record.get("status") not in ("completed", "pruned", "failed") or "ended" not in record:
         return None
     value = record.get("value")
     if record["status"] == "completed" and value is None and record.get("value_repr") not in (None, "None"):
         return None  # its return value could not be saved: run it again rather than guess
-    return Outcome(record["status"], value=value, error=record.get("error", ""), started=record.get("started"), ended=record.get("ended"))
+    return Outcome(
+        record["status"],
+        value=value,
+        error=record.get("error", ""),
+        started=record.get("started"),
+        ended=record.get("ended"),
+        steps=record.get("steps"),
+    )
 
 
 def objective_of(value: Any, key: Optional[str] = None) -> float:

@@ -28,11 +28,14 @@ def _values(params: Dict[str, Any], limit: int = 100) -> str:
 class Progress:
     """Counts finished jobs and reports each one; ``total`` may be None (open-ended)."""
 
-    def __init__(self, sweeper: str, total: Optional[int], mode: ProgressMode = ProgressMode.auto, done: int = 0, failed: int = 0):
+    def __init__(
+        self, sweeper: str, total: Optional[int], mode: ProgressMode = ProgressMode.auto, done: int = 0, failed: int = 0, pruned: int = 0
+    ):
         self.sweeper = sweeper
         self.total = total
         self.done = self.resumed = done
         self.failed = failed
+        self.pruned = pruned
         self.best: Optional[float] = None
         self.started = time.monotonic()
         self.bar = mode is ProgressMode.bar or (mode is ProgressMode.auto and sys.stderr.isatty())
@@ -41,6 +44,8 @@ class Progress:
     def status(self) -> str:
         elapsed = time.monotonic() - self.started
         parts = [f"{self.done}/{self.total}" if self.total else f"{self.done}"]
+        if self.pruned:
+            parts.append(f"{self.pruned} pruned")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.best is not None:
@@ -54,9 +59,16 @@ class Progress:
     def finished(self, job_num: int, params: Dict[str, Any], outcome: Any, best: Optional[float] = None) -> None:
         self.done += 1
         self.failed += outcome.failed
+        self.pruned += outcome.pruned
         self.best = best if best is not None else self.best
         duration = f" in {outcome.duration_s:.2f}s" if outcome.duration_s is not None else ""
-        what = f"failed: {outcome.error}" if outcome.failed else f"done{duration}"
+        what = (
+            f"failed: {outcome.error}"
+            if outcome.failed
+            else f"pruned at step {outcome.steps}{duration}"
+            if outcome.pruned
+            else f"done{duration}"
+        )
         if not outcome.failed and isinstance(outcome.value, (int, float)) and not isinstance(outcome.value, bool):
             what += f" -> {outcome.value:.6g}"
         self._clear_bar()

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from exp_compat.files import atomic_writer, json_lines
 
-FINISHED = ("completed", "failed")
+FINISHED = ("completed", "pruned", "failed")
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
 # returns 200 MB must not make a 200 MB CSV. The job's own record and log keep what it said.
 LONG_CELL = 10_000
@@ -37,14 +37,20 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
-    """Header and complete rows of a results CSV; a torn last line is left out."""
+def read_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Header and complete rows of a CSV that a kill may have cut: a torn last line is left out."""
     text = path.read_text(encoding="utf-8")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.DictReader(text.splitlines(keepends=True))
-    rows = [row for row in reader if None not in row and row.get("status") in FINISHED]
+    rows = [row for row in reader if None not in row]
     return list(reader.fieldnames or []), rows
+
+
+def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Header and rows of finished jobs of a results CSV."""
+    header, rows = read_csv(path)
+    return header, [row for row in rows if row.get("status") in FINISHED]
 
 
 def bounded(text: str) -> str:
@@ -97,6 +103,60 @@ class ResultsStore:
             if column in cells:
                 cells[column] = bounded(cells[column])
         self._writer.writerow(cells)
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class CurvesStore:
+    """``<name>_curves.csv``: one row per report of a running job, appended and flushed as it arrives.
+
+    Columns are ``job_num``, ``step``, ``value``, then each metric a job reported, by name; a metric seen for
+    the first time adds its column (the file is rewritten once, with the new header; rare: jobs report the
+    same metrics at every step).
+    """
+
+    FIXED = ["job_num", "step", "value"]
+    MAX_METRICS = 100  # columns for metrics: a job inventing a new name at every step must not make the file quadratic
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.columns = list(self.FIXED)
+        rows: List[Dict[str, str]] = []
+        if resume and path.exists():
+            header, rows = read_csv(path)
+            if header[: len(self.FIXED)] == self.FIXED:
+                self.columns = header
+            else:
+                rows = []
+        elif path.exists():
+            _set_aside(path)
+        self.last_steps = {row["job_num"]: float(row["step"]) for row in rows}  # read by a resume, then dropped
+        self._crowded = False
+        self._rewrite(rows)
+
+    def _rewrite(self, rows: Iterable[Dict[str, str]]) -> None:
+        with atomic_writer(self.path, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        self._handle = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
+
+    def append(self, job_num: int, step: float, value: float, metrics: Dict[str, Any]) -> None:
+        new = [name for name in metrics if name not in self.columns]
+        room = self.MAX_METRICS - (len(self.columns) - len(self.FIXED))
+        if len(new) > room and not self._crowded:
+            self._crowded = True
+            log.warning("%s: more than %d metric names: %s not kept", self.path, self.MAX_METRICS, ", ".join(new[room:][:5]))
+        new = new[: max(room, 0)]
+        if new:
+            self._handle.close()
+            self.columns += new
+            self._rewrite(read_csv(self.path)[1])
+        row = {"job_num": job_num, "step": step, "value": value, **metrics}
+        self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
         self._handle.flush()
 
     def close(self) -> None:

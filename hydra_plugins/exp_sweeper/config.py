@@ -48,6 +48,18 @@ class Acquisition(Enum):
     gp_hedge = "gp_hedge"
 
 
+class PrunerKind(Enum):
+    asha = "asha"
+    median = "median"
+    hyperband = "hyperband"
+
+
+class PrunedValue(Enum):
+    last = "last"
+    worst = "worst"
+    ignore = "ignore"
+
+
 class Direction(Enum):
     minimize = "minimize"
     maximize = "maximize"
@@ -75,6 +87,19 @@ class ExpSweeperConf:
     resume: bool = False
     # auto: a progress bar on a terminal, log lines otherwise; bar; log.
     progress: ProgressMode = ProgressMode.auto
+    # Whether smaller (minimize) or larger results are better: exp_gopt's objective, and every pruner's rungs.
+    direction: Direction = Direction.minimize
+    # Early stopping of trials that report as they train (exp_compat.report): null (none), asha, median, hyperband.
+    pruner: Optional[PrunerKind] = None
+    # The first rung's step, and the step at which a trial is complete (null: no end; hyperband needs one).
+    min_resource: float = 1.0
+    max_resource: Optional[float] = None
+    # asha/hyperband: rungs at min_resource * reduction_factor**k; a trial goes on in the top 1/reduction_factor.
+    reduction_factor: int = 3
+    # No trial stops at a rung until this many other trials have reported there.
+    n_startup_trials: int = 0
+    # No rung before this step.
+    n_warmup_steps: float = 0.0
 
 
 @dataclass
@@ -111,7 +136,6 @@ class ExpGoptConf(ExpSweeperConf):
     xi: float = 0.01  # improvement margin of EI and PI (EXP's --xi)
     # Random trials before the surrogate model is used.
     n_initial_points: int = 10
-    direction: Direction = Direction.minimize
     # The key to read when the task returns a dict; a number is used directly.
     objective: Optional[str] = None
     # Trials at once (EXP's --workers); null: what the launcher runs at once if its config says, else 1.
@@ -124,6 +148,9 @@ class ExpGoptConf(ExpSweeperConf):
     allow_repeats: bool = False
     # A results CSV of an earlier optimization of the same space, to start from.
     warm_start: Optional[str] = None
+    # With a pruner, what the optimizer is told of a pruned trial: its last reported value (last), that value but
+    # no better than the worst completed trial (worst), or nothing (ignore: the point is only never proposed again).
+    pruned_value: PrunedValue = PrunedValue.last
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="exp_gopt", node=ExpGoptConf, provider="hydra-exp")

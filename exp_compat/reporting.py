@@ -1,0 +1,222 @@
+"""Intermediate results from a running job, and the sweep's answer: ``report(step, value)`` and ``Pruned``.
+
+A training loop calls ``report`` once per epoch (or any step that grows). Under
+an exp sweep with a pruner, the sweep decides at a few steps, its *rungs*,
+whether the trial goes on; ``report`` raises :class:`Pruned` when it must not.
+Everywhere else (a plain ``python train.py``, Hydra's own sweepers, a test that
+calls the function) it returns at once and never raises, so one training
+script serves every way of running it.
+
+The sweep reaches the job through two environment variables, set per job in
+Hydra's ``hydra.job.env_set`` (so every launcher carries them, to any host):
+``EXP_REPORT`` names the job's channel (a file on the sweep's disk that the
+job appends its reports to, and beside it one decision file per rung) and
+``EXP_RUNGS`` says at which steps a decision is due. Reports between rungs
+cost one small append and never wait; a report at a rung waits until the
+sweep has decided, so a stopped trial runs no step past its rung. Both sides
+use :class:`Rungs`, so they never disagree on where the rungs are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+REPORT_ENV = "EXP_REPORT"
+RUNGS_ENV = "EXP_RUNGS"
+# A report at a rung polls for the sweep's decision every FIRST_POLL_S for FAST_POLL_S (a driver on the same
+# machine answers within that), then less and less often, up to MAX_POLL_S; it goes on training (with a
+# warning) if none comes within DECISION_TIMEOUT_S: a lost driver must not hang a GPU job.
+FIRST_POLL_S = 0.0005
+FAST_POLL_S = 0.05
+MAX_POLL_S = 0.05
+DECISION_TIMEOUT_S = 600.0
+CONTINUE, STOP = "continue", "stop"
+
+log = logging.getLogger(__name__)
+
+
+class Pruned(Exception):
+    """The sweep stopped this trial at a rung: let it propagate (the job ends as ``pruned``, its last reported
+    value as its result)."""
+
+    def __init__(self, step: Any = None, value: Any = None):
+        super().__init__(step, value)
+        self.step = step
+        self.value = value
+
+    def __str__(self) -> str:
+        return f"stopped by the sweep's pruner at step {self.step} (value {self.value})"
+
+
+class Diverged(Exception):
+    """``report`` received NaN or inf: the trial stops at once and counts as failed."""
+
+    def __init__(self, step: Any = None, value: Any = None):
+        super().__init__(step, value)
+        self.step = step
+        self.value = value
+
+    def __str__(self) -> str:
+        return f"diverged at step {self.step} (value {self.value})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rungs:
+    """The steps at which the sweep decides: ``start * factor**k`` (``factor``) or ``start + k * every``
+    (``every``), for k = 0, 1, ..., below ``end`` (none at or past it: there the trial is complete)."""
+
+    start: float
+    factor: Optional[float] = None
+    every: Optional[float] = None
+    end: Optional[float] = None
+
+    def at(self, k: int) -> Optional[float]:
+        step = self.start * self.factor**k if self.factor is not None else self.start + k * (self.every or 0.0)
+        return step if self.end is None or step < self.end else None
+
+    def crossed(self, step: float, first: int) -> Optional[int]:
+        """The last rung index >= ``first`` whose step is <= ``step`` (a report past several rungs decides
+        at the last of them), or None when ``step`` has not reached rung ``first``."""
+        first_step = self.at(first)
+        if first_step is None or not _reached(first_step, step):
+            return None
+        # The index in closed form (a step of 10**12 must not walk 10**12 rungs), then corrected for rounding.
+        if self.factor is not None:
+            k = first + int(math.log(step / first_step, self.factor))
+        else:
+            k = first + int((step - first_step) // self.every) if self.every else first
+        while k > first and ((rung := self.at(k)) is None or not _reached(rung, step)):
+            k -= 1
+        while (rung := self.at(k + 1)) is not None and _reached(rung, step):
+            k += 1
+        return k
+
+    def to_text(self) -> str:
+        return json.dumps({key: value for key, value in dataclasses.asdict(self).items() if value is not None})
+
+    @classmethod
+    def from_text(cls, text: str) -> "Rungs":
+        return cls(**json.loads(text))
+
+
+def _reached(rung: float, step: float) -> bool:
+    """``step`` is at or past ``rung``, up to rounding: 0.1 * 3 is 0.30000000000000004, and a step of 0.3 is there."""
+    return rung <= step or math.isclose(rung, step, rel_tol=1e-12)
+
+
+def decision_path(channel: str, rung: int) -> str:
+    return f"{channel}.{rung}.decision"
+
+
+@dataclasses.dataclass
+class _Trial:
+    """This process's current job, as ``report`` tracks it (an exp_local worker runs many jobs in turn)."""
+
+    channel: str
+    rungs: Optional[Rungs]
+    next_rung: int = 0
+    step: Optional[float] = None
+    value: Optional[float] = None
+    stopped: Optional[Pruned] = None
+
+
+_current: Optional[_Trial] = None
+
+
+def current_trial() -> Optional[_Trial]:
+    """The trial that this job reported for (None when it reported nothing, or runs outside an exp sweep)."""
+    channel = os.environ.get(REPORT_ENV)
+    return _current if _current is not None and channel and _current.channel == channel else None
+
+
+def _trial(channel: str) -> _Trial:
+    global _current
+    trial = current_trial()
+    if trial is None:
+        rungs = os.environ.get(RUNGS_ENV)
+        trial = _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None)
+    return trial
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float (ints, floats, numpy scalars, 0-d tensors), or TypeError naming it."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"report(): {name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"report(): {name} must be a number, got {value!r}") from None
+
+
+def report(step: Any, value: Any, **metrics: Any) -> None:
+    """Record the objective ``value`` reached at ``step`` (an epoch, an iteration: a number that grows), with
+    any other numbers to keep (``accuracy=0.91``); raise :class:`Pruned` when the sweep stops this trial.
+
+    Outside an exp sweep that prunes, this does nothing. NaN or inf ends the trial as failed
+    (:class:`Diverged`), so that its slot is freed at once.
+    """
+    channel = os.environ.get(REPORT_ENV)
+    if not channel:
+        return
+    trial = _trial(channel)
+    at = _number("step", step)
+    if not math.isfinite(at):
+        raise ValueError(f"report(): step must be a finite number, got {step!r}")
+    number = _number("value", value)
+    numbers = {}
+    if "job_num" in metrics:
+        raise ValueError("report(): job_num is a column of the curves file; name the metric otherwise")
+    for key, metric in metrics.items():
+        numbers[key] = _number(f"metric {key!r}", metric)
+    if trial.stopped is not None:
+        raise ValueError(
+            f"report(step={step!r}) after the sweep stopped this trial at step {trial.stopped.step}: "
+            "let exp_compat.Pruned propagate (or return) instead of catching it"
+        )
+    if trial.step is not None and at <= trial.step:
+        raise ValueError(f"report(): step must grow from one report to the next, got {step!r} after {trial.step!r}")
+    rung = trial.rungs.crossed(at, trial.next_rung) if trial.rungs is not None and math.isfinite(number) else None
+    line: Dict[str, Any] = {"step": at, "value": number, "metrics": numbers}
+    if rung is not None:
+        line["rung"] = rung
+    with open(channel + ".jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, allow_nan=True) + "\n")
+    trial.step, trial.value = at, number
+    if not math.isfinite(number):
+        raise Diverged(plain_step(at), number)
+    if rung is None:
+        return
+    trial.next_rung = rung + 1
+    if _decision(channel, rung) == STOP:
+        trial.stopped = Pruned(plain_step(at), number)
+        raise trial.stopped
+
+
+def plain_step(step: float) -> Any:
+    """A step as the user wrote it: 3, not 3.0."""
+    return int(step) if step.is_integer() else step
+
+
+def _decision(channel: str, rung: int) -> str:
+    path = decision_path(channel, rung)
+    started = time.monotonic()
+    deadline = started + DECISION_TIMEOUT_S
+    pause = FIRST_POLL_S
+    while True:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            log.warning("no decision from the sweep at rung %d within %.0f s: going on", rung, DECISION_TIMEOUT_S)
+            return CONTINUE
+        time.sleep(pause)
+        if time.monotonic() - started > FAST_POLL_S:  # a driver that answers late is a busy or remote one
+            pause = min(2 * pause, MAX_POLL_S)

@@ -1,0 +1,158 @@
+"""The sweep's end of the report channel: reads what running jobs report, decides at rungs, records both.
+
+Each job appends its reports to ``.exp_jobs/reports/<job num>.jsonl`` (see
+``exp_compat.reporting``); a thread of the sweep driver reads the new lines of
+every running job's file, appends each report to ``<name>_curves.csv``, and at
+a rung asks the pruner, journals the decision in ``.exp_jobs/rungs.jsonl``
+(flushed before the job hears it) and writes the decision file the job waits
+for. Files on the sweep's disk work with every launcher, Hydra's blocking
+``Launcher.launch`` ones included (the thread decides while the sweep waits in
+``launch``), and across hosts that share the disk (SLURM).
+
+A resumed sweep replays the rung journal: the pruner holds the same values at
+the same rungs, and a trial that runs again (under a new job number) is told
+the decision already taken at each rung it had reached, never a new one. A
+requeued SLURM job appends to its file again from its first step: a step at or
+before one already read is a repeat, and the first value stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from exp_compat.files import json_lines, write_atomic
+from exp_compat.reporting import CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, decision_path, plain_step
+from hydra_plugins.exp_sweeper._outcome import JOBS_DIR
+from hydra_plugins.exp_sweeper._pruners import Pruner
+from hydra_plugins.exp_sweeper._results import CurvesStore
+
+log = logging.getLogger("hydra_plugins.exp_sweeper")
+
+# The reading thread's pause between two looks at the running jobs' files: short enough that a job waiting at a
+# rung hears within milliseconds, growing with the number of jobs so that a big cluster sweep does not stat
+# thousands of files on a network disk every few milliseconds.
+BASE_POLL_S = 0.002
+POLL_S_PER_JOB = 0.0002
+MAX_POLL_S = 0.2
+
+
+def trial_key(extra: Mapping[str, Any]) -> str:
+    """A trial's name that survives a resume (its job number does not): its configuration id and run."""
+    return f"{extra.get('id')}:{extra.get('run', 1)}"
+
+
+@dataclasses.dataclass
+class Watched:
+    key: str
+    channel: str
+    offset: int = 0
+    step: Optional[float] = None
+    value: Optional[float] = None
+
+
+class EarlyStopping:
+    def __init__(self, pruner: Pruner, sign: float, sweep_dir: Path, name: str, resume: bool):
+        self.pruner = pruner
+        self.sign = sign
+        self.channels = sweep_dir / JOBS_DIR / "reports"
+        self.channels.mkdir(parents=True, exist_ok=True)
+        journal = sweep_dir / JOBS_DIR / "rungs.jsonl"
+        self.decisions: Dict[str, Dict[int, bool]] = {}
+        if resume and journal.exists():
+            for entry in json_lines(journal):
+                pruner.record(entry["trial"], entry["rung"], sign * entry["value"])
+                self.decisions.setdefault(entry["trial"], {})[entry["rung"]] = entry["continue"]
+        self._journal = open(journal, "a", encoding="utf-8")
+        self.curves = CurvesStore(sweep_dir / f"{name}_curves.csv", resume)
+        self.watched: Dict[int, Watched] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._read_loop, name="exp-report-channel", daemon=True)
+        self._thread.start()
+
+    def watch(self, job_num: int, extra: Mapping[str, Any]) -> Dict[str, str]:
+        """Start reading job ``job_num``'s channel; the environment variables that tell the job where it is."""
+        key = trial_key(extra)
+        channel = str(self.channels / str(job_num))
+        with self._lock:
+            self.watched[job_num] = Watched(key, channel)
+        return {REPORT_ENV: channel, RUNGS_ENV: self.pruner.rungs(key).to_text()}
+
+    def finished(self, job_num: int) -> Optional[Watched]:
+        """The job ended: read what it reported last, stop reading its channel (its decision files go: a sweep
+        of 10^5 jobs must not leave 10^5 of them). None if it was not watched."""
+        with self._lock:
+            watched = self.watched.pop(job_num, None)
+            if watched is None:
+                return None
+            self._read(job_num, watched)
+            for rung in self.decisions.get(watched.key, {}):
+                with contextlib.suppress(OSError):
+                    os.unlink(decision_path(watched.channel, rung))
+        return watched
+
+    def catch_up(self, job_num: int, extra: Mapping[str, Any]) -> Watched:
+        """A job that finished while no sweep was reading (a resumed sweep): its reports the curves lack."""
+        watched = Watched(trial_key(extra), str(self.channels / str(job_num)), step=self.curves.last_steps.get(str(job_num)))
+        with self._lock:
+            self._read(job_num, watched, decide=False)
+        return watched
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+        self._journal.close()
+        self.curves.close()
+
+    def _read_loop(self) -> None:
+        while not self._closing.wait(min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * len(self.watched))):
+            with self._lock:
+                for job_num, watched in list(self.watched.items()):
+                    try:
+                        self._read(job_num, watched)
+                    except Exception:  # one job's garbage must not end the channel of every other job
+                        log.exception("exp: cannot read the reports of job #%d (%s.jsonl)", job_num, watched.channel)
+
+    def _read(self, job_num: int, watched: Watched, decide: bool = True) -> None:
+        path = watched.channel + ".jsonl"
+        try:
+            if os.stat(path).st_size <= watched.offset:
+                return
+            with open(path, "rb") as handle:
+                handle.seek(watched.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        watched.offset += end
+        for line in data[:end].splitlines():
+            try:
+                entry = json.loads(line)
+                step, value = float(entry["step"]), float(entry["value"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            rung = entry.get("rung")
+            if watched.step is None or step > watched.step:
+                watched.step, watched.value = step, value
+                self.curves.append(job_num, plain_step(step), value, entry.get("metrics") or {})
+            elif not isinstance(rung, int):
+                continue  # a requeued job repeating a step: the first value stands
+            if decide and isinstance(rung, int):
+                self._decide(watched, rung, step, value)
+
+    def _decide(self, watched: Watched, rung: int, step: float, value: float) -> None:
+        decided = self.decisions.setdefault(watched.key, {})
+        if rung not in decided:
+            goes_on = self.pruner.decide(watched.key, rung, self.sign * value)
+            decided[rung] = goes_on
+            entry = {"trial": watched.key, "rung": rung, "step": plain_step(step), "value": value, "continue": goes_on}
+            self._journal.write(json.dumps(entry, allow_nan=True) + "\n")
+            self._journal.flush()
+        write_atomic(decision_path(watched.channel, rung), CONTINUE if decided[rung] else STOP, durable=False)

@@ -1,0 +1,48 @@
+"""A Hydra app that trains on a known learning curve and reports each epoch (``exp_compat.report``).
+
+Its loss at epoch ``e`` is ``q + 10 / e``: the configurations rank by ``q`` at every epoch, so the pruner's
+right decisions are known in advance. Keys: ``q`` (the configuration's quality, smaller is better),
+``epochs`` (how many epochs it trains), ``behave.log`` (a file to append one JSON line per epoch actually
+trained: the job's q and epoch), ``behave.nan_at`` (report NaN at this epoch), ``behave.sleep`` (seconds per
+epoch), ``behave.bad`` (report this instead of a number at epoch 2), ``behave.catch`` (catch Pruned and report
+again), ``behave.return_none`` (return nothing: the last report is the result), ``behave.negate`` (report and
+return minus the loss: a score to maximize).
+"""
+
+import json
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from exp_compat import Pruned, report
+
+
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg: DictConfig):
+    behave = cfg.get("behave") or {}
+    q = float(cfg.q)
+    loss = None
+    for epoch in range(1, int(cfg.get("epochs", 9)) + 1):
+        if behave.get("sleep"):
+            time.sleep(float(behave.sleep))
+        if behave.get("log"):
+            with open(behave.log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"q": q, "epoch": epoch}) + "\n")
+        loss = (q + 10.0 / epoch) * (-1 if behave.get("negate") else 1)
+        accuracy = 1.0 / (1.0 + abs(loss))
+        if behave.get("nan_at") == epoch:
+            loss = float("nan")
+        if behave.get("bad") is not None and epoch == 2:
+            loss = behave.bad
+        try:
+            report(epoch, loss, accuracy=accuracy, epoch_seconds=0.0)
+        except Pruned:
+            if not behave.get("catch"):
+                raise
+            report(epoch + 1, loss)
+    return None if behave.get("return_none") else loss
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""Early stopping: ``exp_compat.report`` in the job, the pruners in the sweep, real Hydra multiruns.
+
+The app (tests/apps/curve_app.py) trains on a known learning curve, ``q + 10 / epoch``, so which trials a
+pruner must stop is known in advance; it logs every epoch it actually trains, so a test can tell how far a
+stopped trial went.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from conftest import APPS, csv_rows, run
+
+from exp_compat.reporting import Rungs
+from hydra_plugins.exp_sweeper._pruners import AshaPruner, HyperbandPruner, MedianPruner, Pruner, make_pruner
+from hydra_plugins.exp_sweeper._results import CurvesStore
+
+CURVE = [sys.executable, str(APPS / "curve_app.py"), "-m"]
+ASHA_9 = ["hydra.sweeper.pruner=asha", "hydra.sweeper.max_resource=9", "+epochs=9"]  # rungs at epochs 1 and 3
+
+
+def sweep(tmp_path: Path, *overrides: str, name: str = "sweep", timeout: float = 180) -> subprocess.CompletedProcess:
+    return run([*CURVE, *overrides, f"hydra.sweep.dir={tmp_path / name}"], cwd=tmp_path, timeout=timeout)
+
+
+def trained(log: Path) -> Dict[float, int]:
+    """The last epoch each configuration (by q) actually trained."""
+    last: Dict[float, int] = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        last[entry["q"]] = max(last.get(entry["q"], 0), entry["epoch"])
+    return last
+
+
+def journal(sweep_dir: Path) -> List[dict]:
+    return [json.loads(line) for line in (sweep_dir / ".exp_jobs" / "rungs.jsonl").read_text().splitlines()]
+
+
+def replayed(pruner: Pruner, entries: List[dict], sign: float = 1.0) -> List[bool]:
+    """The decisions the rule gives when the journal's reports arrive in the journal's order."""
+    return [pruner.decide(e["trial"], e["rung"], sign * e["value"]) for e in entries]
+
+
+def asha(**options) -> Pruner:
+    settings = dict(min_resource=1.0, max_resource=9.0, reduction_factor=3, n_startup_trials=0, n_warmup_steps=0.0)
+    settings.update(options)
+    return AshaPruner(**settings)
+
+
+# -- the rules, on hand-computed cases ------------------------------------------------------------------
+
+
+def test_rungs_are_where_both_ends_of_the_channel_say():
+    geometric = Rungs(1.0, factor=3.0, end=27.0)
+    assert [geometric.at(k) for k in range(4)] == [1.0, 3.0, 9.0, None]
+    assert geometric.crossed(0.5, 0) is None and geometric.crossed(1, 0) == 0 and geometric.crossed(2, 1) is None
+    assert geometric.crossed(10, 0) == 2  # a report past several rungs decides at the last one
+    assert geometric.crossed(100, 3) is None  # no rung at or past the end: the trial is complete there
+    every = Rungs(2.0, every=2.0)
+    assert [every.at(k) for k in range(3)] == [2.0, 4.0, 6.0] and Rungs.from_text(every.to_text()) == every
+    assert every.crossed(1e12, 0) == 499_999_999_999 and geometric.crossed(1e300, 0) == 2  # at once, not rung by rung
+    tenths = Rungs(0.1, factor=3.0)  # 0.1 * 3 is 0.30000000000000004 in floats: a step of 0.3 still reaches it
+    assert [tenths.crossed(step, 0) for step in (0.1, 0.3, 0.9, 2.7)] == [0, 1, 2, 3]
+
+
+def test_asha_keeps_the_top_third_of_what_its_rung_has_seen_and_never_waits():
+    pruner = asha()
+    # alone at the rung: goes on; then each arrival against the values recorded so far, its own included
+    decisions = [pruner.decide(key, 0, value) for key, value in [("a", 5), ("b", 4), ("c", 6), ("d", 4.5), ("e", 1), ("f", 4.2), ("g", 3)]]
+    # a: [5] keep 1; b: [4,5] keep 1 (4); c: 6 > 4; d: 4.5 > 4; e: best; f: 6 values keep 2 (1, 4): 4.2 > 4;
+    # g: 7 values keep 2 (1, 3): goes on
+    assert decisions == [True, True, False, False, True, False, True]
+    assert pruner.decide("c", 0, 0.0) is False  # a trial's first value at a rung stands (a requeued job)
+    assert pruner.decide("z", 1, 99.0) is True  # another rung: alone there
+
+
+def test_startup_trials_and_warmup_steps_hold_every_rule_back():
+    pruner = asha(n_startup_trials=2)
+    assert [pruner.decide(k, 0, v) for k, v in [("a", 10), ("b", 20), ("c", 30)]] == [True, True, False]
+    assert asha(n_warmup_steps=2).rungs("a") == Rungs(3.0, factor=3.0, end=9.0)
+    median = MedianPruner(1.0, None, 3, 0, 2.5)
+    assert median.rungs("a") == Rungs(3.0, every=1.0)  # every step from the first after the warm-up
+    assert asha(n_warmup_steps=9).bracket_rungs(0).at(0) is None  # nothing left to decide: refused as an option
+
+
+def test_median_stops_a_trial_worse_than_the_median_of_the_others():
+    pruner = MedianPruner(1.0, None, 3, 0, 0.0)
+    assert pruner.decide("a", 0, 1.0) and pruner.decide("b", 0, 3.0) is False  # median of [1] is 1
+    assert pruner.decide("c", 0, 2.0)  # median of [1, 3] is 2: not worse
+    assert pruner.decide("d", 0, 2.5) is False  # median of [1, 3, 2] is 2
+    assert pruner.decide("e", 0, 2.25)  # median of [1, 3, 2, 2.5] is 2.25
+
+
+def test_hyperband_brackets_are_weighted_as_hyperband_and_the_same_in_every_process():
+    pruner = HyperbandPruner(1.0, 27.0, 3, 0, 0.0, seed=7)
+    assert pruner.weights == [27, 12, 6, 4]  # n_i = ceil((s_max + 1) / (s + 1) * eta**s)
+    assert [pruner.bracket_rungs(b) for b in range(4)] == [
+        Rungs(1.0, factor=3.0, end=27.0),
+        Rungs(3.0, factor=3.0, end=27.0),
+        Rungs(9.0, factor=3.0, end=27.0),
+        Rungs(27.0, end=27.0),
+    ]
+    assert pruner.bracket_rungs(3).at(0) is None  # the last bracket trains every trial to the end
+    keys = [f"{i}:1" for i in range(4900)]
+    counts = [0, 0, 0, 0]
+    for key in keys:
+        counts[pruner.bracket(key)] += 1
+    assert [round(c / 100) for c in counts] == [27, 12, 6, 4]
+    code = "from hydra_plugins.exp_sweeper._pruners import make_pruner; p = make_pruner('hyperband', 1.0, 27.0, 3, 0, 0.0, 7); "
+    code += "print([p.bracket(f'{i}:1') for i in range(200)])"
+    for hash_seed in ("1", "2"):  # Python's hash() differs between these processes; the brackets must not
+        out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONHASHSEED=hash_seed), capture_output=True, text=True)
+        assert json.loads(out.stdout) == [pruner.bracket(f"{i}:1") for i in range(200)], out.stderr
+    # brackets compete apart: a trial alone in its bracket goes on, whatever the other brackets recorded
+    first, other = next(k for k in keys if pruner.bracket(k) == 1), [k for k in keys if pruner.bracket(k) == 0][:5]
+    for key in other:
+        pruner.decide(key, 0, 0.0)
+    assert pruner.decide(first, 0, 100.0)
+    assert make_pruner("hyperband", 1.0, 27.0, 3, 0, 0.0, 8).weights == pruner.weights
+
+
+def test_curves_file_gains_a_column_for_a_new_metric_and_keeps_its_rows(tmp_path):
+    store = CurvesStore(tmp_path / "c.csv", resume=False)
+    store.append(0, 1, 0.5, {"acc": 0.1})
+    store.append(0, 2, 0.4, {"acc": 0.2, "lr": 0.01})
+    store.close()
+    assert csv_rows(tmp_path / "c.csv") == [
+        {"job_num": "0", "step": "1", "value": "0.5", "acc": "0.1", "lr": ""},
+        {"job_num": "0", "step": "2", "value": "0.4", "acc": "0.2", "lr": "0.01"},
+    ]
+    again = CurvesStore(tmp_path / "c.csv", resume=True)
+    assert again.last_steps == {"0": 2.0}
+    again.close()
+
+
+# -- report() outside an exp sweep ------------------------------------------------------------------------
+
+
+def test_report_does_nothing_and_never_raises_outside_an_exp_sweep(tmp_path):
+    code = "from exp_compat import report; print(report(1, 0.5), report('x', None, acc='y'), report(1, float('nan')))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXP_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["None", "None", "None"], out.stderr
+    log = tmp_path / "epochs.jsonl"
+    basic = run([*CURVE, "+q=0,5", "+epochs=4", f"+behave.log={log}", f"hydra.sweep.dir={tmp_path / 'basic'}"], cwd=tmp_path)
+    assert basic.returncode == 0, basic.stderr[-3000:]
+    assert trained(log) == {0.0: 4, 5.0: 4}  # Hydra's basic sweeper: every epoch runs
+    plain = sweep(tmp_path, "hydra/sweeper=exp_grid", "+q=range(0,3)", "+epochs=4", name="plain")  # an exp sweep, no pruner
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    rows = csv_rows(tmp_path / "plain" / "exp_results.csv")
+    assert [r["status"] for r in rows] == ["completed"] * 3 and "steps" not in rows[0]
+    assert not (tmp_path / "plain" / "exp_curves.csv").exists()
+
+
+# -- real sweeps ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("launcher", ["exp_local", "basic"])
+def test_asha_with_exp_grid_stops_trials_at_rungs_and_never_the_best(tmp_path, launcher):
+    log = tmp_path / "epochs.jsonl"
+    launch = ["hydra/launcher=exp_local", "hydra.launcher.workers=3"] if launcher == "exp_local" else []
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *launch, *ASHA_9, "+q=range(0,9)", f"+behave.log={log}", "+behave.sleep=0.01")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"
+    rows = {int(r["q"]): r for r in csv_rows(sweep_dir / "exp_results.csv")}
+    assert rows[0]["status"] == "completed" and rows[0]["steps"] == "9" and float(rows[0]["result"]) == pytest.approx(10 / 9)
+    pruned = [q for q, r in rows.items() if r["status"] == "pruned"]
+    assert pruned and all(rows[q]["status"] == "completed" for q in rows if q not in pruned)
+    epochs = trained(log)
+    for q, row in rows.items():
+        assert epochs[q] == int(row["steps"])  # the results say how far each trial trained
+        if q in pruned:
+            assert epochs[q] in (1, 3)  # a stopped trial ran no epoch past its rung
+            assert float(row["result"]) == pytest.approx(q + 10 / epochs[q])  # its last report is its result
+    entries = journal(sweep_dir)
+    assert [e["continue"] for e in entries] == replayed(asha(), entries)  # every decision is ASHA's
+    assert {(e["trial"], e["rung"]) for e in entries if not e["continue"]} == {(f"{q}:1", [1, 3].index(epochs[q])) for q in pruned}
+    curves = csv_rows(sweep_dir / "exp_curves.csv")
+    assert list(curves[0]) == ["job_num", "step", "value", "accuracy", "epoch_seconds"]
+    assert len(curves) == sum(epochs.values())  # one row per report, as it arrived
+    by_job = {int(r["job_num"]): int(r["q"]) for r in rows.values()}
+    assert {(by_job[int(c["job_num"])], int(c["step"])) for c in curves} == {(q, e) for q in epochs for e in range(1, epochs[q] + 1)}
+    assert f"{len(pruned)} pruned" in done.stdout + done.stderr
+
+
+def test_asha_with_exp_gopt_tells_pruned_trials_and_reports_the_best_completed_one(tmp_path):
+    done = sweep(
+        tmp_path,
+        "hydra/sweeper=exp_gopt",
+        *ASHA_9,
+        "+q=interval(0.0,9.0)",
+        "hydra.sweeper.n_trials=14",
+        "hydra.sweeper.n_initial_points=6",
+        "hydra.sweeper.seed=3",
+        "+behave.return_none=true",  # the last report is a completed job's result
+        "hydra.sweeper.plot=true",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
+    assert len(rows) == 14 and {r["status"] for r in rows} == {"completed", "pruned"}
+    for r in rows:
+        assert float(r["evaluation"]) == pytest.approx(float(r["q"]) + 10 / float(r["steps"]))
+    completed = [r for r in rows if r["status"] == "completed"]
+    summary = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+    import yaml
+
+    best = yaml.safe_load(summary)
+    assert best["best_value"] == pytest.approx(min(float(r["evaluation"]) for r in completed))
+    assert best["n_pruned"] == len(rows) - len(completed)
+    assert (tmp_path / "sweep" / "opt_curves.png").stat().st_size > 10_000  # the learning curves, pruned ones apart
+
+
+def test_maximize_mirrors_minimize(tmp_path):
+    logs = {}
+    for direction, negate in (("minimize", "false"), ("maximize", "true")):
+        logs[direction] = tmp_path / f"{direction}.jsonl"
+        done = sweep(
+            tmp_path,
+            "hydra/sweeper=exp_grid",
+            *ASHA_9,
+            f"hydra.sweeper.direction={direction}",
+            "+q=range(0,9)",
+            f"+behave.negate={negate}",
+            f"+behave.log={logs[direction]}",
+            name=direction,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert trained(logs["maximize"]) == trained(logs["minimize"])
+    assert trained(logs["maximize"])[0.0] == 9  # the best score is never stopped
+
+
+def test_nan_ends_the_trial_as_diverged_at_once(tmp_path):
+    log = tmp_path / "epochs.jsonl"
+    done = sweep(
+        tmp_path,
+        "hydra/sweeper=exp_grid",
+        *ASHA_9,
+        "+q=range(0,2)",
+        "hydra.sweeper.n_startup_trials=2",
+        "+behave.nan_at=2",
+        f"+behave.log={log}",
+    )
+    assert done.returncode == 1  # every job failed
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert [(r["status"], r["steps"]) for r in rows] == [("failed", "2"), ("failed", "2")]
+    assert all("diverged at step 2 (value nan)" in r["error"] for r in rows)
+    assert trained(log) == {0.0: 2, 1.0: 2}  # nothing trained after the NaN
+
+
+@pytest.mark.parametrize(
+    "behave,error",
+    [
+        ("+behave.bad=abc", "report(): value must be a number, got 'abc'"),
+        ("+behave.catch=true", "report(step=2) after the sweep stopped this trial at step 1"),
+    ],
+    ids=["value-not-a-number", "report-after-pruned"],
+)
+def test_a_bad_report_fails_its_job_with_the_reason(tmp_path, behave, error):
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,3)", behave)
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all(error in r["error"] for r in failed), (rows, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (["hydra.sweeper.min_resource=9"], "min_resource=9.0 must be smaller than max_resource=9.0"),
+        (["hydra.sweeper.min_resource=0"], "min_resource must be a step > 0"),
+        (["hydra.sweeper.reduction_factor=1"], "reduction_factor must be a whole number >= 2, got 1"),
+        (["hydra.sweeper.n_warmup_steps=9"], "no step is left where a trial could be stopped"),
+        (["hydra.sweeper.n_warmup_steps=-1"], "n_warmup_steps must be a step >= 0"),
+        (["hydra.sweeper.n_startup_trials=-1"], "n_startup_trials must be a whole number >= 0"),
+        (["hydra.sweeper.pruner=hyperband", "hydra.sweeper.max_resource=null"], "hyperband needs max_resource"),
+        (["hydra.sweeper.pruner=asha2"], "hydra.sweeper.pruner"),  # Hydra's own error: the allowed names
+        (["hydra.sweeper.reduction_factor=2.5"], "reduction_factor"),
+    ],
+)
+@pytest.mark.parametrize("sweeper", ["exp_grid", "exp_gopt"])
+def test_contradicting_pruner_options_fail_before_any_job(tmp_path, options, message, sweeper):
+    space = "+q=range(0,3)" if sweeper == "exp_grid" else "+q=interval(0.0,3.0)"
+    done = sweep(tmp_path, f"hydra/sweeper={sweeper}", *ASHA_9, *options, space)
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs(tmp_path, spawn):
+    log = tmp_path / "epochs.jsonl"
+    args = [*CURVE, "hydra/sweeper=exp_grid", "hydra/launcher=exp_local", "hydra.launcher.workers=2", *ASHA_9, "+q=range(0,12)"]
+    args += [f"+behave.log={log}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    rung_journal = tmp_path / "sweep" / ".exp_jobs" / "rungs.jsonl"
+    driver = spawn([*args, "+behave.sleep=0.1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (rung_journal.exists() and len(rung_journal.read_text().splitlines()) >= 5):
+        assert time.monotonic() < deadline and driver.poll() is None, "the sweep never reached 5 decisions"
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    before = journal(tmp_path / "sweep")
+    done = run([*args, "+behave.sleep=0.01", "hydra.sweeper.resume=true"], cwd=tmp_path, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert sorted(int(r["q"]) for r in rows) == list(range(12))  # each configuration finished exactly once
+    after = journal(tmp_path / "sweep")
+    assert after[: len(before)] == before  # nothing decided before the kill was decided again
+    assert len({(e["trial"], e["rung"]) for e in after}) == len(after)
+    assert [e["continue"] for e in after] == replayed(asha(), after)
+    stops = {e["trial"]: e["step"] for e in after if not e["continue"]}
+    for r in rows:
+        if f"{r['q']}:1" in stops:
+            assert (r["status"], int(r["steps"])) == ("pruned", stops[f"{r['q']}:1"])
+        else:
+            assert (r["status"], r["steps"]) == ("completed", "9")
+    assert trained(log)[0.0] == 9
