@@ -124,6 +124,9 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
             "hydra/launcher=exp_local",
             "hydra.launcher.workers=2",
             "+max_iter=10",
+            "hydra.sweeper.pruner=asha",  # a decision after 5 iterations of 10
+            "hydra.sweeper.min_resource=5",
+            "hydra.sweeper.max_resource=10",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
         cwd=root,
@@ -133,7 +136,10 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
+    assert len(rows) == 6 and {r["status"] for r in rows} <= {"completed", "pruned"}
+    assert all((r["status"], r["steps"]) in (("completed", "10"), ("pruned", "5")) for r in rows)
+    curves = csv_rows(tmp_path / "sweep" / "opt_curves.csv")  # a report every 5 iterations
+    assert sorted(int(c["step"]) for c in curves) == sorted(s for r in rows for s in range(5, int(r["steps"]) + 1, 5))
     errors = [float(r["evaluation"]) for r in rows]
     assert all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.3  # error rates; digits is learnable
     assert all(r["max_depth"].isdigit() and 2 <= int(r["max_depth"]) <= 8 for r in rows)  # an integer dimension
@@ -155,6 +161,8 @@ def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
             "hydra/launcher=exp_local",
             "hydra.launcher.workers=2",
             "+epochs=10",
+            "hydra.sweeper.pruner=asha",
+            "hydra.sweeper.max_resource=10",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
         cwd=root,
@@ -167,6 +175,8 @@ def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
     errors = [float(r["evaluation"]) for r in rows]
     assert len(rows) == 4 and all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.5  # 10 classes: chance is 0.9
+    assert all((r["status"] == "completed") == (r["steps"] == "10") and r["steps"] in ("1", "3", "9", "10") for r in rows)
+    assert len(csv_rows(tmp_path / "sweep" / "opt_curves.csv")) == sum(int(r["steps"]) for r in rows)  # a report per epoch
     assert {r["optimizer"] for r in rows} <= {"adam", "sgd"} and all(16 <= int(r["hidden"]) <= 256 for r in rows)
     devices = {(tmp_path / "sweep" / r["job_num"] / "train.log").read_text().split("training on ")[1].split()[0] for r in rows}
     assert devices == {"cpu"}
