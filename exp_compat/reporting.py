@@ -14,7 +14,9 @@ job appends its reports to, and beside it one decision file per rung) and
 ``EXP_RUNGS`` says at which steps a decision is due. Reports between rungs
 cost one small append and never wait; a report at a rung waits until the
 sweep has decided, so a stopped trial runs no step past its rung. Both sides
-use :class:`Rungs`, so they never disagree on where the rungs are.
+use :class:`Rungs`, so they never disagree on where the rungs are. On one
+machine a :class:`Bell` (``EXP_REPORT_BELL``) wakes the other side at once
+instead of at its next look at the files.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ import json
 import logging
 import math
 import os
+import secrets
+import select
+import socket
 import time
 from typing import Any, Dict, Optional
 
 REPORT_ENV = "EXP_REPORT"
 RUNGS_ENV = "EXP_RUNGS"
+BELL_ENV = "EXP_REPORT_BELL"
 # A report at a rung polls for the sweep's decision every FIRST_POLL_S for FAST_POLL_S (a driver on the same
 # machine answers within that), then less and less often, up to MAX_POLL_S; it goes on training (with a
 # warning) if none comes within DECISION_TIMEOUT_S: a lost driver must not hang a GPU job.
@@ -41,26 +47,26 @@ CONTINUE, STOP = "continue", "stop"
 log = logging.getLogger(__name__)
 
 
-class Pruned(Exception):
-    """The sweep stopped this trial at a rung: let it propagate (the job ends as ``pruned``, its last reported
-    value as its result)."""
+class _Stopped(Exception):
+    """A trial's end at a report, with the step and value it ended at (picklable: it travels back to the sweep
+    in the job's result, from any launcher)."""
 
     def __init__(self, step: Any = None, value: Any = None):
         super().__init__(step, value)
         self.step = step
         self.value = value
+
+
+class Pruned(_Stopped):
+    """The sweep stopped this trial at a rung: let it propagate (the job ends as ``pruned``, its last reported
+    value as its result)."""
 
     def __str__(self) -> str:
         return f"stopped by the sweep's pruner at step {self.step} (value {self.value})"
 
 
-class Diverged(Exception):
+class Diverged(_Stopped):
     """``report`` received NaN or inf: the trial stops at once and counts as failed."""
-
-    def __init__(self, step: Any = None, value: Any = None):
-        super().__init__(step, value)
-        self.step = step
-        self.value = value
 
     def __str__(self) -> str:
         return f"diverged at step {self.step} (value {self.value})"
@@ -103,6 +109,55 @@ class Rungs:
     @classmethod
     def from_text(cls, text: str) -> "Rungs":
         return cls(**json.loads(text))
+
+
+class Bell:
+    """A wake-up call between processes of one machine: a datagram socket in Linux's abstract namespace (no
+    file to clean up, gone with its process). Waiting on it returns as soon as someone rings, or after the
+    timeout; where a ring cannot arrive (another host, another network namespace), both sides simply look
+    at the channel's files again after their timeout."""
+
+    def __init__(self) -> None:
+        self.name = f"exp-report-{os.getpid()}-{secrets.token_hex(8)}"
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind("\0" + self.name)
+        self.socket.setblocking(False)
+
+    def wait(self, timeout: float) -> None:
+        if select.select([self.socket], [], [], timeout)[0]:
+            try:
+                while self.socket.recv(64):
+                    pass
+            except OSError:  # drained
+                pass
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def ring(name: Any) -> None:
+    """Wake whoever waits on the bell ``name``, if it is on this machine; never fails."""
+    if not isinstance(name, str) or not 0 < len(name) < 100:
+        return
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"!", "\0" + name)
+    except OSError:
+        pass
+
+
+_bells: Dict[int, Optional[Bell]] = {}
+
+
+def _own_bell() -> Optional[Bell]:
+    """This process's bell (one per process: an exp_local worker forks, and a child must not share its parent's)."""
+    pid = os.getpid()
+    if pid not in _bells:
+        try:
+            _bells[pid] = Bell()
+        except (OSError, AttributeError):  # no AF_UNIX, or no abstract namespace: the job polls
+            _bells[pid] = None
+    return _bells[pid]
 
 
 def _reached(rung: float, step: float) -> bool:
@@ -183,8 +238,11 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         raise ValueError(f"report(): step must grow from one report to the next, got {step!r} after {trial.step!r}")
     rung = trial.rungs.crossed(at, trial.next_rung) if trial.rungs is not None and math.isfinite(number) else None
     line: Dict[str, Any] = {"step": at, "value": number, "metrics": numbers}
+    bell = _own_bell() if rung is not None else None
     if rung is not None:
         line["rung"] = rung
+        if bell is not None:
+            line["bell"] = bell.name
     with open(channel + ".jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(line, allow_nan=True) + "\n")
     trial.step, trial.value = at, number
@@ -193,7 +251,8 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
     if rung is None:
         return
     trial.next_rung = rung + 1
-    if _decision(channel, rung) == STOP:
+    ring(os.environ.get(BELL_ENV))
+    if _decision(channel, rung, bell) == STOP:
         trial.stopped = Pruned(plain_step(at), number)
         raise trial.stopped
 
@@ -203,7 +262,7 @@ def plain_step(step: float) -> Any:
     return int(step) if step.is_integer() else step
 
 
-def _decision(channel: str, rung: int) -> str:
+def _decision(channel: str, rung: int, bell: Optional[Bell]) -> str:
     path = decision_path(channel, rung)
     started = time.monotonic()
     deadline = started + DECISION_TIMEOUT_S
@@ -217,6 +276,9 @@ def _decision(channel: str, rung: int) -> str:
         if time.monotonic() > deadline:
             log.warning("no decision from the sweep at rung %d within %.0f s: going on", rung, DECISION_TIMEOUT_S)
             return CONTINUE
-        time.sleep(pause)
+        if bell is not None:
+            bell.wait(pause)
+        else:
+            time.sleep(pause)
         if time.monotonic() - started > FAST_POLL_S:  # a driver that answers late is a busy or remote one
             pause = min(2 * pause, MAX_POLL_S)

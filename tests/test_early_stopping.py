@@ -163,10 +163,17 @@ def test_report_does_nothing_and_never_raises_outside_an_exp_sweep(tmp_path):
 # -- real sweeps ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("launcher", ["exp_local", "basic"])
+LAUNCHERS = {
+    "exp_local": ["hydra/launcher=exp_local", "hydra.launcher.workers=3"],
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"],
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_asha_with_exp_grid_stops_trials_at_rungs_and_never_the_best(tmp_path, launcher):
     log = tmp_path / "epochs.jsonl"
-    launch = ["hydra/launcher=exp_local", "hydra.launcher.workers=3"] if launcher == "exp_local" else []
+    launch = LAUNCHERS[launcher]
     done = sweep(tmp_path, "hydra/sweeper=exp_grid", *launch, *ASHA_9, "+q=range(0,9)", f"+behave.log={log}", "+behave.sleep=0.01")
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
@@ -320,3 +327,75 @@ def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs
         else:
             assert (r["status"], r["steps"]) == ("completed", "9")
     assert trained(log)[0.0] == 9
+
+
+def test_a_plain_exp_module_reports_under_exp_compat_run_and_gopt(tmp_path, exp_compat):
+    """EXP's commands pass Hydra overrides after '--': a plain run(**kwargs) module that reports is pruned."""
+    (tmp_path / "runnable.py").write_text(
+        "from exp_compat import report\n\n"
+        "def run(q=0, **kwargs):\n"
+        "    for epoch in range(1, 10):\n"
+        "        report(epoch, q + 10.0 / epoch)\n"
+        "    return q + 10.0 / 9\n"
+    )
+    (tmp_path / "space.conf").write_text('[q]\ntype = "range"\nbounds = [0, 5]\ndtype = "int"\n')
+    pruning = ["--", "hydra.sweeper.pruner=asha", "hydra.sweeper.max_resource=9"]
+    done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-w", "2", *pruning)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {int(r["q"]): r for r in csv_rows(tmp_path / "exp_results.csv")}
+    assert sorted(rows) == list(range(5)) and (rows[0]["status"], rows[0]["steps"]) == ("completed", "9")  # EXP: end excluded
+    assert {r["status"] for r in rows.values()} == {"completed", "pruned"}
+    done = exp_compat("gopt", "-p", "space.conf", "-m", "runnable.py", "-n", "6", "-w", "2", "-o", "gopt", *pruning)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "gopt" / "opt_configurations.csv")
+    assert len(rows) == 6 and all(r["steps"] in ("1", "3", "9") for r in rows) and "pruned" in {r["status"] for r in rows}
+
+
+@pytest.mark.parametrize("where", ["same-machine", "other-network-namespace"])
+def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
+    """A requeued SLURM job is the same job again (same channel), from its first step: the first value at a
+    step stands, the curves get each step once, and each rung keeps its first decision. In another network
+    namespace (as on another host) no bell rings either way: both sides find the files by looking."""
+    prefix = []
+    if where == "other-network-namespace":
+        if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+            pytest.skip("unshare --net needs root")
+        prefix = ["unshare", "--net"]
+    from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
+
+    early = EarlyStopping(asha(), 1.0, tmp_path, "exp", resume=False)
+    rival = early.watch(0, {"id": 0, "run": 1})
+    env = early.watch(1, {"id": 1, "run": 1})
+    code = (
+        "import sys\nfrom exp_compat import Pruned, report\n"
+        "for step in range(1, 6):\n"
+        "    try:\n"
+        "        report(step, float(sys.argv[1]) + 1.0 / step)\n"
+        "    except Pruned:\n"
+        "        print('pruned', step); sys.exit(0)\n"
+        "print('completed')\n"
+    )
+
+    def attempt(channel: dict, quality: str) -> str:
+        done = subprocess.run([*prefix, sys.executable, "-c", code, quality], env={**os.environ, **channel}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    try:
+        assert attempt(rival, "5") == "completed"  # alone at every rung
+        assert attempt(env, "0") == "completed"  # better than the rival at rungs 1 and 3
+        assert attempt(env, "9") == "completed"  # requeued: worse values now, but its decisions were taken
+        early.finished(0)
+        early.finished(1)
+    finally:
+        early.close()
+    curves = csv_rows(tmp_path / "exp_curves.csv")
+    assert [(c["job_num"], c["step"]) for c in curves if c["job_num"] == "1"] == [("1", str(s)) for s in range(1, 6)]
+    assert all(float(c["value"]) < 5 for c in curves if c["job_num"] == "1")  # the first attempt's values
+    assert [(e["trial"], e["rung"], e["continue"]) for e in journal(tmp_path)] == [
+        ("0:1", 0, True),
+        ("0:1", 1, True),
+        ("1:1", 0, True),
+        ("1:1", 1, True),
+    ]
+    assert not list((tmp_path / ".exp_jobs" / "reports").glob("*.decision"))  # answered, then removed

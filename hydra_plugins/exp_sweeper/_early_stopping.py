@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from exp_compat.files import json_lines, write_atomic
-from exp_compat.reporting import CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, decision_path, plain_step
+from exp_compat.reporting import BELL_ENV, CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, Bell, decision_path, plain_step, ring
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR
 from hydra_plugins.exp_sweeper._pruners import Pruner
 from hydra_plugins.exp_sweeper._results import CurvesStore
@@ -36,8 +36,8 @@ from hydra_plugins.exp_sweeper._results import CurvesStore
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 # The reading thread's pause between two looks at the running jobs' files: short enough that a job waiting at a
-# rung hears within milliseconds, growing with the number of jobs so that a big cluster sweep does not stat
-# thousands of files on a network disk every few milliseconds.
+# rung hears within milliseconds, growing with the number of jobs reporting so that a big cluster sweep does not
+# read thousands of files on a network disk every few milliseconds.
 BASE_POLL_S = 0.002
 POLL_S_PER_JOB = 0.0002
 MAX_POLL_S = 0.2
@@ -74,6 +74,10 @@ class EarlyStopping:
         self.watched: Dict[int, Watched] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        try:  # jobs on this machine ring it after a report at a rung, and hear the decision at once
+            self.bell: Optional[Bell] = Bell()
+        except (OSError, AttributeError):
+            self.bell = None
         self._thread = threading.Thread(target=self._read_loop, name="exp-report-channel", daemon=True)
         self._thread.start()
 
@@ -83,7 +87,8 @@ class EarlyStopping:
         channel = str(self.channels / str(job_num))
         with self._lock:
             self.watched[job_num] = Watched(key, channel)
-        return {REPORT_ENV: channel, RUNGS_ENV: self.pruner.rungs(key).to_text()}
+        env = {REPORT_ENV: channel, RUNGS_ENV: self.pruner.rungs(key).to_text()}
+        return {**env, BELL_ENV: self.bell.name} if self.bell is not None else env
 
     def finished(self, job_num: int) -> Optional[Watched]:
         """The job ended: read what it reported last, stop reading its channel (its decision files go: a sweep
@@ -107,18 +112,33 @@ class EarlyStopping:
 
     def close(self) -> None:
         self._closing.set()
+        if self.bell is not None:
+            ring(self.bell.name)
         self._thread.join()
+        if self.bell is not None:
+            self.bell.close()
         self._journal.close()
         self.curves.close()
 
     def _read_loop(self) -> None:
-        while not self._closing.wait(min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * len(self.watched))):
+        while not self._closing.is_set():
+            if self.bell is not None:
+                self.bell.wait(self._pause())
+            else:
+                self._closing.wait(self._pause())
             with self._lock:
                 for job_num, watched in list(self.watched.items()):
                     try:
                         self._read(job_num, watched)
                     except Exception:  # one job's garbage must not end the channel of every other job
                         log.exception("exp: cannot read the reports of job #%d (%s.jsonl)", job_num, watched.channel)
+
+    def _pause(self) -> float:
+        """Grows with the jobs that have reported (a batch launcher's chunk of 1,000 jobs, most not started,
+        must not slow the decisions of the few that run)."""
+        with self._lock:
+            reporting = sum(1 for watched in self.watched.values() if watched.offset)
+        return min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * reporting)
 
     def _read(self, job_num: int, watched: Watched, decide: bool = True) -> None:
         path = watched.channel + ".jsonl"
@@ -141,11 +161,13 @@ class EarlyStopping:
             rung = entry.get("rung")
             if watched.step is None or step > watched.step:
                 watched.step, watched.value = step, value
-                self.curves.append(job_num, plain_step(step), value, entry.get("metrics") or {})
+                metrics = entry.get("metrics")
+                self.curves.append(job_num, plain_step(step), value, metrics if isinstance(metrics, dict) else {})
             elif not isinstance(rung, int):
                 continue  # a requeued job repeating a step: the first value stands
             if decide and isinstance(rung, int):
                 self._decide(watched, rung, step, value)
+                ring(entry.get("bell"))
 
     def _decide(self, watched: Watched, rung: int, step: float, value: float) -> None:
         decided = self.decisions.setdefault(watched.key, {})
