@@ -243,8 +243,12 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         line["rung"] = rung
         if bell is not None:
             line["bell"] = bell.name
-    with open(channel + ".jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line, allow_nan=True) + "\n")
+    try:
+        with open(channel + ".jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, allow_nan=True) + "\n")
+    except OSError as error:  # a full or lost disk must not end hours of training: this report is lost, not the job
+        log.warning("report(step=%s) could not reach the sweep (%s): going on without its decision", step, error)
+        rung = None
     trial.step, trial.value = at, number
     if not math.isfinite(number):
         raise Diverged(plain_step(at), number)

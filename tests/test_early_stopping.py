@@ -160,6 +160,14 @@ def test_report_does_nothing_and_never_raises_outside_an_exp_sweep(tmp_path):
     assert not (tmp_path / "plain" / "exp_curves.csv").exists()
 
 
+def test_a_channel_that_cannot_be_written_loses_the_report_not_the_job(tmp_path):
+    env = dict(os.environ, EXP_REPORT=str(tmp_path / "gone" / "0"), EXP_RUNGS=Rungs(1.0, factor=3.0).to_text())
+    code = "from exp_compat import report\nfor step in range(1, 5):\n    report(step, 1.0 / step)\nprint('trained')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.split() == ["trained"], done.stderr
+    assert "could not reach the sweep" in done.stderr and "Traceback" not in done.stderr
+
+
 # -- real sweeps ------------------------------------------------------------------------------------------
 
 

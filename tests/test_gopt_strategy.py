@@ -80,3 +80,21 @@ def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatc
     finish(s, running.pop(0))
     s.close()  # the last result is told as in batches, with skopt's own point: the search is watched
     assert searches and len(s.proposer.y) == 9
+
+
+def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():
+    from hydra_plugins.exp_sweeper.config import PrunedValue
+
+    told = {}
+    for policy in PrunedValue:
+        search = Space.from_mapping(REAL).search()
+        s = GoptStrategy(search, Proposer(search.dimensions, n_initial_points=3, seed=4), 4, Direction.maximize, "score", policy)
+        first, second, third = s.ask(3)
+        s.tell(first, Outcome("pruned", value=0.1))  # before any completed trial: capped has nothing to cap at
+        s.tell(second, Outcome("completed", value={"score": 0.5}))
+        s.tell(third, Outcome("pruned", value=-7.0))  # far worse than the completed trial, on a truncated curve
+        s.close()
+        told[policy.value] = [round(-y, 6) for y in s.proposer.y]  # maximized: the optimizer minimizes -score
+        assert s.best_value == 0.5 and s.n_pruned == 2  # a pruned trial is never the best
+        assert len(s.proposer.seen) == 3  # every point is remembered, told or not: never proposed again
+    assert told == {"last": [0.1, 0.5, -7.0], "capped": [0.1, 0.5, 0.5], "ignore": [0.5]}

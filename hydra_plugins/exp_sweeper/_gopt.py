@@ -97,8 +97,8 @@ class GoptStrategy:
             self.worst_completed = told if self.worst_completed is None else max(self.worst_completed, told)
         elif self.pruned_value is PrunedValue.ignore:
             return
-        elif self.pruned_value is PrunedValue.worst and self.worst_completed is not None:
-            told = max(told, self.worst_completed)
+        elif self.pruned_value is PrunedValue.capped and self.worst_completed is not None:
+            told = min(told, self.worst_completed)  # bad, but not by a truncated curve's margin
         self.untold.append((point, told))
         if completed and (self.best_value is None or self.sign * value < self.sign * self.best_value):
             self.best_value, self.best_params = value, params

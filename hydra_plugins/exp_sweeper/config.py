@@ -56,7 +56,7 @@ class PrunerKind(Enum):
 
 class PrunedValue(Enum):
     last = "last"
-    worst = "worst"
+    capped = "capped"
     ignore = "ignore"
 
 
@@ -148,8 +148,8 @@ class ExpGoptConf(ExpSweeperConf):
     allow_repeats: bool = False
     # A results CSV of an earlier optimization of the same space, to start from.
     warm_start: Optional[str] = None
-    # With a pruner, what the optimizer is told of a pruned trial: its last reported value (last), that value but
-    # no better than the worst completed trial (worst), or nothing (ignore: the point is only never proposed again).
+    # With a pruner, what the optimizer is told of a pruned trial: its last reported value (last), that value but no
+    # worse than the worst completed trial's (capped), or nothing (ignore: the point is only never proposed again).
     pruned_value: PrunedValue = PrunedValue.last
 
 
