@@ -141,6 +141,7 @@ def ring(name: Any) -> None:
         return
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)  # a bell nobody drains fills up: ringing it must not wait (it is ringing already)
             sender.sendto(b"!", "\0" + name)
     except OSError:
         pass

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -158,6 +160,23 @@ def test_report_does_nothing_and_never_raises_outside_an_exp_sweep(tmp_path):
     rows = csv_rows(tmp_path / "plain" / "exp_results.csv")
     assert [r["status"] for r in rows] == ["completed"] * 3 and "steps" not in rows[0]
     assert not (tmp_path / "plain" / "exp_curves.csv").exists()
+
+
+def test_ringing_a_bell_nobody_drains_never_blocks():
+    """A worker's bell outlives its jobs and is drained only while a job waits at a rung: the sweep rings it
+    after every decision, and a full bell must not hang the sweep's reading thread (it did, after 10 rings)."""
+    from exp_compat.reporting import Bell, ring
+
+    bell = Bell()
+    try:
+        rung = threading.Event()
+        threading.Thread(target=lambda: [ring(bell.name) for _ in range(1000)] and rung.set(), daemon=True).start()
+        assert rung.wait(5), "ringing a full bell blocked"
+        bell.wait(0)  # drained: it rings again
+        ring(bell.name)
+        assert select.select([bell.socket], [], [], 1)[0]
+    finally:
+        bell.close()
 
 
 def test_a_channel_that_cannot_be_written_loses_the_report_not_the_job(tmp_path):
