@@ -64,7 +64,7 @@ class GoptStrategy:
         n_trials: int,
         direction: Direction,
         objective: Optional[str],
-        pruned_value: PrunedValue = PrunedValue.last,
+        pruned_value: PrunedValue = PrunedValue.capped,
     ):
         self.search = search
         self.proposer = proposer

@@ -1,0 +1,345 @@
+"""Early stopping on a real training workload: best final validation error against epochs consumed.
+
+The workload: scikit-learn's ``MLPClassifier`` on the digits data, one ``partial_fit`` per epoch, up to 27
+epochs, validation error (1 - accuracy on a fixed held-out quarter) reported after each epoch. Three
+hyper-parameters: ``lr`` (log-uniform 1e-4..1), ``alpha`` (log-uniform 1e-6..0.1), ``hidden`` (8..256 units).
+The model's own seed is fixed, so a configuration always gives the same curve.
+
+Methods, each run with ``--seeds`` sweep seeds and two trials at a time:
+
+- exp_gopt without pruning: ``--trials`` trials of 27 epochs; its epochs are the budget B of every method;
+- exp_gopt + ASHA (``pruner=asha``, rungs at 1, 3, 9), once per ``pruned_value`` (what the GP is told of a
+  pruned trial: ``last``, ``capped``, ``ignore``);
+- exp_grid + ASHA over a 5 x 3 x 3 grid (45 configurations);
+- Optuna (its own study loop, ``n_jobs=2``): TPE with its ``SuccessiveHalvingPruner``, and with its
+  ``HyperbandPruner`` (min 1, max 27, factor 3); skipped if Optuna is not installed;
+- Ray Tune's ``ASHAScheduler`` (grace period 1, factor 3, its default random search, 2 trials at a time);
+  skipped if Ray is not installed.
+
+Every trial logs each epoch it trains (time, trial, epoch, error), so every method is measured the same way:
+epochs are counted in the order they were trained, and a method's best at budget b is the best final (27th
+epoch) error among the trials that completed within the first b epochs. Pruning methods get more trials than
+B / 27 and are cut at B. Printed: the median over seeds of the best final error at 25%, 50% and 100% of B,
+the median epochs each method needed to reach the no-pruning run's final best (same seed), the median
+wall-clock to spend B, and an anytime curve (``--plot FILE``).
+
+    pip install -e ".[bench]" optuna "ray[tune]"
+    python benchmarks/early_stopping.py [--seeds 5] [--trials 30] [--plot curve.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+EPOCHS = 27
+HERE = Path(__file__).resolve().parent
+
+APP = textwrap.dedent(f"""
+    import sys
+    sys.path.insert(0, {str(HERE)!r})
+    import hydra
+    from exp_compat import report
+    from early_stopping import train
+
+    @hydra.main(version_base=None, config_path=None, config_name=None)
+    def main(cfg):
+        return train(cfg.lr, cfg.alpha, cfg.hidden, cfg.log, report)
+
+    main()
+""")
+
+GOPT_SPACE = ["+lr=tag(log,interval(0.0001,1.0))", "+alpha=tag(log,interval(0.000001,0.1))", "+hidden=int(interval(8,256))"]
+GRID_SPACE = ["+lr=0.0001,0.001,0.01,0.1,1.0", "+alpha=0.000001,0.001,0.1", "+hidden=8,64,256"]
+ASHA = ["hydra.sweeper.pruner=asha", f"hydra.sweeper.max_resource={EPOCHS}"]
+
+_data: Dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def digits() -> Dict[str, Any]:
+    with _lock:
+        if not _data:
+            from sklearn.datasets import load_digits
+            from sklearn.model_selection import train_test_split
+
+            x, y = load_digits(return_X_y=True)
+            x_train, x_val, y_train, y_val = train_test_split(x / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+            _data.update(x_train=x_train, x_val=x_val, y_train=y_train, y_val=y_val)
+    return _data
+
+
+def train(lr: float, alpha: float, hidden: int, log: str, report: Callable[..., Any]) -> float:
+    """The workload (run inside every method's trials): train epoch by epoch, log and report each epoch."""
+    import os
+    import warnings
+
+    import numpy as np
+    from sklearn.neural_network import MLPClassifier
+
+    data = digits()
+    model = MLPClassifier(
+        hidden_layer_sizes=(int(hidden),), learning_rate_init=float(lr), alpha=float(alpha), batch_size=64, random_state=0
+    )
+    trial = f"{os.getpid()}-{time.time_ns()}-{threading.get_ident()}"
+    error = 1.0
+    for epoch in range(1, EPOCHS + 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.partial_fit(data["x_train"], data["y_train"], classes=np.arange(10))
+        error = float(1.0 - model.score(data["x_val"], data["y_val"]))
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"t": time.time(), "trial": trial, "epoch": epoch, "error": error}) + "\n")
+        report(epoch, error)
+    return error
+
+
+# -- methods -----------------------------------------------------------------------------------------------
+
+
+def spent(log: Path) -> int:
+    """Epochs trained so far (one log line each)."""
+    try:
+        with open(log, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def exp_sweep(workdir: Path, log: Path, seed: int, budget: int, overrides: List[str]) -> None:
+    """A sweep, stopped with Ctrl-C (as a user with a budget would) once it has trained the budget's epochs."""
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "app.py",
+            "-m",
+            "hydra/launcher=exp_local",
+            "hydra.launcher.workers=2",
+            f"hydra.sweeper.seed={seed}",
+            f"+log={log}",
+            *overrides,
+            f"hydra.sweep.dir={workdir / ('sweep-' + log.stem)}",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while sweep.poll() is None and spent(log) < budget:
+        time.sleep(0.1)
+    if sweep.poll() is None:
+        sweep.send_signal(signal.SIGINT)
+    _, errors = sweep.communicate()
+    if sweep.returncode != 0 and spent(log) < budget:
+        raise RuntimeError(f"the sweep failed: {errors[-2000:]}")
+
+
+def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if pruner_name == "hyperband":
+        pruner: Any = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
+    else:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    spent = [0]
+
+    def objective(trial: Any) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        alpha = trial.suggest_float("alpha", 1e-6, 0.1, log=True)
+        hidden = trial.suggest_int("hidden", 8, 256)
+
+        def report(epoch: int, error: float) -> None:
+            spent[0] += 1
+            trial.report(error, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return train(lr, alpha, hidden, str(log), report)
+
+    def enough(study: Any, trial: Any) -> None:
+        if spent[0] >= budget:
+            study.stop()
+
+    study.optimize(objective, n_trials=10 * budget // EPOCHS, n_jobs=2, callbacks=[enough])
+
+
+def ray_tune(workdir: Path, log: Path, seed: int, budget: int) -> None:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    class Budget(tune.Stopper):
+        def __call__(self, trial_id: str, result: Dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return spent(log) >= budget
+
+    def trainable(config: Dict[str, Any]) -> None:
+        sys.path.insert(0, str(HERE))
+        from early_stopping import train as train_here
+
+        train_here(config["lr"], config["alpha"], config["hidden"], str(log), lambda epoch, error: tune.report({"error": error}))
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        scheduler = ASHAScheduler(metric="error", mode="min", max_t=EPOCHS, grace_period=1, reduction_factor=3)
+        space = {"lr": tune.loguniform(1e-4, 1.0), "alpha": tune.loguniform(1e-6, 0.1), "hidden": tune.randint(8, 257)}
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                scheduler=scheduler, num_samples=budget // 3, max_concurrent_trials=2, search_alg=BasicVariantGenerator(random_state=seed)
+            ),
+            run_config=tune.RunConfig(storage_path=str(workdir / "ray"), name=log.stem, verbose=0, stop=Budget()),
+        )
+        tuner.fit()
+    finally:
+        ray.shutdown()
+
+
+# -- measuring ---------------------------------------------------------------------------------------------
+
+
+def epochs_of(log: Path) -> List[dict]:
+    return sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda e: e["t"])
+
+
+def best_at(epochs: List[dict], budgets: List[int]) -> List[Optional[float]]:
+    """The best final error among trials completed within the first b epochs, for each budget b."""
+    found, best, spent = [], None, 0
+    marks = iter(sorted(budgets))
+    mark = next(marks, None)
+    for entry in epochs:
+        spent += 1
+        while mark is not None and spent > mark:
+            found.append(best)
+            mark = next(marks, None)
+        if entry["epoch"] == EPOCHS and (best is None or entry["error"] < best):
+            best = entry["error"]
+    while mark is not None:
+        found.append(best)
+        mark = next(marks, None)
+    return found
+
+
+def epochs_to_reach(epochs: List[dict], target: float) -> Optional[int]:
+    for spent, entry in enumerate(epochs, start=1):
+        if entry["epoch"] == EPOCHS and entry["error"] <= target:
+            return spent
+    return None
+
+
+def wall_to_spend(epochs: List[dict], budget: int, started: float) -> float:
+    return epochs[min(budget, len(epochs)) - 1]["t"] - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=30, help="trials of the no-pruning run (its epochs are the budget)")
+    parser.add_argument("--plot", help="write the anytime curves (median over seeds) to this PNG")
+    parser.add_argument("--no-ray", action="store_true", help="leave Ray Tune out even if it is installed")
+    parser.add_argument("--only", nargs="+", default=[], help="run only the methods whose names contain one of these (and no pruning)")
+    args = parser.parse_args()
+    budget = args.trials * EPOCHS
+    pruned_trials = 6 * args.trials  # enough for a pruning method to spend the budget; cut at it
+    methods: Dict[str, Callable[[Path, Path, int], None]] = {
+        "exp_gopt, no pruning": lambda w, log, s: exp_sweep(
+            w, log, s, budget, ["hydra/sweeper=exp_gopt", *GOPT_SPACE, f"hydra.sweeper.n_trials={args.trials}"]
+        ),
+    }
+    for policy in ("last", "capped", "ignore"):
+        methods[f"exp_gopt + ASHA (pruned_value={policy})"] = lambda w, log, s, p=policy: exp_sweep(
+            w,
+            log,
+            s,
+            budget,
+            ["hydra/sweeper=exp_gopt", *GOPT_SPACE, *ASHA, f"hydra.sweeper.n_trials={pruned_trials}", f"hydra.sweeper.pruned_value={p}"],
+        )
+    methods["exp_grid + ASHA (45 configurations)"] = lambda w, log, s: exp_sweep(
+        w, log, s, budget, ["hydra/sweeper=exp_grid", *GRID_SPACE, *ASHA]
+    )
+    if importlib.util.find_spec("optuna") is not None:
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda w, log, s: optuna_study(log, s, "asha", budget)
+        methods["Optuna TPE + HyperbandPruner"] = lambda w, log, s: optuna_study(log, s, "hyperband", budget)
+    else:
+        print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
+    if importlib.util.find_spec("ray") is not None and not args.no_ray:
+        methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(w, log, s, budget)
+    if args.only:
+        methods = {n: m for i, (n, m) in enumerate(methods.items()) if i == 0 or any(part in n for part in args.only)}
+    marks = [budget // 4, budget // 2, budget]
+    curve_marks = [budget * k // 20 for k in range(1, 21)]
+    results: Dict[str, Dict[str, List[Any]]] = {name: {"at": [], "reach": [], "wall": [], "curve": []} for name in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "app.py").write_text(APP)
+        for seed in range(args.seeds):
+            target = None
+            for name, method in methods.items():
+                log = workdir / f"{list(methods).index(name)}-{seed}.jsonl"
+                started = time.time()
+                method(workdir, log, seed)
+                epochs = epochs_of(log)[:budget]
+                if target is None:  # the no-pruning run comes first: its final best is the target
+                    target = best_at(epochs, [budget])[0]
+                result = results[name]
+                result["at"].append(best_at(epochs, marks))
+                result["reach"].append(epochs_to_reach(epochs, target) if target is not None else None)
+                result["wall"].append(wall_to_spend(epochs, budget, started))
+                result["curve"].append(best_at(epochs, curve_marks))
+                print(f"seed {seed}: {name}: {result['at'][-1]}, reached {result['reach'][-1]}", file=sys.stderr, flush=True)
+    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), median over {args.seeds} seeds, 2 trials at a time\n")
+    print("| method | best error at B/4 | at B/2 | at B | epochs to reach the no-pruning best | wall-clock to spend B |")
+    print("|---|---|---|---|---|---|")
+    for name, result in results.items():
+        cells = [median_of([at[i] for at in result["at"]]) for i in range(3)]
+        reached = [r for r in result["reach"] if r is not None]
+        reach = f"{statistics.median(reached):.0f} ({len(reached)}/{args.seeds} seeds)" if reached else "never"
+        print(f"| {name} | {' | '.join(cells)} | {reach} | {statistics.median(result['wall']):.1f} s |")
+    if args.plot:
+        plot(args.plot, results, curve_marks, budget)
+
+
+def median_of(values: List[Optional[float]]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):.4f}" if len(known) > len(values) // 2 else "-"
+
+
+def plot(path: str, results: Dict[str, Dict[str, List[Any]]], marks: List[int], budget: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for name, result in results.items():
+        medians = []
+        for i in range(len(marks)):
+            known = [curve[i] for curve in result["curve"] if curve[i] is not None]
+            medians.append(statistics.median(known) if len(known) > len(result["curve"]) // 2 else float("nan"))
+        axes.plot([m / budget for m in marks], medians, marker=".", label=name)
+    axes.set_xlabel("epochs consumed (fraction of the no-pruning budget)")
+    axes.set_ylabel("best final validation error (median over seeds)")
+    axes.set_yscale("log")  # a grid's first configurations sit near 0.8 while the methods differ around 0.02
+    axes.legend(fontsize=8)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
