@@ -46,6 +46,8 @@ def main(cfg):
         sum(range(10**11))  # C code holding the interpreter lock for minutes
     elif do == "interrupt":
         raise KeyboardInterrupt
+    elif do == "unset":  # a variable that Hydra set from hydra.job.env_set, and restores after the job
+        del os.environ["EXP_CONFIG_ID"]
     elif do == "exit":
         sys.exit(3)
     elif do == "sigterm":
@@ -126,19 +128,22 @@ def test_failures_name_their_real_cause_and_the_worker_survives_exceptions(tmp_p
             "hydra/sweeper=exp_grid",
             "hydra/launcher=exp_local",
             "hydra.launcher.workers=1",
-            "+x=range(0,5)",
-            "+do=[interrupt,exit,ok,sigterm,ok]",
+            "+x=range(0,7)",
+            "+do=[interrupt,exit,ok,sigterm,ok,unset,ok]",
         ),
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert [rows[str(x)]["status"] for x in range(5)] == ["failed", "failed", "completed", "failed", "completed"]
+    statuses = ["failed", "failed", "completed", "failed", "completed", "failed", "completed"]
+    assert [rows[str(x)]["status"] for x in range(7)] == statuses
     assert rows["0"]["error"] == "RuntimeError: the job raised KeyboardInterrupt"
     assert rows["1"]["error"] == "RuntimeError: the job raised SystemExit(3)"
     assert rows["3"]["error"] == "RuntimeError: the worker process died (killed by signal 15 (SIGTERM))"
     jobs = by_x(tmp_path)
     assert jobs[0]["pid"] == jobs[1]["pid"] == jobs[2]["pid"] == jobs[3]["pid"] != jobs[4]["pid"]
+    assert rows["5"]["error"] == "RuntimeError: Hydra failed around the job: KeyError: 'EXP_CONFIG_ID'"
+    assert jobs[4]["pid"] == jobs[5]["pid"] == jobs[6]["pid"]  # the worker survived Hydra's error
 
 
 def test_a_jobs_working_directory_environment_signal_handlers_and_path_do_not_reach_the_next_job(tmp_path, app):

@@ -272,7 +272,16 @@ def _serve(conn: Connection) -> None:
             continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
         conn.send(("started", idx, where))
-        ret = run_numbered(hydra_context, task_function, sweep_config)
+        try:
+            ret = run_numbered(hydra_context, task_function, sweep_config)
+        except Exception as error:  # raised by Hydra's run_job around the task: this job fails, the worker stays
+            # (a job that deletes a variable of hydra.job.env_set makes Hydra's restore of the environment raise)
+            text = " ".join(str(error).split())
+            ret = JobReturn(
+                overrides=list(overrides),
+                status=JobStatus.FAILED,
+                _return_value=RuntimeError(f"Hydra failed around the job: {type(error).__name__}: {text}"),
+            )
         left = end_descendants()
         if left:
             logging.getLogger("hydra_plugins.exp_launcher").warning(
