@@ -10,6 +10,7 @@ Methods, each run with ``--seeds`` sweep seeds and two trials at a time:
 - exp_gopt without pruning: ``--trials`` trials of 27 epochs; its epochs are the budget B of every method;
 - exp_gopt + ASHA (``pruner=asha``, rungs at 1, 3, 9), once per ``pruned_value`` (what the GP is told of a
   pruned trial: ``last``, ``capped``, ``ignore``);
+- exp_gopt + Hyperband (``pruner=hyperband``, brackets with first rungs at 1, 3, 9 and 27);
 - exp_grid + ASHA over a 5 x 3 x 3 grid (45 configurations);
 - Optuna (its own study loop, ``n_jobs=2``): TPE with its ``SuccessiveHalvingPruner``, and with its
   ``HyperbandPruner`` (min 1, max 27, factor 3); skipped if Optuna is not installed;
@@ -271,6 +272,19 @@ def main() -> None:
             budget,
             ["hydra/sweeper=exp_gopt", *GOPT_SPACE, *ASHA, f"hydra.sweeper.n_trials={pruned_trials}", f"hydra.sweeper.pruned_value={p}"],
         )
+    methods["exp_gopt + Hyperband"] = lambda w, log, s: exp_sweep(
+        w,
+        log,
+        s,
+        budget,
+        [
+            "hydra/sweeper=exp_gopt",
+            *GOPT_SPACE,
+            "hydra.sweeper.pruner=hyperband",
+            f"hydra.sweeper.max_resource={EPOCHS}",
+            f"hydra.sweeper.n_trials={pruned_trials}",
+        ],
+    )
     methods["exp_grid + ASHA (45 configurations)"] = lambda w, log, s: exp_sweep(
         w, log, s, budget, ["hydra/sweeper=exp_grid", *GRID_SPACE, *ASHA]
     )

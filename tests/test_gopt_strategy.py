@@ -6,7 +6,7 @@ from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
-from hydra_plugins.exp_sweeper.config import Direction
+from hydra_plugins.exp_sweeper.config import Direction, PrunedValue
 
 REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 
@@ -83,8 +83,6 @@ def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatc
 
 
 def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():
-    from hydra_plugins.exp_sweeper.config import PrunedValue
-
     told = {}
     for policy in PrunedValue:
         search = Space.from_mapping(REAL).search()

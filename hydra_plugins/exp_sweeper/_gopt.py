@@ -71,7 +71,8 @@ class GoptStrategy:
         self.n_trials = n_trials
         self.sign = 1.0 if direction is Direction.minimize else -1.0
         self.objective = objective
-        self.pruned_value = pruned_value
+        # By value: Hydra's plugin scan re-executes config.py, so a caller may hold another PrunedValue class.
+        self.pruned_value = PrunedValue(pruned_value.value)
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
         self.n_failed = 0
