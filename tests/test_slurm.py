@@ -220,8 +220,9 @@ def test_exp_slurm_batch_launch_is_one_job_array(tmp_path, hydra_app, slurm):
 
 def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slurm, spawn):
     args = ["hydra/sweeper=exp_grid", *EXP_SLURM, "hydra.launcher.array_parallelism=2", "+x=range(0,4)", "+behave.sleeps=[120,120,0,0]"]
+    wait_for(lambda: slurm.jobs() == [], timeout=60)  # an earlier test's jobs, still ending, are not this sweep's
     driver, output = start_driver(spawn, tmp_path, *args)
-    wait_for(lambda: len(running(slurm)) == 2)
+    wait_for(lambda: len(running(slurm)) == 2 and "submitted as SLURM job" in output.read_text())
     driver.send_signal(signal.SIGINT)
     assert driver.wait(timeout=30) == 1
     assert "hydra.sweeper.resume=true" in output.read_text()
