@@ -30,7 +30,7 @@ import secrets
 import select
 import socket
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 REPORT_ENV = "EXP_REPORT"
 RUNGS_ENV = "EXP_RUNGS"
@@ -123,26 +123,29 @@ class Bell:
         self.socket.bind("\0" + self.name)
         self.socket.setblocking(False)
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> List[str]:
+        """What the rings since the last wait said (who rang), once one came or the timeout passed."""
+        said = []
         if select.select([self.socket], [], [], timeout)[0]:
             try:
-                while self.socket.recv(64):
-                    pass
+                while True:
+                    said.append(self.socket.recv(64).decode("utf-8", "replace"))
             except OSError:  # drained
                 pass
+        return said
 
     def close(self) -> None:
         self.socket.close()
 
 
-def ring(name: Any) -> None:
-    """Wake whoever waits on the bell ``name``, if it is on this machine; never fails."""
+def ring(name: Any, message: str = "") -> None:
+    """Wake whoever waits on the bell ``name``, if it is on this machine, saying ``message``; never fails."""
     if not isinstance(name, str) or not 0 < len(name) < 100:
         return
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.setblocking(False)  # a bell nobody drains fills up: ringing it must not wait (it is ringing already)
-            sender.sendto(b"!", "\0" + name)
+            sender.sendto(message.encode("utf-8")[:64], "\0" + name)
     except OSError:
         pass
 
@@ -256,7 +259,7 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
     if rung is None:
         return
     trial.next_rung = rung + 1
-    ring(os.environ.get(BELL_ENV))
+    ring(os.environ.get(BELL_ENV), os.path.basename(channel))  # the sweep reads this job's channel at once
     if _decision(channel, rung, bell) == STOP:
         trial.stopped = Pruned(plain_step(at), number)
         raise trial.stopped

@@ -426,3 +426,21 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
         ("1:1", 1, True),
     ]
     assert not list((tmp_path / ".exp_jobs" / "reports").glob("*.decision"))  # answered, then removed
+
+
+def test_jobs_that_have_not_reported_are_looked_at_rarely(tmp_path):
+    """A batch launcher's chunk (1,000 jobs, most queued) must not make the sweep's reader stat every file every
+    few milliseconds: it took half a core, beside the job running in the same process (Hydra's basic launcher)."""
+    from hydra_plugins.exp_sweeper._early_stopping import MAX_POLL_S, EarlyStopping
+
+    early = EarlyStopping(asha(), 1.0, tmp_path, "exp", resume=False)
+    reads = []
+    original = early._read
+    early._read = lambda job_num, watched, decide=True: reads.append(job_num) or original(job_num, watched, decide)
+    try:
+        for job in range(1000):
+            early.watch(job, {"id": job, "run": 1})
+        time.sleep(1.0)
+    finally:
+        early.close()
+    assert len(reads) <= 1000 * (1.0 / MAX_POLL_S + 2)  # every quiet job about every MAX_POLL_S, not every 2 ms

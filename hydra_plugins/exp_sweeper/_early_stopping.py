@@ -24,8 +24,9 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from exp_compat.files import json_lines, write_atomic
 from exp_compat.reporting import BELL_ENV, CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, Bell, decision_path, plain_step, ring
@@ -35,9 +36,10 @@ from hydra_plugins.exp_sweeper._results import CurvesStore
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
-# The reading thread's pause between two looks at the running jobs' files: short enough that a job waiting at a
-# rung hears within milliseconds, growing with the number of jobs reporting so that a big cluster sweep does not
-# read thousands of files on a network disk every few milliseconds.
+# The reading thread's pause between two looks at the files of the jobs that report: short enough that a job
+# waiting at a rung hears within milliseconds, growing with their number so that a big cluster sweep does not
+# read thousands of files on a network disk every few milliseconds. Jobs that have not reported yet (a batch
+# launcher's queued chunk: 1,000 by default) are looked at every MAX_POLL_S, or at once when they ring.
 BASE_POLL_S = 0.002
 POLL_S_PER_JOB = 0.0002
 MAX_POLL_S = 0.2
@@ -72,6 +74,7 @@ class EarlyStopping:
         self._journal = open(journal, "a", encoding="utf-8")
         self.curves = CurvesStore(sweep_dir / f"{name}_curves.csv", resume)
         self.watched: Dict[int, Watched] = {}
+        self.reporting: Dict[int, Watched] = {}  # the watched jobs that have reported
         self._lock = threading.Lock()
         self._closing = threading.Event()
         try:  # jobs on this machine ring it after a report at a rung, and hear the decision at once
@@ -95,6 +98,7 @@ class EarlyStopping:
         of 10^5 jobs must not leave 10^5 of them). None if it was not watched."""
         with self._lock:
             watched = self.watched.pop(job_num, None)
+            self.reporting.pop(job_num, None)
             if watched is None:
                 return None
             self._read(job_num, watched)
@@ -121,24 +125,29 @@ class EarlyStopping:
         self.curves.close()
 
     def _read_loop(self) -> None:
+        pause, quiet_read_at = BASE_POLL_S, 0.0
         while not self._closing.is_set():
-            if self.bell is not None:
-                self.bell.wait(self._pause())
-            else:
-                self._closing.wait(self._pause())
+            rang: List[str] = self.bell.wait(pause) if self.bell is not None else []
+            if self.bell is None:
+                self._closing.wait(pause)
+            now = time.monotonic()
+            everyone = now - quiet_read_at >= MAX_POLL_S
+            quiet_read_at = now if everyone else quiet_read_at
             with self._lock:
-                for job_num, watched in list(self.watched.items()):
+                jobs = dict(self.watched) if everyone else {**self.reporting, **self._rang(rang)}
+                for job_num, watched in jobs.items():
                     try:
                         self._read(job_num, watched)
                     except Exception:  # one job's garbage must not end the channel of every other job
                         log.exception("exp: cannot read the reports of job #%d (%s.jsonl)", job_num, watched.channel)
+                    if watched.offset and job_num in self.watched:
+                        self.reporting[job_num] = watched
+                pause = min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * len(self.reporting))
 
-    def _pause(self) -> float:
-        """Grows with the jobs that have reported (a batch launcher's chunk of 1,000 jobs, most not started,
-        must not slow the decisions of the few that run)."""
-        with self._lock:
-            reporting = sum(1 for watched in self.watched.values() if watched.offset)
-        return min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * reporting)
+    def _rang(self, said: List[str]) -> Dict[int, Watched]:
+        """The watched jobs that rang the bell (each says its job number)."""
+        numbers = [int(text) for text in said if text.isdigit()]
+        return {n: self.watched[n] for n in numbers if n in self.watched}
 
     def _read(self, job_num: int, watched: Watched, decide: bool = True) -> None:
         path = watched.channel + ".jsonl"
