@@ -32,6 +32,7 @@ from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
+from hydra_plugins.exp_sweeper.config import Direction
 
 
 def branin(x):
@@ -70,16 +71,16 @@ def run_proposer(f, dims, budget, seed, batch, surrogate="GP"):
     return min(proposer.y)
 
 
-def run_async(f, dims, budget, seed, slots=4):
+def run_async(f, dims, budget, seed, slots=4, surrogate="GP"):
     search = Space.from_mapping({d.name: {"type": "range", "bounds": [d.low, d.high]} for d in dims}).search()
-    proposer = Proposer(search.dimensions, acquisition="EI", n_initial_points=10, seed=seed)
-    strategy = GoptStrategy(search, proposer, budget, "minimize", None)
+    proposer = Proposer(search.dimensions, surrogate=surrogate, acquisition="EI", n_initial_points=10, seed=seed)
+    strategy = GoptStrategy(search, proposer, budget, Direction.minimize, None)
     rng = np.random.RandomState(1000 + seed)
     running = strategy.ask(slots)
     while running:
         strategy.prepare()
-        if strategy.telling is not None:
-            strategy.telling.result()
+        if strategy.fitting is not None:
+            strategy.fitting.result()
         trial = running.pop(rng.randint(len(running)))
         strategy.tell(trial, Outcome("completed", value=f([trial.params[d.name] for d in dims])))
         running += strategy.ask(1)
@@ -97,6 +98,10 @@ METHODS = {
     "exp_gopt, sequential": lambda f, d, n, s: run_proposer(f, d, n, s, batch=1),
     "exp_gopt, batches of 4": lambda f, d, n, s: run_proposer(f, d, n, s, batch=4),
     "exp_gopt, asynchronous, 4 slots": run_async,
+    **{
+        f"exp_gopt {surrogate}, asynchronous, 4 slots": lambda f, d, n, s, surrogate=surrogate: run_async(f, d, n, s, surrogate=surrogate)
+        for surrogate in ("RF", "ET")
+    },
 }
 
 

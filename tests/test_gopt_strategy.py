@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._outcome import Outcome
@@ -11,41 +13,62 @@ from hydra_plugins.exp_sweeper.config import Direction, PrunedValue
 REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 
 
-def strategy(n_trials: int, n_initial_points: int = 3) -> GoptStrategy:
+def strategy(n_trials: int, n_initial_points: int = 3, surrogate: str = "GP") -> GoptStrategy:
     search = Space.from_mapping(REAL).search()
-    return GoptStrategy(search, Proposer(search.dimensions, n_initial_points=n_initial_points, seed=4), n_trials, Direction.minimize, None)
+    proposer = Proposer(search.dimensions, surrogate=surrogate, n_initial_points=n_initial_points, seed=4)
+    return GoptStrategy(search, proposer, n_trials, Direction.minimize, None)
 
 
 def finish(s: GoptStrategy, trial) -> None:
     s.tell(trial, Outcome("completed", value=(trial.params["x"] - 1.0) ** 2))
 
 
-def test_a_freed_slot_is_not_kept_waiting_for_the_refit_and_its_proposal_knows_every_result():
-    s = strategy(14)
+@pytest.mark.parametrize("surrogate", ["GP", "RF", "ET", "GBRT", "random"])
+def test_a_freed_slot_is_not_kept_waiting_for_the_refit_and_its_proposal_knows_every_result(surrogate):
+    s = strategy(14, surrogate=surrogate)
     running = s.ask(2)
     for _ in range(10):
         s.prepare()  # after launching: the refit with the results so far, in the background
-        s.telling.result() if s.telling else None  # ... done while the jobs ran
+        s.fitting.result()  # ... done while the jobs ran
         finish(s, running.pop(0))
-        told = len(s.proposer.y)
         [new] = s.ask(1)
-        assert len(s.proposer.y) == told  # no hyper-parameter refit before the slot got its trial
+        assert len(s.proposer.y) == s.finished  # the result is recorded ...
+        if surrogate != "random" and s.finished > 3:  # ... and the slot got its trial without a fit with it
+            assert s.proposer.fitted is not None and s.proposer.fitted.n == s.finished - 1
         assert new.params["x"] not in {t.params["x"] for t in running}  # never a running point
         running.append(new)
     s.close()
     assert len(s.proposer.y) == 10  # every result told in the end
+    if surrogate != "random":
+        assert s.proposer.fitted.n == 10 and len(s.proposer.optimizer.models) == 1  # the plots draw a model of every result
 
 
 def test_the_quick_refit_takes_the_result_that_just_arrived():
-    """A result not told yet still steers the proposal made the moment it arrives."""
+    """A result not fitted yet still steers the proposal made the moment it arrives."""
     proposals = {}
     for outcome in ("excellent", "terrible"):
         search = Space.from_mapping(REAL).search()
         proposer = Proposer(search.dimensions, n_initial_points=4, seed=0)
         proposer.tell([[-3.0], [-1.5], [3.0], [2.5]], [9.0, 6.0, 4.0, 2.0])
-        value = -20.0 if outcome == "excellent" else 50.0
-        proposals[outcome] = proposer.propose(1, pending=[[-2.5]], recent=[([1.0], value)])[0][0]
+        proposer.record([[1.0]], [-20.0 if outcome == "excellent" else 50.0])
+        proposals[outcome] = proposer.propose(1, pending=[[-2.5]])[0][0]
     assert abs(proposals["excellent"] - 1.0) < 0.5 < abs(proposals["terrible"] - 1.0)
+
+
+@pytest.mark.parametrize("surrogate", ["RF", "ET", "GBRT"])
+def test_tree_surrogates_keep_away_from_running_points_and_from_bad_results_they_were_not_fitted_to(surrogate):
+    """Local penalisation: no tree refit per proposal, yet a batch spreads out and a terrible result
+    that arrived after the fit repels the next proposal."""
+    search = Space.from_mapping(REAL).search()
+    proposer = Proposer(search.dimensions, surrogate=surrogate, n_initial_points=5, seed=0)
+    proposer.tell([[-3.0], [-1.5], [0.0], [1.5], [3.0]], [16.0, 6.25, 1.0, 0.25, 4.0])  # (x - 1)^2
+    fitted = proposer.fitted
+    batch = [p[0] for p in proposer.propose(4, pending=[])]
+    assert proposer.fitted is fitted  # proposals never refit
+    assert min(abs(a - b) for i, a in enumerate(batch) for b in batch[i + 1 :]) > 0.05
+    proposer.record([[batch[0]]], [1000.0])  # the model's favourite turned out terrible
+    [[after]] = proposer.propose(1, pending=[[b] for b in batch[1:]])
+    assert abs(after - batch[0]) > 0.05 and proposer.fitted is fitted
 
 
 def test_batches_refit_before_proposing():
@@ -54,7 +77,7 @@ def test_batches_refit_before_proposing():
     for trial in first:
         finish(s, trial)
     s.ask(3)
-    assert len(s.proposer.y) == 3 and s.telling is None
+    assert len(s.proposer.y) == 3 and s.fitting is None and s.proposer.fitted.n == 3
 
 
 def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatch):
@@ -70,16 +93,21 @@ def test_background_refits_skip_skopts_own_point_and_fit_every_result(monkeypatc
     running = s.ask(2)
     for _ in range(8):
         s.prepare()
-        s.telling.result() if s.telling else None
+        s.fitting.result()
         finish(s, running.pop(0))
         running += s.ask(1)
     s.prepare()
-    s.telling.result()
+    s.fitting.result()
     assert searches == [] and len(s.proposer.y) == 8
     assert len(s.proposer.optimizer.models) == 1 and len(s.proposer.optimizer.models[-1].X_train_) == 8
     finish(s, running.pop(0))
-    s.close()  # the last result is told as in batches, with skopt's own point: the search is watched
-    assert searches and len(s.proposer.y) == 9
+    s.close()
+    assert searches == [] and len(s.proposer.optimizer.models[-1].X_train_) == 9
+    batches = strategy(4)
+    for trial in batches.ask(3):
+        finish(batches, trial)
+    batches.ask(1)  # batches are told with skopt's own point: the search is watched
+    assert searches
 
 
 def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():

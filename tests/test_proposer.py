@@ -104,16 +104,18 @@ def test_fast_gp_prediction_equals_skopts():
     X = proposer.space.rvs(43, random_state=np.random.RandomState(1))
     proposer.tell(X[:40], [objective(p) for p in X[:40]])
     pool = CandidatePool(proposer)
-    models = [proposer._believer_model(proposer.X, proposer.y, X[40 : 40 + k], refit=False)[0] for k in range(4)]
+    models = [proposer._believer_model(proposer.fitted, proposer.X, proposer.y, X[40 : 40 + k])[0] for k in range(4)]
     proposer.tell(X[40:], [objective(p) for p in X[40:]])  # a new full fit: another kernel
     models.append(proposer.optimizer.models[-1])
     for model in models:
         assert isinstance(model, GaussianProcessRegressor)
         mean, std = model.predict(pool.transformed, return_std=True)
-        fast_mean, fast_std = FastGP(model, pool.kernel_rows).predict(pool.transformed, return_std=True)
+        fast = pool.predictor(model)
+        assert isinstance(fast, FastGP)
+        fast_mean, fast_std = fast.predict(pool.transformed, return_std=True)
         # the variance is a small difference of large terms through an ill-conditioned K^-1: equal up to rounding
         assert np.allclose(mean, fast_mean) and np.allclose(std, fast_std, rtol=1e-3, atol=1e-6)
-        assert pool.kernel_rows.matrix.shape == (len(pool.transformed), len(model.X_train_))
+        assert fast.rows.matrix.shape == (len(pool.transformed), len(model.X_train_))
     assert models[-1].kernel_ != models[0].kernel_
 
 
@@ -147,3 +149,32 @@ def test_believer_points_are_polished_beyond_the_best_random_candidate(monkeypat
 
     best_candidate = min(acquisition(start) for start in polishing["starts"])
     assert acquisition(proposer.space.transform([point])[0]) < best_candidate - 1e-6, point
+
+
+def test_beyond_the_fresh_searches_a_gp_fit_takes_a_few_steps_from_its_last_kernel(monkeypatch):
+    """A search from scratch (scikit-optimize's, with restarts) costs tens of seconds at a thousand results:
+    beyond FRESH_SEARCH_UP_TO each fit starts from the last fitted kernel and evaluates the likelihood a
+    bounded number of times."""
+    from hydra_plugins.exp_sweeper import _proposer
+    from hydra_plugins.exp_sweeper._skopt_internals import fitted_kernel
+
+    starts, evaluations = [], []
+    search = _proposer.bounded_search
+
+    def spy(objective, initial, bounds):
+        starts.append(np.array(initial))
+        return search(lambda theta, **kw: evaluations.append(1) or objective(theta, **kw), initial, bounds)
+
+    monkeypatch.setattr(_proposer, "bounded_search", spy)
+    proposer = Proposer(mixed_dims(), n_initial_points=5, seed=4)
+    X = proposer.space.rvs(_proposer.FRESH_SEARCH_UP_TO + 10, random_state=np.random.RandomState(1))
+    n = _proposer.FRESH_SEARCH_UP_TO
+    proposer.record(X[:n], [objective(p) for p in X[:n]])
+    proposer.refit()
+    assert starts == []  # up to FRESH_SEARCH_UP_TO: scikit-optimize's own search
+    last = proposer.fitted.model
+    proposer.record(X[n:], [objective(p) for p in X[n:]])
+    proposer.refit()
+    assert len(starts) == 1 and np.allclose(starts[0], fitted_kernel(last, fixed_noise=False).theta)
+    assert 1 <= len(evaluations) <= _proposer.SEARCH_EVALUATIONS
+    assert proposer.fitted.n == n + 10 and len(proposer.fitted.model.X_train_) == n + 10

@@ -271,7 +271,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         """With a pruner: start reading the jobs' reports (after the results are open: a new sweep has set the
         previous one's files aside)."""
         if self.options.pruner is not None:
-            sign = -1.0 if self.options.direction is Direction.maximize else 1.0
+            sign = -1.0 if self.options.direction.value == Direction.maximize.value else 1.0  # by value: see GoptStrategy
             self.early = EarlyStopping(self.pruner(seed), sign, self.sweep_dir, self.options.name, self.options.resume)
 
     @staticmethod

@@ -50,11 +50,12 @@ def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
 class GoptStrategy:
     """Trials from the proposer until ``n_trials`` have finished.
 
-    Telling results refits the surrogate's hyper-parameters: hundreds of milliseconds, growing with
-    the number of results. In asynchronous mode (:meth:`prepare`) that refit runs in the background
-    while the jobs run, and a freed slot's proposal takes the results that arrived since as data of
-    a quick refit with the kernel kept, so the slot gets its next trial at once and the proposal
-    still knows every result. Otherwise (batches) results are told in one refit per ask.
+    Fitting the surrogate takes from tens of milliseconds to seconds, growing with the number of
+    results. In asynchronous mode (:meth:`prepare`) results are recorded as they arrive and the fit
+    runs in the background while the jobs run; a freed slot's proposal never waits for it: it uses
+    the latest fit and accounts for the results that arrived since (the proposer's module docstring
+    says how), so the slot gets its next trial at once and the proposal still knows every result.
+    Otherwise (batches) results are told in one fit per ask.
     """
 
     def __init__(
@@ -69,9 +70,9 @@ class GoptStrategy:
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
-        self.sign = 1.0 if direction is Direction.minimize else -1.0
+        # By value: Hydra's plugin scan re-executes config.py, so a caller may hold other enum classes.
+        self.sign = 1.0 if direction.value == Direction.minimize.value else -1.0
         self.objective = objective
-        # By value: Hydra's plugin scan re-executes config.py, so a caller may hold another PrunedValue class.
         self.pruned_value = PrunedValue(pruned_value.value)
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
@@ -84,7 +85,7 @@ class GoptStrategy:
         self.best_value: Optional[float] = None
         self.best_params: Optional[Dict[str, Any]] = None
         self.exhausted = False
-        self.telling: Optional["concurrent.futures.Future[None]"] = None
+        self.fitting: Optional["concurrent.futures.Future[None]"] = None
         self._background: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
     def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float], completed: bool) -> None:
@@ -120,36 +121,40 @@ class GoptStrategy:
                 self.n_pruned += valued and row["status"] == "pruned"
                 self.next_id = max(self.next_id, int(row["id"]) + 1)
 
-    def _tell_untold(self) -> None:
+    def _tell_untold(self, fit: bool) -> None:
+        """The results not told yet, to the proposer: fitted now (``fit``) or recorded for the next refit."""
         if self.untold:
             points, values = zip(*self.untold)
-            self.proposer.tell(list(points), list(values))
+            (self.proposer.tell if fit else self.proposer.record)(list(points), list(values))
             self.untold = []
 
     def _budget(self) -> int:
         return self.n_trials - self.finished - len(self.pending)
 
     def prepare(self) -> None:
-        """Tell the results that arrived to the proposer in the background (the proposer is used by one
-        thread at a time: :meth:`ask` waits for this refit before proposing)."""
+        """Refit the surrogate with the results that arrived, in the background (one refit at a time;
+        the proposer records and proposes meanwhile, with its previous fit)."""
         if self._background is None:
             self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exp-gopt-refit")
-        if self.telling is not None and not self.telling.done() or not self.untold:
-            return
-        untold, self.untold = self.untold, []
-        self.telling = self._background.submit(self.proposer.tell, [p for p, _ in untold], [v for _, v in untold], own_point=False)
+        self._tell_untold(fit=False)
+        if self.fitting is not None:
+            if not self.fitting.done():
+                return
+            self.fitting.result()  # a fit that failed fails the sweep here
+        self.fitting = self._background.submit(self.proposer.refit)
 
     def close(self) -> None:
-        """The sweep is over: the last results are told too (the plots read the proposer's data)."""
+        """The sweep is over: the model is fitted to every result (the plots draw it)."""
         if self._background is not None:
             self._background.shutdown(wait=True)
-        self._tell_untold()
+            self._tell_untold(fit=False)
+            self.proposer.refit()
+        else:
+            self._tell_untold(fit=True)
 
     def ask(self, n: int) -> List[Trial]:
-        if self.telling is not None:
-            self.telling.result()
-        elif self._background is None:  # batches: one refit now, before proposing
-            self._tell_untold()
+        # batches: one fit now, before proposing; asynchronous: recorded, fitted in the background
+        self._tell_untold(fit=self._background is None)
         k = min(n, self._budget())
         if k <= 0:
             return []
@@ -159,7 +164,7 @@ class GoptStrategy:
             self.pending[trial.extra["id"]] = self.search.to_point(trial.params)
             trials.append(Trial(trial.params, trial.extra))
         k -= len(trials)
-        points = self.proposer.propose(k, list(self.pending.values()), recent=self.untold) if k else []
+        points = self.proposer.propose(k, list(self.pending.values())) if k else []
         if len(points) < k and self.proposer.exhausted and not self.exhausted:
             self.exhausted = True
             log.warning(

@@ -5,24 +5,39 @@ hyper-parameters included) once per point, which costs tens of seconds at a
 hundred observations, and it proposes already-evaluated points again on small
 discrete spaces. Here:
 
-* the first point of a batch is the optimizer's own choice (computed when the
-  last result was told; an asynchronous sweep, whose proposals always have
-  running trials beside them, has it skipped: ``tell(..., own_point=False)``);
-* each further point is chosen with the *kriging believer* rule: the pending
-  points are added to the data with the surrogate's own prediction as their
-  outcome (which leaves its mean as it was and shrinks its uncertainty around
-  them), the surrogate is refitted *with its kernel fixed* (a GP refit is then
-  one Cholesky factorisation) and the acquisition function is minimised over
-  candidate points and then, for a GP, polished with L-BFGS from the best one
-  (as scikit-optimize does for its own point: without that step every believer
-  point is only as precise as a random sample, which ruined asynchronous runs
-  where all proposals are believer proposals), so parallel trials spread out as
-  sequential ones would. The *constant liar* (the best value seen as every
-  pending point's outcome) was used first and measured much worse when trials
-  run asynchronously: it makes the region around running trials look solved,
-  so the best region was rarely refined (Hartmann-6, 4 slots, 100 evaluations:
-  median regret 0.25 over 5 seeds against 0.0058 over 10 with the believer,
-  benchmarks/optimization_quality.py);
+* the surrogate is fitted when results are told: at once for batches (``tell``,
+  with scikit-optimize's own next point, which is the first point of the next
+  batch), or in the background for an asynchronous sweep (``record`` the result,
+  ``refit`` in another thread). A proposal never waits for a fit: it uses the
+  latest fitted model, and the results that arrived since it was fitted are
+  accounted for as described below. Each fit also draws the candidate points
+  the proposals until the next fit choose from, and scores what can be scored
+  ahead (a GP's kernel between candidates and data, a tree ensemble's
+  predictions), so that a freed slot's proposal is a few array operations;
+* a GP accounts for running trials with the *kriging believer* rule: the pending
+  points (and the results its fit has not seen) are added to the data with the
+  surrogate's own prediction (or the result) as their outcome, the surrogate is
+  refitted *with its kernel fixed* (one Cholesky factorisation), and the
+  acquisition function is minimised over the candidates and then polished with
+  L-BFGS from the best one (as scikit-optimize does for its own point: without
+  that step every believer point is only as precise as a random sample, which
+  ruined asynchronous runs where all proposals are believer proposals). The
+  *constant liar* (the best value seen as every pending point's outcome) was
+  used first and measured much worse when trials run asynchronously: it makes
+  the region around running trials look solved (Hartmann-6, 4 slots, 100
+  evaluations: median regret 0.25 over 5 seeds against 0.0058 over 10 with the
+  believer, benchmarks/optimization_quality.py);
+* tree ensembles (RF, ET, GBRT) are not refitted per proposal (a forest's fit is
+  the whole cost, and believed values barely change its predictions): running
+  trials and unseen results are accounted for by *local penalisation*
+  (González et al., "Batch Bayesian Optimization via Local Penalization", 2016):
+  the acquisition is multiplied, around each such point, by the probability that
+  the candidate lies outside the ball in which, by the data's Lipschitz constant,
+  no point can beat the best value (:func:`local_penalty`);
+* a GP's hyper-parameters are searched from scratch (scikit-optimize's fit, with
+  its restarts) up to ``FRESH_SEARCH_UP_TO`` results; beyond, each fit takes a
+  few L-BFGS steps from the last fitted kernel (:func:`bounded_search`): a search
+  from scratch costs tens of seconds at a thousand results;
 * no point that is finished or pending is proposed again (unless repeats are
   allowed), and a finite space that has been fully explored is reported as
   exhausted;
@@ -38,12 +53,15 @@ search, done here without a model).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import warnings
 from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy.optimize import fmin_l_bfgs_b
+from scipy.spatial.distance import cdist
+from scipy.special import ndtr
 from sklearn.base import clone
 from skopt import Optimizer
 from skopt.learning import GaussianProcessRegressor
@@ -52,13 +70,23 @@ from threadpoolctl import threadpool_limits
 
 from exp_compat.search import plain
 from exp_compat.space import canonical
-from hydra_plugins.exp_sweeper._skopt_internals import FastGP, QuantileGBRT, acquisition, acquisition_1d, fitted_kernel, own_next_point
+from hydra_plugins.exp_sweeper._skopt_internals import (
+    FastGP,
+    QuantileGBRT,
+    acquisition,
+    acquisition_1d,
+    fitted_kernel,
+    own_next_point,
+    set_estimator,
+)
 
 N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
 ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively instead of sampled
 # L-BFGS runs per proposed point, from the best candidates (skopt's own point uses 5): each is ~40
 # evaluations of the acquisition at ~1 ms, on the critical path of a freed slot
 POLISH_STARTS = 1
+FRESH_SEARCH_UP_TO = 100  # results up to which a GP's hyper-parameters are searched from scratch, with restarts
+SEARCH_EVALUATIONS = 8  # beyond, evaluations of the likelihood per fit, from the last fitted kernel
 
 
 def _estimator(surrogate: str, seed: int) -> Any:
@@ -92,6 +120,17 @@ def _enumerate(space: Space) -> Iterator[List[Any]]:
         yield list(combo)
 
 
+@dataclasses.dataclass
+class Fitted:
+    """A surrogate fitted to the first ``n`` results, with the candidates that proposals choose from
+    until the next fit."""
+
+    model: Any
+    n: int
+    pool: "CandidatePool"
+    own_point: bool  # scikit-optimize's own next point was computed with this fit (batches)
+
+
 class Proposer:
     """Asks and tells one optimization; see the module docstring for how it proposes."""
 
@@ -117,7 +156,7 @@ class Proposer:
         self.X: List[List[Any]] = []
         self.y: List[float] = []
         self.seen: Set[Any] = set()
-        self.own_point_current = False  # whether skopt's own next point was computed for all results
+        self.fitted: Optional[Fitted] = None  # the latest fit, replaced whole (a background thread publishes it)
         self.optimizer: Optional[Optimizer] = None
         if surrogate != "random":
             with self.single_thread():
@@ -131,6 +170,7 @@ class Proposer:
                     random_state=seed,
                     model_queue_size=1,
                 )
+            self.base = clone(self.optimizer.base_estimator_)
 
     @staticmethod
     def single_thread() -> contextlib.AbstractContextManager:
@@ -141,49 +181,79 @@ class Proposer:
         """A point that ran (or is running): never propose it again unless repeats are allowed."""
         self.seen.add(point_key(point))
 
-    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float], own_point: bool = True) -> None:
-        """Finished points with finite values (minimised); one refit for all of them.
+    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
+        """Finished points with finite values (minimised), the surrogate refitted now with
+        scikit-optimize's own next point (batches: the next batch's first point)."""
+        self._add(points, values, fit=True)
 
-        ``own_point=False``: only the surrogate is refitted, without scikit-optimize's own next point
-        (an acquisition search over 10,000 points polished 5 times, three times over for gp_hedge:
-        about 40% of a tell at 100 observations), for an asynchronous sweep, whose proposals all
-        have running trials beside them and so never use that point.
-        """
+    def record(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
+        """Finished points with finite values (minimised), learnt by the next :meth:`refit` (an
+        asynchronous sweep's, in the background); proposals made before it account for them."""
+        self._add(points, values, fit=False)
+
+    def _add(self, points: Sequence[Sequence[Any]], values: Sequence[float], fit: bool) -> None:
         if not points:
             return
         rows = [list(p) for p in points]
+        floats = [float(v) for v in values]
         for point in rows:
             self.remember(point)
         self.X += rows
-        self.y += [float(v) for v in values]
-        self.own_point_current = own_point
-        if self.optimizer is not None:
+        self.y += floats  # after X: a background refit reads len(y) first
+        if self.optimizer is None:
+            return
+        fit = fit and len(self.y) >= self.n_initial_points
+        with self.single_thread():
+            if fit:
+                set_estimator(self.optimizer, self._estimator(len(self.y)))
+            self.optimizer.tell(rows, floats, fit=fit)
+        if fit:
+            self._publish(self.optimizer.models[-1], len(self.y), own_point=True)
+
+    def refit(self) -> None:
+        """Fit the surrogate to every result recorded so far, and draw and score the candidates of the
+        proposals until the next fit. Safe in a background thread while the sweep records results and
+        proposes (with the previous fit) in the main one; one refit at a time."""
+        n = len(self.y)
+        if self.optimizer is None or n < self.n_initial_points or (self.fitted is not None and self.fitted.n == n):
+            return
+        X, y = self.X[:n], self.y[:n]
+        with self.single_thread():
+            model = self._estimator(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
+                model.fit(self.space.transform(X), y)
+        self.optimizer.models = [model]  # what the plots draw
+        self._publish(model, n, own_point=False)
+
+    def _publish(self, model: Any, n: int, own_point: bool) -> None:
+        pool = CandidatePool(self, model)
+        if not own_point:  # a background fit scores ahead; a batch's first point is skopt's own
             with self.single_thread():
-                self.optimizer.tell(rows, [float(v) for v in values], fit=own_point)
-                if not own_point and len(self.X) >= self.n_initial_points:
-                    model = clone(self.optimizer.base_estimator_)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
-                        model.fit(self.space.transform(self.X), self.y)
-                    self.optimizer.models = [model]
+                pool.score()
+        self.fitted = Fitted(model, n, pool, own_point)
+
+    def _estimator(self, n: int) -> Any:
+        """An unfitted surrogate for ``n`` results; a GP's hyper-parameters as the module docstring says."""
+        model = clone(self.base)
+        last = self.fitted.model if self.fitted is not None else None
+        if not isinstance(model, GaussianProcessRegressor) or last is None or n <= FRESH_SEARCH_UP_TO:
+            return model
+        return model.set_params(kernel=fitted_kernel(last, fixed_noise=False), optimizer=bounded_search, n_restarts_optimizer=0)
 
     @property
     def exhausted(self) -> bool:
         return not self.allow_repeats and self.size is not None and len(self.seen) >= self.size
 
     # -- proposing --------------------------------------------------------------------------
-    def propose(self, k: int, pending: Sequence[Sequence[Any]], recent: Sequence[Tuple[Sequence[Any], float]] = ()) -> List[List[Any]]:
-        """Up to ``k`` new points, given the points still running; fewer if the space runs out.
-
-        ``recent``: results not told yet (``tell`` refits the surrogate's hyper-parameters, which is
-        slow); they join the data of the quick refit with the kernel kept, so a proposal made the
-        moment a result arrives already accounts for it.
-        """
+    def propose(self, k: int, pending: Sequence[Sequence[Any]]) -> List[List[Any]]:
+        """Up to ``k`` new points, given the points still running; fewer if the space runs out."""
         chosen: List[List[Any]] = []
-        pool = CandidatePool(self)
+        fitted = self.fitted  # one fit for the whole call, whatever a background refit publishes meanwhile
+        pool = fitted.pool if fitted is not None else CandidatePool(self)
         with self.single_thread():
             for _ in range(k):
-                point = self._one([*pending, *chosen], pool, recent)
+                point = self._one(fitted, pool, [*pending, *chosen])
                 if point is None:
                     break
                 chosen.append(point)
@@ -193,56 +263,75 @@ class Proposer:
     def _fresh(self, point: Sequence[Any]) -> bool:
         return self.allow_repeats or point_key(point) not in self.seen
 
-    def model_ready(self) -> bool:
-        return self.optimizer is not None and bool(self.optimizer.models) and len(self.X) >= self.n_initial_points
-
-    def _one(
-        self, pending: List[Sequence[Any]], pool: "CandidatePool", recent: Sequence[Tuple[Sequence[Any], float]]
-    ) -> Optional[List[Any]]:
+    def _one(self, fitted: Optional[Fitted], pool: "CandidatePool", pending: List[Sequence[Any]]) -> Optional[List[Any]]:
         if self.exhausted:
             return None
-        if self.model_ready() and not pending and not recent and self.own_point_current:
-            assert self.optimizer is not None  # model_ready() checked it
+        if fitted is None:
+            return pool.take_random()
+        n = len(self.y)
+        if fitted.own_point and fitted.n == n and not pending:
+            assert self.optimizer is not None  # fitted by it
             proposal = list(own_next_point(self.optimizer))
             if self._fresh(proposal):
                 return proposal
-        if not self.model_ready():
-            return pool.take_random()
-        X = self.X + [list(p) for p, _ in recent]
-        y = self.y + [float(v) for _, v in recent]
-        model, y_opt = self._believer_model(X, y, pending, refit=bool(recent))
-        scores = acquisition(pool.transformed, FastGP.of(model, pool.kernel_rows), y_opt, self._believer_acquisition, self.acq_kwargs)
-        if isinstance(model, GaussianProcessRegressor) and not pool.enumerated:
-            polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
-            if polished is not None:
-                return polished
-        return pool.take_best(scores)
+        X, y = self.X[:n], self.y[:n]
+        if isinstance(fitted.model, GaussianProcessRegressor):
+            point = self._believer_point(fitted, pool, X, y, pending)
+        else:
+            point = self._penalised_point(fitted, pool, X, y, pending)
+        # a pool whose candidates were all taken since its fit (a finite space): any unseen point
+        return point if point is not None else CandidatePool(self).take_random()
 
     @property
     def _believer_acquisition(self) -> str:
         return "EI" if self.acquisition == "gp_hedge" else self.acquisition
 
-    def _refit(self, X: Sequence[Sequence[Any]], y: List[float]) -> Any:
-        """The surrogate fitted to ``X, y`` with the hyper-parameters of its last full fit kept."""
-        assert self.optimizer is not None
-        fitted = self.optimizer.models[-1]
+    def _believer_point(
+        self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
+    ) -> Optional[List[Any]]:
+        model, y_opt = self._believer_model(fitted, X, y, pending)
+        scores = acquisition(pool.transformed, pool.predictor(model), y_opt, self._believer_acquisition, self.acq_kwargs)
+        if not pool.enumerated:
+            polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
+            if polished is not None:
+                return polished
+        return pool.take_best(scores)
+
+    def _penalised_point(
+        self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
+    ) -> Optional[List[Any]]:
+        """The candidate of best acquisition under the fitted tree surrogate, penalised around the
+        results it has not seen and the running points (module docstring)."""
+        y_opt = min(y)
+        scores = acquisition(pool.transformed, pool.predictor(fitted.model), y_opt, self._believer_acquisition, self.acq_kwargs)
+        unseen = X[fitted.n :]
+        if unseen or pending:
+            centres = self.space.transform([*unseen, *pending])
+            mean, std = (np.ravel(a).astype(float) for a in fitted.model.predict(centres, return_std=True))
+            mean[: len(unseen)], std[: len(unseen)] = y[fitted.n :], 0.0  # known outcomes
+            utility = scores.max() - scores + 1e-300  # >= 0 for every acquisition (lower scores are better)
+            lipschitz = data_lipschitz(self.space.transform(X), y)
+            scores = -utility * local_penalty(pool.transformed, centres, mean, std, y_opt, lipschitz)
+        return pool.take_best(scores)
+
+    def _refit(self, fitted: Any, X: Sequence[Sequence[Any]], y: List[float]) -> Any:
+        """The surrogate fitted to ``X, y`` with the hyper-parameters of ``fitted`` kept."""
         model = clone(fitted)
         if isinstance(fitted, GaussianProcessRegressor):
             model.set_params(kernel=fitted_kernel(fitted), optimizer=None)
         model.fit(self.space.transform(X), y)
         return model
 
-    def _believer_model(self, X: List[List[Any]], y: List[float], pending: List[Sequence[Any]], refit: bool) -> Tuple[Any, float]:
-        """The surrogate for ``X, y`` (``refit``: refitted, as ``X, y`` hold results it was not fitted
-        to), then refitted with the running points counted as returning what it predicts for them;
+    def _believer_model(self, fitted: Fitted, X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]) -> Tuple[Any, float]:
+        """The surrogate for ``X, y`` (refitted, kernel kept, where they hold results its fit has not
+        seen), then refitted with the running points counted as returning what it predicts for them;
         and the best value to improve on, believed ones included (else a running point where the model
         predicts an improvement would stay as attractive as before and be proposed again, nearby)."""
-        assert self.optimizer is not None
-        model = self._refit(X, y) if refit else self.optimizer.models[-1]
+        model = self._refit(fitted.model, X, y) if len(y) > fitted.n else fitted.model
         if not pending:
             return model, min(y)
         believed = [float(v) for v in np.ravel(model.predict(self.space.transform(pending)))]
-        return self._refit(X + pending, y + believed), min(y + believed)
+        return self._refit(model, X + [list(p) for p in pending], y + believed), min(y + believed)
 
     def _polish(self, model: GaussianProcessRegressor, y_opt: float, starts: Any) -> Optional[List[Any]]:
         """The acquisition minimised with L-BFGS from ``starts`` (transformed points), as
@@ -270,20 +359,56 @@ class Proposer:
         return point if self._fresh(point) else None
 
 
+class _Spent(Exception):
+    """The search's evaluations are used up."""
+
+
+def bounded_search(objective: Any, initial: Any, bounds: Any) -> Tuple[Any, float]:
+    """A GP's hyper-parameter search beyond FRESH_SEARCH_UP_TO results (scikit-learn's ``optimizer``
+    callable): L-BFGS from the last fitted kernel, ended after SEARCH_EVALUATIONS evaluations of the
+    likelihood (L-BFGS's own ``maxfun`` is checked between iterations only), at the best point seen.
+    Each evaluation costs O(n^2) per dimension and a factorisation; from the last kernel a few steps
+    follow the optimum as results are added, where a search from scratch takes dozens of evaluations
+    per start, and scikit-optimize makes three starts."""
+    from scipy.optimize import minimize
+
+    best: List[Any] = [np.asarray(initial, dtype=float), np.inf]
+    calls = 0
+
+    def counted(theta: Any) -> Any:
+        nonlocal calls
+        if calls >= SEARCH_EVALUATIONS:
+            raise _Spent
+        calls += 1
+        value, gradient = objective(theta)
+        if value < best[1]:
+            best[:] = [np.array(theta), float(value)]
+        return value, gradient
+
+    try:
+        minimize(counted, initial, method="L-BFGS-B", jac=True, bounds=bounds)
+    except _Spent:
+        pass
+    return best[0], best[1]
+
+
 class CandidatePool:
-    """The points one ``propose`` call chooses from, drawn and transformed once per call.
+    """The points proposals choose from: drawn with each fit, for every proposal until the next one
+    (with what the fit's model says of them, computed once), or per call before any fit.
 
     A finite space of up to ENUMERATE_UP_TO points is enumerated (unseen points
     only); otherwise N_CANDIDATES random points, whose freshness is checked only
     when one is chosen (a random point of a continuous space is new).
     """
 
-    def __init__(self, proposer: Proposer):
+    def __init__(self, proposer: Proposer, model: Any = None):
         self.proposer = proposer
+        self.model = model  # the fit whose predictions on the candidates are kept (None: no model yet)
         self._points: Optional[List[List[Any]]] = None
         self._transformed: Any = None
         self._alive: Any = None
         self._rows: Optional[KernelRows] = None
+        self._predicted: Optional[Tuple[Any, Any]] = None
 
     @property
     def enumerated(self) -> bool:
@@ -306,11 +431,29 @@ class CandidatePool:
             self._transformed = self.proposer.space.transform(self._points) if self._points else np.empty((0, 0))
         return self._transformed
 
-    @property
-    def kernel_rows(self) -> KernelRows:
+    def score(self) -> None:
+        """Compute ahead what proposals with this pool's model need: the GP's kernel between the
+        candidates and its data, a tree ensemble's predictions."""
+        if isinstance(self.model, GaussianProcessRegressor):
+            self._kernel_rows()(self.model.kernel_, self.model.X_train_)
+        elif self.model is not None:
+            self.predictor(self.model)
+
+    def _kernel_rows(self) -> KernelRows:
         if self._rows is None:
             self._rows = KernelRows(self.transformed)
         return self._rows
+
+    def predictor(self, model: Any) -> Any:
+        """``model`` as the acquisition functions call it, with what is kept for these candidates."""
+        if isinstance(model, GaussianProcessRegressor):
+            return FastGP(model, self._kernel_rows())
+        if model is not self.model:
+            return model
+        if self._predicted is None:
+            mean, std = model.predict(self.transformed, return_std=True)
+            self._predicted = (np.asarray(mean), np.asarray(std))
+        return Predicted(model, self.transformed, *self._predicted)
 
     def _take(self, order: Any) -> Optional[List[Any]]:
         assert self._points is not None
@@ -336,6 +479,44 @@ class CandidatePool:
         """Indices of the ``n`` best-scoring candidates not taken yet."""
         order = np.argsort(scores, kind="stable")
         return order[self._alive[order]][:n]
+
+
+class Predicted:
+    """A surrogate whose predictions at one array of points are known: asked about that array (the
+    very object), it answers them; about any other points, it predicts."""
+
+    def __init__(self, model: Any, points: Any, mean: Any, std: Any):
+        self.model, self.points, self.mean, self.std = model, points, mean, std
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        if X is not self.points:
+            return self.model.predict(X, return_std=return_std)
+        return (self.mean, self.std) if return_std else self.mean
+
+
+def data_lipschitz(points: Any, values: Sequence[float]) -> float:
+    """An estimate of the objective's Lipschitz constant (in the transformed space): the steepest slope
+    between a result and its nearest neighbour. Positive, also when no two results differ."""
+    from sklearn.neighbors import NearestNeighbors
+
+    X, y = np.asarray(points, dtype=float), np.asarray(values, dtype=float)
+    if len(X) < 2:
+        return 1.0
+    distance, index = NearestNeighbors(n_neighbors=2).fit(X).kneighbors(X)
+    apart = distance[:, 1] > 0
+    slopes = np.abs(y - y[index[:, 1]])[apart] / distance[apart, 1]
+    steepest = float(slopes.max()) if slopes.size else 0.0
+    return steepest if steepest > 0 else 1.0
+
+
+def local_penalty(candidates: Any, centres: Any, mean: Any, std: Any, best: float, lipschitz: float) -> Any:
+    """For each candidate, the probability that it lies outside every centre's ball of radius
+    ``(f(centre) - best) / lipschitz``, in which no point can beat ``best`` (minimising), with
+    ``f(centre) ~ N(mean, std^2)``: González et al. 2016. A std of 0 (a known result) makes the ball sharp."""
+    distance = cdist(candidates, centres)
+    radius = np.maximum(mean - best, 0.0) / lipschitz
+    spread = np.maximum(std / lipschitz, 1e-12)
+    return np.prod(ndtr((distance - radius) / spread), axis=1)
 
 
 class KernelRows:

@@ -7,6 +7,8 @@ is private and may move:
 * ``skopt.acquisition._gaussian_acquisition`` (the acquisition over many points) and
   ``gaussian_acquisition_1D`` (one point with its gradient, for L-BFGS), both undocumented;
 * ``Optimizer._next_x``, the optimizer's own next point, computed when results are told;
+* ``Optimizer.base_estimator_``, which ``Optimizer.tell`` clones and fits (replaced to choose how a GP's
+  hyper-parameters are searched);
 * ``skopt.learning.gaussian_process.gpr._param_for_white_kernel_in_Sum`` and the attributes skopt's
   ``GaussianProcessRegressor.fit`` sets (``noise_``, ``K_inv_``, ``y_train_std_``, ``y_train_mean_``,
   the last two copied from scikit-learn's private ``_y_train_std``/``_y_train_mean``);
@@ -67,12 +69,18 @@ class QuantileGBRT(GradientBoostingQuantileRegressor):
         return mean, (high - low) / 2.0
 
 
-def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
-    """The GP's fitted kernel with its fitted noise put back.
+def set_estimator(optimizer: Optimizer, estimator: Any) -> None:
+    """Make ``optimizer.tell`` fit (a clone of) ``estimator`` from now on."""
+    optimizer.base_estimator_ = estimator
+
+
+def fitted_kernel(gp: GaussianProcessRegressor, fixed_noise: bool = True) -> Any:
+    """The GP's fitted kernel with its fitted noise put back: fixed, to refit with the kernel kept, or
+    free (``fixed_noise=False``), as the starting point of a new hyper-parameter search.
 
     After fitting, skopt zeroes the white-noise term of ``kernel_`` (to predict the noise-free
     function); refitting with that kernel would interpolate the data exactly through a nearly
-    singular matrix (long length scales, large amplitude), so the fitted noise level is restored, fixed.
+    singular matrix (long length scales, large amplitude), so the fitted noise level is restored.
     """
     from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
     from skopt.learning.gaussian_process.kernels import WhiteKernel
@@ -80,7 +88,8 @@ def fitted_kernel(gp: GaussianProcessRegressor) -> Any:
     kernel = clone(gp.kernel_)
     present, name = _param_for_white_kernel_in_Sum(kernel)
     if present and gp.noise_ is not None:
-        kernel.set_params(**{name: WhiteKernel(noise_level=gp.noise_, noise_level_bounds="fixed")})
+        noise = WhiteKernel(noise_level=gp.noise_, noise_level_bounds="fixed") if fixed_noise else WhiteKernel(noise_level=gp.noise_)
+        kernel.set_params(**{name: noise})
     return kernel
 
 
