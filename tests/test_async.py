@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def test_ctrl_c_with_on_interrupt_wait_lets_running_jobs_finish(tmp_path, spawn)
     assert first.returncode == 1 and "waiting for" in output
     kept = {r["x"] for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
     assert {"3", "4"} <= kept
+    # jobs submitted ahead (handed to the busy workers) had not started: none starts after Ctrl-C
+    assert not {"5", "6", "7"} & kept and all(j["config"]["x"] < 5 for j in records(tmp_path / "jobs.jsonl"))
     assert wait_for(lambda: not marked_processes(mark), timeout=10)
 
 
@@ -198,3 +201,79 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
     assert not {json.dumps({"x": j["x"]}) for j in records(executions) if j["num"] >= launched_before} & kept
     if launcher == "exp_slurm":
         assert "SLURM jobs that an earlier run of this sweep left running" in done.stdout
+
+
+def grid_driver(spawn, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return spawn(
+        [
+            sys.executable,
+            str(APPS / "task_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            "hydra/launcher=exp_local",
+            f"+behave.record={tmp_path / 'jobs.jsonl'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *extra,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_worker_goes_on_to_the_job_handed_ahead_without_the_driver(tmp_path, spawn):
+    """exp_local hands a busy worker its next job before the current one ends: with the driver frozen
+    (SIGSTOP) while job 0 runs, the worker still starts job 1 when job 0 ends."""
+    first = grid_driver(spawn, tmp_path, "hydra.launcher.workers=1", "+x=range(0,2)", "+behave.sleeps=[2.0,0.1]")
+    assert wait_for(lambda: started_jobs(tmp_path / "sweep") >= 1)
+    time.sleep(0.5)  # the sweep submits both jobs at once; job 1 goes to the busy worker
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        assert wait_for(lambda: len(records(tmp_path / "jobs.jsonl")) == 2, timeout=20)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    output = first.communicate(timeout=60)[0]
+    assert first.returncode == 0, output[-3000:]
+    jobs = records(tmp_path / "jobs.jsonl")
+    assert jobs[0]["pid"] == jobs[1]["pid"] and jobs[1]["started"] >= jobs[0]["ended"]
+    assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 2
+
+
+def test_a_job_handed_ahead_is_taken_back_for_an_idle_worker(tmp_path, hydra_app):
+    """A job handed ahead to the worker of a long job would wait for it while the other worker, done with
+    everything queued, sat idle: it is taken back and runs there."""
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=2",
+        "+x=range(0,6)",
+        "+behave.sleeps=[4.0,0.2,0.2,0.2,0.2,0.2]",
+        f"+behave.record={log}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = {j["config"]["x"]: j for j in records(log)}
+    slow = jobs[0]
+    assert all(jobs[x]["started"] < slow["ended"] and jobs[x]["pid"] != slow["pid"] for x in range(1, 6))
+    assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 6
+
+
+def test_a_job_handed_ahead_to_a_worker_that_dies_runs_elsewhere(tmp_path, hydra_app):
+    """The worker dies in its job (os._exit) with the next job handed ahead: that job was never started, so it
+    runs on the slot's new worker and completes; only the job that died fails."""
+    log = tmp_path / "jobs.jsonl"
+    done = hydra_app(
+        "hydra/sweeper=exp_grid",
+        "hydra/launcher=exp_local",
+        "hydra.launcher.workers=1",
+        "+x=range(0,3)",
+        "+behave.sleeps=[1.0,0.1,0.1]",
+        "+behave.exit_if=0",
+        f"+behave.record={log}",
+    )
+    rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    assert rows["0"]["status"] == "failed" and "the worker process died" in rows["0"]["error"], done.stderr[-3000:]
+    assert rows["1"]["status"] == rows["2"]["status"] == "completed"
+    jobs = {j["config"]["x"]: j for j in records(log)}
+    assert jobs[1]["pid"] != jobs[0]["pid"] and jobs[1]["started"] >= jobs[0]["ended"]

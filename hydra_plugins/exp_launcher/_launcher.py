@@ -19,6 +19,9 @@ class Engine(Protocol):
     @property
     def slots(self) -> int: ...
 
+    @property
+    def ahead(self) -> int: ...
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[JobReturn]: ...
 
     def start(self, max_jobs: Optional[int] = None) -> None: ...
@@ -62,6 +65,11 @@ class EngineLauncher(Launcher):
     def slots(self) -> int:
         assert self.impl is not None, "setup() first"
         return self.impl.slots
+
+    @property
+    def ahead(self) -> int:
+        assert self.impl is not None, "setup() first"
+        return self.impl.ahead
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.impl is not None, "setup() first"

@@ -12,7 +12,11 @@ whole process tree on request or when the driver dies, whatever the job does.
 A dispatcher thread starts the workers (all at once: a worker says hello when
 its imports are done and only then gets the sweep's payload), hands queued
 jobs to idle workers and resolves each job's ``Future`` with its
-``JobReturn``. Workers are started as jobs need them, never more than there
+``JobReturn``. A busy worker is handed one more queued job *ahead*, which it
+starts the moment its current job ends, without a round trip to the driver
+(``ahead``: a sweep keeps that many more jobs in flight); until it starts, the
+dispatcher takes it back for a worker that has gone idle with nothing queued,
+so a job never waits behind a long one while a slot is free. Workers are started as jobs need them, never more than there
 are jobs. A job that raises is a FAILED JobReturn (its traceback is in its
 log); a worker that dies (segfault, ``os._exit``, the OOM killer) or a job past
 ``timeout_s`` (its whole process tree is killed) fails only that job, and the
@@ -72,7 +76,9 @@ class Worker:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.ready = False
-        self.job: Optional[Job] = None
+        self.job: Optional[Job] = None  # running, or handed ahead and now the next to run
+        self.ahead: Optional[Job] = None  # handed ahead: runs when the current job ends, unless taken back
+        self.taking_back: Optional[int] = None  # the job handed ahead that the driver asked back
         self.jobs_done = 0
 
     @property
@@ -200,6 +206,11 @@ class LocalEngine:
     def slots(self) -> int:
         return len(self.slot_devices)
 
+    @property
+    def ahead(self) -> int:
+        """One job per worker can wait in the worker itself, to start without a round trip."""
+        return len(self.slot_devices)
+
     # -- the asynchronous interface -------------------------------------------------------
     def _run_dispatcher(self) -> None:
         """Start the dispatcher thread (with the lock held). It starts and ends every worker itself: a worker's
@@ -261,7 +272,7 @@ class LocalEngine:
                 self.queue.clear()
         for job in queued:
             job.future.cancel()
-        while not cancel and self.dispatcher.is_alive() and (self.queue or any(w and w.job for w in self.workers)):
+        while not cancel and self.dispatcher.is_alive() and (self.queue or any(w and (w.job or w.ahead) for w in self.workers)):
             time.sleep(0.05)
         self.closing = True
         self._wake()
@@ -276,9 +287,19 @@ class LocalEngine:
             pass
 
     def _fail(self, worker: Worker, error: BaseException) -> None:
+        """The worker's job fails with ``error``; a job handed ahead that it never started goes back to the queue."""
         job, worker.job = worker.job, None
         if job is not None and not job.future.done():
             job.future.set_result(failed_return(job, error))
+        self._requeue(worker)
+
+    def _requeue(self, worker: Worker) -> None:
+        """The job handed ahead to ``worker``, which never started, back to the front of the queue."""
+        job, worker.ahead = worker.ahead, None
+        if job is not None and not job.future.cancelled():
+            job.started = None
+            with self.lock:
+                self.queue.appendleft(job)
 
     def _fill(self) -> None:
         """Start workers up to what is wanted: start's count, or one per queued or running job."""
@@ -322,19 +343,53 @@ class LocalEngine:
                 job.future.set_result(failed_return(job, RuntimeError(f"no exp_local worker could start ({self.broken})")))
 
     def _assign(self) -> None:
+        """Queued jobs to idle workers, then one ahead to each busy worker that will run another. A job
+        handed ahead stays pending (cancellable) until its worker goes on to it; it is taken back when it
+        was cancelled, or for an idle worker when nothing else is queued."""
+        limit = self.options.max_jobs_per_worker
         with self.lock:
-            for worker in self.workers:
-                if worker is None or not worker.ready or worker.job is not None:
-                    continue
-                while self.queue:
-                    job = self.queue.popleft()
-                    if job.future.set_running_or_notify_cancel():
-                        worker.job, job.started = job, time.monotonic()
-                        try:
-                            worker.conn.send(("job", job.idx, job.overrides))
-                        except OSError:  # it just died: reading its end fails the job with the cause
-                            pass
+            ready = [w for w in self.workers if w is not None and w.ready]
+            for worker in ready:
+                if worker.job is None:
+                    job = self._next_queued(claim=True)
+                    if job is None:
                         break
+                    worker.job, job.started = job, time.monotonic()
+                    self._hand(worker, job)
+            for worker in ready:
+                if worker.job is not None and worker.ahead is None and (limit is None or worker.jobs_done + 1 < limit):
+                    job = self._next_queued(claim=False)
+                    if job is None:
+                        break
+                    worker.ahead = job
+                    job.future.add_done_callback(lambda future: self._wake() if future.cancelled() else None)
+                    self._hand(worker, job)
+            idle = sum(1 for w in ready if w.job is None)
+            for worker in ready:
+                if worker.ahead is None or worker.taking_back == worker.ahead.idx:
+                    continue
+                if worker.ahead.future.cancelled() or idle > 0:
+                    idle -= not worker.ahead.future.cancelled()
+                    worker.taking_back = worker.ahead.idx
+                    self._send(worker, ("take_back", worker.ahead.idx))
+
+    def _next_queued(self, claim: bool) -> Optional[Job]:
+        """The first queued job not cancelled, its future set running (``claim``) or left pending."""
+        while self.queue:
+            job = self.queue.popleft()
+            if job.future.set_running_or_notify_cancel() if claim else not job.future.cancelled():
+                return job
+        return None
+
+    def _hand(self, worker: Worker, job: Job) -> None:
+        self._send(worker, ("job", job.idx, job.overrides))
+
+    @staticmethod
+    def _send(worker: Worker, message: Any) -> None:
+        try:
+            worker.conn.send(message)
+        except OSError:  # it just died: reading its end fails its job with the cause
+            pass
 
     def _next_deadline(self) -> Optional[float]:
         limit = self.options.timeout_s
@@ -374,6 +429,8 @@ class LocalEngine:
                 worker.terminate()
         for worker in workers:
             worker.finish()
+            if worker.ahead is not None:  # never started
+                worker.ahead.future.cancel()
             self._fail(worker, KeyboardInterrupt("the sweep was interrupted"))
 
     def _receive(self, slot: int) -> None:
@@ -405,16 +462,26 @@ class LocalEngine:
         elif kind == "started" and worker.job is not None:
             worker.job.where = message[2]
             log.info("exp_local: job #%d started on %s", message[1], worker.where)
+        elif kind == "taken_back":  # the job handed ahead, which had not started
+            if worker.job is not None and worker.job.idx == message[1]:  # its previous job's end came first
+                worker.job, worker.ahead = None, worker.job
+            self._requeue(worker)
         elif kind == "done" and worker.job is not None:
             job, worker.job = worker.job, None
             worker.jobs_done += 1
             status = status_word(message[2])
             log.info("exp_local: job #%d %s on %s in %.2fs", job.idx, status, worker.where, time.monotonic() - (job.started or 0))
-            job.future.set_result(message[2])
+            if not job.future.cancelled():  # one handed ahead, cancelled as the worker went on to it
+                job.future.set_result(message[2])
             limit = self.options.max_jobs_per_worker
             if limit is not None and worker.jobs_done >= limit:
+                self._requeue(worker)
                 worker.stop()
                 self.workers[slot] = None
+            elif worker.ahead is not None:  # the worker goes on to it by itself
+                worker.job, worker.ahead = worker.ahead, None
+                worker.job.started = time.monotonic()
+                worker.job.future.set_running_or_notify_cancel()  # False: cancelled just now; it runs unrecorded
 
     def _enforce_timeout(self) -> None:
         limit = self.options.timeout_s

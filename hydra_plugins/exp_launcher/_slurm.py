@@ -241,6 +241,12 @@ class SlurmEngine:
     def slots(self) -> int:
         return self.options.array_parallelism
 
+    @property
+    def ahead(self) -> int:
+        """None: a job submitted beyond the slots would wait in SLURM's queue, and a queued job starts from
+        SLURM's scheduling anyway."""
+        return 0
+
     def start(self, max_jobs: Optional[int] = None) -> None:
         """Nothing to start ahead of the jobs: SLURM provides the slots."""
 

@@ -24,6 +24,7 @@ starts, even in a new session, stays below them, where /proc finds it. So:
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import logging
@@ -31,9 +32,10 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Dict, List, Set
+from typing import Any, Callable, Deque, Dict, List, Set
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -229,6 +231,59 @@ class ProcessState:
                     pass
 
 
+class Inbox:
+    """The driver's messages to a worker, read by a thread while a job runs.
+
+    The driver hands a worker its next job before the current one ends, so that the worker goes on to it
+    without a round trip; until that job starts, the driver may take it back for a worker that has gone
+    idle (``("take_back", idx)``, answered ``("taken_back", idx)`` if it had not started). Only this thread
+    reads the connection; sends from both threads go one at a time.
+    """
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.sending = threading.Lock()
+        self.arrived = threading.Condition()
+        self.messages: Deque[Any] = collections.deque()
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True, name="exp-worker-inbox").start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.conn.recv()
+                with self.arrived:
+                    if message[0] != "take_back":
+                        self.messages.append(message)
+                        self.arrived.notify()
+                        continue
+                    waiting = [m for m in self.messages if m[0] == "job" and m[1] == message[1]]
+                    if waiting:  # not started: back to the driver (a started one answers "started")
+                        self.messages.remove(waiting[0])
+                        self.send(("taken_back", message[1]))
+        except (EOFError, OSError):
+            with self.arrived:
+                self.closed = True
+                self.arrived.notify()
+
+    def next(self) -> Any:
+        """The next message (a job or "stop"); EOFError once the driver is gone and nothing is left."""
+        with self.arrived:
+            while not self.messages and not self.closed:
+                self.arrived.wait()
+            if not self.messages:
+                raise EOFError
+            return self.messages.popleft()
+
+    def send(self, message: Any) -> None:
+        with self.sending:
+            self.conn.send(message)
+
+    def send_bytes(self, payload: bytes) -> None:
+        with self.sending:
+            self.conn.send_bytes(payload)
+
+
 def serve(conn: Connection) -> None:
     """Run jobs until told to stop; a connection the driver dropped ends the worker quietly."""
     try:
@@ -254,8 +309,9 @@ def _serve(conn: Connection) -> None:
     composer = Composer(hydra_context.config_loader, config)
     state = ProcessState()
     conn.send(("ready",))
+    inbox = Inbox(conn)
     while True:
-        message = conn.recv()
+        message = inbox.next()
         if message[0] == "stop":
             return
         _, idx, overrides = message
@@ -268,10 +324,10 @@ def _serve(conn: Connection) -> None:
                 status=JobStatus.FAILED,
                 _return_value=RuntimeError(" ".join(f"Hydra cannot compose the job's config: {error}".split())),
             )
-            conn.send_bytes(cloudpickle.dumps(("done", idx, refused)))
+            inbox.send_bytes(cloudpickle.dumps(("done", idx, refused)))
             continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
-        conn.send(("started", idx, where))
+        inbox.send(("started", idx, where))
         try:
             ret = run_numbered(hydra_context, task_function, sweep_config)
         except Exception as error:  # raised by Hydra's run_job around the task: this job fails, the worker stays
@@ -300,7 +356,7 @@ def _serve(conn: Connection) -> None:
                 _return_value=RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"),
             )
             payload = cloudpickle.dumps(("done", idx, ret))
-        conn.send_bytes(payload)
+        inbox.send_bytes(payload)
 
 
 if __name__ == "__main__":

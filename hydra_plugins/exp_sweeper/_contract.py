@@ -20,7 +20,13 @@ from hydra.core.utils import JobReturn
 class AsyncLauncher(Protocol):
     @property
     def slots(self) -> int:
-        """How many jobs run at once; the sweep keeps at most this many in flight."""
+        """How many jobs run at once."""
+
+    @property
+    def ahead(self) -> int:
+        """How many jobs beyond ``slots`` are worth submitting: the launcher hands them to busy slots, which
+        start them the moment their current job ends, with no round trip (0: they would only wait in a
+        queue). A sweep whose next jobs do not depend on results keeps ``slots + ahead`` in flight."""
 
     def start(self, max_jobs: Optional[int] = None) -> None:
         """Start the slots before the first job (the sweep calls it while it still loads), no more than

@@ -101,6 +101,10 @@ class Strategy(Protocol):
     def prepare(self) -> None:
         """Asynchronous mode, after launching: start working out the next trial while the jobs run."""
 
+    def known_ahead(self) -> bool:
+        """Whether the next trials are known now, whatever the running ones return: then the loop submits
+        them early to a launcher that hands each slot its next job before the current one ends."""
+
 
 ConfT = TypeVar("ConfT", bound=ExpSweeperConf)
 StrategyT = TypeVar("StrategyT", bound=Strategy)
@@ -494,8 +498,9 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         waits: "collections.Counter[int]" = collections.Counter()
         try:
             while True:
-                if stop is None and len(in_flight) < slots:
-                    for trial in self._numbered(strategy.ask(slots - len(in_flight))):
+                wanted = slots + (launcher.ahead if strategy.known_ahead() else 0)
+                if stop is None and len(in_flight) < wanted:
+                    for trial in self._numbered(strategy.ask(wanted - len(in_flight))):
                         in_flight[launcher.submit(self.overrides(trial), trial.job_num)] = trial
                         if freed_at is not None:
                             waits[round(1000 * (time.monotonic() - freed_at))] += 1
@@ -512,6 +517,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
         except KeyboardInterrupt as interrupt:
             if self.options.on_interrupt is OnInterrupt.wait and in_flight:
+                for future in [f for f in in_flight if f.cancel()]:  # submitted ahead, not started: run on resume
+                    del in_flight[future]
                 log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
                 try:
                     for future, trial in list(in_flight.items()):

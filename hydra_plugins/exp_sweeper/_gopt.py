@@ -152,6 +152,12 @@ class GoptStrategy:
         else:
             self._tell_untold(fit=True)
 
+    def known_ahead(self) -> bool:
+        """Trials of an earlier run to run again, and the random initial points, do not wait for results;
+        a proposal does (it is best made with every result so far)."""
+        known = len(self.proposer.y) + len(self.untold) + len(self.pending)
+        return bool(self.requeued) or (self.proposer.fitted is None and known < self.proposer.n_initial_points)
+
     def ask(self, n: int) -> List[Trial]:
         # batches: one fit now, before proposing; asynchronous: recorded, fitted in the background
         self._tell_untold(fit=self._background is None)

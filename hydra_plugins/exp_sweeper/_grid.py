@@ -69,6 +69,9 @@ class GridStrategy:
     def prepare(self) -> None:
         pass  # the grid's next row costs nothing to find
 
+    def known_ahead(self) -> bool:
+        return True  # the grid's order does not depend on results
+
 
 def plan(grid: Grid, config_ids: Optional[Sequence[int]]) -> Iterator[Dict[str, Any]]:
     """The jobs to run, in order; a space with no parameters is one configuration (Hydra's convention)."""

@@ -275,11 +275,13 @@ class Proposer:
             if self._fresh(proposal):
                 return proposal
         X, y = self.X[:n], self.y[:n]
+        if pool.spent:  # every candidate drawn with the fit was taken (a small finite space): draw again
+            pool = CandidatePool(self, fitted.model)
         if isinstance(fitted.model, GaussianProcessRegressor):
             point = self._believer_point(fitted, pool, X, y, pending)
         else:
             point = self._penalised_point(fitted, pool, X, y, pending)
-        # a pool whose candidates were all taken since its fit (a finite space): any unseen point
+        # the pool's candidates were all taken or seen since it was drawn (a finite space): any unseen point
         return point if point is not None else CandidatePool(self).take_random()
 
     @property
@@ -431,9 +433,18 @@ class CandidatePool:
             self._transformed = self.proposer.space.transform(self._points) if self._points else np.empty((0, 0))
         return self._transformed
 
+    @property
+    def spent(self) -> bool:
+        """No candidate left to take."""
+        if self._points is None:
+            self._build()
+        return not self._alive.any()
+
     def score(self) -> None:
         """Compute ahead what proposals with this pool's model need: the GP's kernel between the
         candidates and its data, a tree ensemble's predictions."""
+        if self.spent:
+            return
         if isinstance(self.model, GaussianProcessRegressor):
             self._kernel_rows()(self.model.kernel_, self.model.X_train_)
         elif self.model is not None:
