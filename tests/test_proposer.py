@@ -178,3 +178,28 @@ def test_beyond_the_fresh_searches_a_gp_fit_takes_a_few_steps_from_its_last_kern
     assert len(starts) == 1 and np.allclose(starts[0], fitted_kernel(last, fixed_noise=False).theta)
     assert 1 <= len(evaluations) <= _proposer.SEARCH_EVALUATIONS
     assert proposer.fitted.n == n + 10 and len(proposer.fitted.model.X_train_) == n + 10
+
+
+@pytest.mark.parametrize("surrogate", ["RF", "ET"])
+def test_forest_leaves_predict_as_skopt_and_take_points_in_and_out(surrogate):
+    """ForestLeaves reproduces skopt's forest mean and standard deviation from the leaves' statistics; a point
+    added to the leaves moves the predictions near it towards its value, and taking it out again restores them."""
+    from sklearn.base import clone
+
+    from hydra_plugins.exp_sweeper._skopt_internals import ForestLeaves
+
+    proposer = Proposer(mixed_dims(), surrogate=surrogate, n_initial_points=5, seed=4)
+    X = proposer.space.transform(proposer.space.rvs(61, random_state=np.random.RandomState(1)))
+    y = np.array([float(np.sum(row)) for row in X])
+    forest = clone(proposer.base).fit(X[:60], y[:60])
+    candidates = proposer.space.transform(proposer.space.rvs(300, random_state=np.random.RandomState(2)))
+    leaves = ForestLeaves(forest, candidates)
+    mean, std = leaves.predict_at(leaves.candidate_leaves)
+    skopt_mean, skopt_std = forest.predict(candidates, return_std=True)
+    assert np.allclose(mean, skopt_mean) and np.allclose(std, skopt_std)
+    at = leaves.leaves(X[60:])
+    before = leaves.predict_at(at)[0][0]
+    grown = leaves.with_points(X[60:], [before + 100.0])
+    assert grown.predict_at(at)[0][0] > before + 1.0  # every tree's leaf there moved towards the new value
+    back = grown.with_points(X[60:], [before + 100.0], remove=True)
+    assert np.allclose(back.predict_at(back.candidate_leaves)[0], mean) and np.allclose(back.predict_at(back.candidate_leaves)[1], std)

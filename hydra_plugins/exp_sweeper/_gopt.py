@@ -141,7 +141,7 @@ class GoptStrategy:
             if not self.fitting.done():
                 return
             self.fitting.result()  # a fit that failed fails the sweep here
-        self.fitting = self._background.submit(self.proposer.refit)
+        self.fitting = self._background.submit(self.proposer.refit, list(self.pending.values()))
 
     def close(self) -> None:
         """The sweep is over: the model is fitted to every result (the plots draw it)."""

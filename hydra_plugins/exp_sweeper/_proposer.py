@@ -27,13 +27,21 @@ discrete spaces. Here:
   the region around running trials look solved (Hartmann-6, 4 slots, 100
   evaluations: median regret 0.25 over 5 seeds against 0.0058 over 10 with the
   believer, benchmarks/optimization_quality.py);
-* tree ensembles (RF, ET, GBRT) are not refitted per proposal (a forest's fit is
-  the whole cost, and believed values barely change its predictions): running
-  trials and unseen results are accounted for by *local penalisation*
-  (González et al., "Batch Bayesian Optimization via Local Penalization", 2016):
-  the acquisition is multiplied, around each such point, by the probability that
-  the candidate lies outside the ball in which, by the data's Lipschitz constant,
-  no point can beat the best value (:func:`local_penalty`);
+* forests (RF, ET) are not refitted per proposal either (a forest's fit is its
+  whole cost): the background fit is made twice, the second time with the
+  running points added at the values the first predicts for them, so that the
+  trees split around them (without that, proposals piled up where the forest's
+  acquisition is flat, and asynchronous runs did clearly worse); a proposal then
+  keeps the trees and updates their leaves' statistics (:class:`ForestLeaves`):
+  finished points leave with their believed values and come back with their
+  results, results the fit has not seen join, and running points it was not
+  fitted with join at their predicted values;
+* boosted trees (GBRT), whose leaves do not average the data, account for running
+  points and unseen results by *local penalisation* (González et al., "Batch
+  Bayesian Optimization via Local Penalization", 2016): the acquisition is
+  multiplied, around each such point, by the probability that the candidate lies
+  outside the ball in which, by the data's Lipschitz constant, no point can beat
+  the best value (:func:`local_penalty`);
 * a GP's hyper-parameters are searched from scratch (scikit-optimize's fit, with
   its restarts) up to ``FRESH_SEARCH_UP_TO`` results; beyond, each fit takes a
   few L-BFGS steps from the last fitted kernel (:func:`bounded_search`): a search
@@ -72,6 +80,7 @@ from exp_compat.search import plain
 from exp_compat.space import canonical
 from hydra_plugins.exp_sweeper._skopt_internals import (
     FastGP,
+    ForestLeaves,
     QuantileGBRT,
     acquisition,
     acquisition_1d,
@@ -129,6 +138,7 @@ class Fitted:
     n: int
     pool: "CandidatePool"
     own_point: bool  # scikit-optimize's own next point was computed with this fit (batches)
+    believed: List[Tuple[List[Any], float]] = dataclasses.field(default_factory=list)  # running points fitted with
 
 
 class Proposer:
@@ -210,28 +220,40 @@ class Proposer:
         if fit:
             self._publish(self.optimizer.models[-1], len(self.y), own_point=True)
 
-    def refit(self) -> None:
+    def refit(self, pending: Sequence[Sequence[Any]] = ()) -> None:
         """Fit the surrogate to every result recorded so far, and draw and score the candidates of the
         proposals until the next fit. Safe in a background thread while the sweep records results and
-        proposes (with the previous fit) in the main one; one refit at a time."""
+        proposes (with the previous fit) in the main one; one refit at a time.
+
+        A forest is fitted a second time with the ``pending`` (running) points added at the values the
+        first fit predicts for them, so that its trees split around them (the kriging believer, whose
+        proposals otherwise pile up where a forest's acquisition is flat); a proposal then puts the
+        real results of these points in their place in the leaves (:meth:`_forest_point`)."""
         n = len(self.y)
         if self.optimizer is None or n < self.n_initial_points or (self.fitted is not None and self.fitted.n == n):
             return
         X, y = self.X[:n], self.y[:n]
+        running = [list(p) for p in pending]
         with self.single_thread():
-            model = self._estimator(n)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
-                model.fit(self.space.transform(X), y)
-        self.optimizer.models = [model]  # what the plots draw
-        self._publish(model, n, own_point=False)
+            model = self._fit(self._estimator(n), X, y)
+            self.optimizer.models = [model]  # what the plots draw
+            believed: List[Tuple[List[Any], float]] = []
+            if running and is_forest(model):
+                believed = list(zip(running, (float(v) for v in model.predict(self.space.transform(running)))))
+                model = self._fit(clone(model), X + running, y + [v for _, v in believed])
+        self._publish(model, n, own_point=False, believed=believed)
 
-    def _publish(self, model: Any, n: int, own_point: bool) -> None:
+    def _fit(self, model: Any, X: List[List[Any]], y: List[float]) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
+            return model.fit(self.space.transform(X), y)
+
+    def _publish(self, model: Any, n: int, own_point: bool, believed: Optional[List[Tuple[List[Any], float]]] = None) -> None:
         pool = CandidatePool(self, model)
         if not own_point:  # a background fit scores ahead; a batch's first point is skopt's own
             with self.single_thread():
                 pool.score()
-        self.fitted = Fitted(model, n, pool, own_point)
+        self.fitted = Fitted(model, n, pool, own_point, believed or [])
 
     def _estimator(self, n: int) -> Any:
         """An unfitted surrogate for ``n`` results; a GP's hyper-parameters as the module docstring says."""
@@ -279,6 +301,8 @@ class Proposer:
             pool = CandidatePool(self, fitted.model)
         if isinstance(fitted.model, GaussianProcessRegressor):
             point = self._believer_point(fitted, pool, X, y, pending)
+        elif is_forest(fitted.model):
+            point = self._forest_point(fitted, pool, X, y, pending)
         else:
             point = self._penalised_point(fitted, pool, X, y, pending)
         # the pool's candidates were all taken or seen since it was drawn (a finite space): any unseen point
@@ -299,11 +323,39 @@ class Proposer:
                 return polished
         return pool.take_best(scores)
 
+    def _forest_point(
+        self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
+    ) -> Optional[List[Any]]:
+        """The kriging believer with a forest's trees kept (:class:`ForestLeaves`): the points it was
+        fitted with as running that have finished leave its leaves with their believed values and come
+        back with their results, as do the other results its fit has not seen; running points it was not
+        fitted with join with the values it predicts for them. The acquisition is then minimised over
+        the candidates."""
+        leaves = pool.forest_leaves()
+        still = {point_key(p) for p in pending}
+        gone = [(p, v) for p, v in fitted.believed if point_key(p) not in still]  # finished (or failed) since
+        if gone:  # the values it was fitted with out; the real results in with the others below
+            leaves = leaves.with_points(self.space.transform([p for p, _ in gone]), [v for _, v in gone], remove=True)
+        if len(y) > fitted.n:
+            leaves = leaves.with_points(self.space.transform(X[fitted.n :]), y[fitted.n :])
+        fitted_with = {point_key(p) for p, _ in fitted.believed}
+        new = [p for p in pending if point_key(p) not in fitted_with]
+        believed = [v for p, v in fitted.believed if point_key(p) in still]
+        if new:
+            running = self.space.transform(new)
+            guessed = [float(v) for v in leaves.predict_at(leaves.leaves(running))[0]]
+            leaves = leaves.with_points(running, guessed)
+            believed += guessed
+        mean, std = leaves.predict_at(leaves.candidate_leaves)
+        model = Predicted(fitted.model, pool.transformed, mean, std)
+        scores = acquisition(pool.transformed, model, min(y + believed), self._believer_acquisition, self.acq_kwargs)
+        return pool.take_best(scores)
+
     def _penalised_point(
         self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
     ) -> Optional[List[Any]]:
-        """The candidate of best acquisition under the fitted tree surrogate, penalised around the
-        results it has not seen and the running points (module docstring)."""
+        """The candidate of best acquisition under the fitted boosted trees, penalised around the
+        results they have not seen and the running points (module docstring)."""
         y_opt = min(y)
         scores = acquisition(pool.transformed, pool.predictor(fitted.model), y_opt, self._believer_acquisition, self.acq_kwargs)
         unseen = X[fitted.n :]
@@ -411,6 +463,7 @@ class CandidatePool:
         self._alive: Any = None
         self._rows: Optional[KernelRows] = None
         self._predicted: Optional[Tuple[Any, Any]] = None
+        self._leaves: Optional[ForestLeaves] = None
 
     @property
     def enumerated(self) -> bool:
@@ -447,8 +500,16 @@ class CandidatePool:
             return
         if isinstance(self.model, GaussianProcessRegressor):
             self._kernel_rows()(self.model.kernel_, self.model.X_train_)
+        elif is_forest(self.model):
+            self.forest_leaves()
         elif self.model is not None:
             self.predictor(self.model)
+
+    def forest_leaves(self) -> ForestLeaves:
+        """The pool's forest with its candidates' leaves found (once)."""
+        if self._leaves is None:
+            self._leaves = ForestLeaves(self.model, self.transformed)
+        return self._leaves
 
     def _kernel_rows(self) -> KernelRows:
         if self._rows is None:
@@ -490,6 +551,12 @@ class CandidatePool:
         """Indices of the ``n`` best-scoring candidates not taken yet."""
         order = np.argsort(scores, kind="stable")
         return order[self._alive[order]][:n]
+
+
+def is_forest(model: Any) -> bool:
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    return isinstance(model, (RandomForestRegressor, ExtraTreesRegressor))
 
 
 class Predicted:
