@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,9 @@ def spawn():
     started: List[subprocess.Popen] = []
 
     def start(args: List[str], **kwargs: Any) -> subprocess.Popen:
+        # Ctrl-C as a terminal delivers it, even when the suite runs where SIGINT is ignored (a background job
+        # of a shell without job control): Python leaves an ignored SIGINT ignored in its children
+        kwargs.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         started.append(subprocess.Popen(args, **kwargs))
         return started[-1]
 
