@@ -66,8 +66,10 @@ def test_run_cancel_stops_after_the_first_failure_and_logs_it(tmp_path, exp_comp
     monkeypatch.setenv("EXP_FAIL_AT_0", "1")
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "--cancel")
     assert done.returncode == 1
-    rows = csv_rows(tmp_path / "exp_results.csv")
-    assert [(r["x"], r["status"]) for r in rows][-1] == ("0", "failed") and len(rows) == 3
+    ran = {r["x"]: r["status"] for r in csv_rows(tmp_path / "exp_results.csv")}
+    # the grid in order on one worker; x=1 may have been handed to the worker ahead and started as x=0 failed
+    assert {"-2": "completed", "-1": "completed", "0": "failed"}.items() <= ran.items() and set(ran) <= {"-2", "-1", "0", "1"}
+    assert {c["x"] for c in calls(tmp_path)} <= {-2, -1, 0, 1}  # nothing launched after the failure was seen
     assert "ValueError: x must not be 0" in (tmp_path / "exp.log").read_text()  # EXP's <name>.log of errors
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "--name", "all")
     assert done.returncode == 0 and len(csv_rows(tmp_path / "all_results.csv")) == 5  # without --cancel it goes on

@@ -515,10 +515,11 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                     self.keep(returns, [future.result()])
                     self.record(strategy, trial, outcome_of(future.result(), self.sweep_dir), store, progress)
                 stop = stop or self.stop_reason(progress)  # stop launching; running jobs still finish
+                if stop is not None:
+                    self._withdraw(in_flight)
         except KeyboardInterrupt as interrupt:
             if self.options.on_interrupt is OnInterrupt.wait and in_flight:
-                for future in [f for f in in_flight if f.cancel()]:  # submitted ahead, not started: run on resume
-                    del in_flight[future]
+                self._withdraw(in_flight)
                 log.warning("%s: interrupted: waiting for %d running jobs (Ctrl-C again to stop them)", self.kind, len(in_flight))
                 try:
                     for future, trial in list(in_flight.items()):
@@ -528,6 +529,12 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                     pass
             launcher.shutdown(cancel=True)  # unfinished jobs run again on resume
             return interrupted(interrupt)
+
+    @staticmethod
+    def _withdraw(in_flight: Dict["concurrent.futures.Future[JobReturn]", Trial]) -> None:
+        """Cancel the jobs submitted ahead that have not started (they run on resume); running ones go on."""
+        for future in [f for f in in_flight if f.cancel()]:
+            del in_flight[future]
 
     def record(self, strategy: Strategy, trial: Trial, outcome: Outcome, store: ResultsStore, progress: Progress) -> None:
         if self.early is not None:
