@@ -402,3 +402,52 @@ def test_thread_pools_are_sized_per_worker(tmp_path, setting, parent, expected):
     shared = str(max(1, (os.cpu_count() or 1) // 2))
     mkl = None if setting == "0" else (setting or shared)  # each variable the environment leaves unset
     assert {j["env"]["MKL_NUM_THREADS"] for j in jobs} == {mkl}
+
+
+def test_a_job_taken_back_after_its_worker_went_on_leaves_the_worker_on_the_job_handed_since():
+    """The dispatcher's side of handing jobs ahead, against a worker played by the test over a real socket: a
+    job asked back (for another worker gone idle) whose worker's previous job ended first, with one more job
+    handed to that worker before the answer came. The worker runs that later job, whose result must reach its
+    future; the one taken back goes to the queue, ready to run once more."""
+    import socket
+    from concurrent.futures import Future
+    from multiprocessing.connection import Connection
+
+    from hydra_plugins.exp_launcher._jobs import Job
+    from hydra_plugins.exp_launcher._local import LocalEngine, Worker
+
+    engine = LocalEngine({"workers": 2}, hydra_context=None, task_function=None, config=None)
+    played, peers = [], []
+    for worker_id in range(2):
+        ours, theirs = socket.socketpair()
+        worker = Worker.__new__(Worker)
+        worker.__dict__.update(worker_id=worker_id, devices=None, conn=Connection(ours.detach()), ready=True)
+        worker.__dict__.update(job=None, ahead=None, taking_back=None, jobs_done=0)
+        played.append(worker)
+        peers.append(Connection(theirs.detach()))
+    a, b = played
+    engine.workers = [a, None]
+    jobs = [Job(idx, [f"+x={idx}"], Future()) for idx in range(4)]
+    engine.queue.extend(jobs[1:3])
+    engine._assign()  # job 1 runs on a, job 2 is handed ahead to it
+    assert (a.job, a.ahead) == (jobs[1], jobs[2]) and [peers[0].recv()[1] for _ in range(2)] == [1, 2]
+    engine.workers = [a, b]
+    engine._assign()  # b is idle with nothing queued: job 2 is asked back
+    assert peers[0].recv() == ("take_back", 2)
+    peers[0].send(("done", 1, "result 1"))  # ...but job 1 ended first
+    engine._receive(0)
+    assert jobs[1].future.result() == "result 1" and a.job is jobs[2]
+    b.job = jobs[0]  # b got busy meanwhile
+    engine.queue.append(jobs[3])
+    engine._assign()  # job 3 is handed ahead to a
+    assert a.ahead is jobs[3] and peers[0].recv() == ("job", 3, ["+x=3"])
+    peers[0].send(("taken_back", 2))  # job 2 had not started: a goes on to job 3
+    engine._receive(0)
+    assert a.job is jobs[3] and a.ahead is None and list(engine.queue) == [jobs[2]]
+    peers[0].send(("started", 3, None))
+    engine._receive(0)
+    peers[0].send(("done", 3, "result 3"))
+    engine._receive(0)
+    assert jobs[3].future.result(timeout=1) == "result 3"
+    engine._assign()  # a is free again: the job taken back runs there, its future already running
+    assert a.job is jobs[2] and jobs[2].future.running() and peers[0].recv() == ("job", 2, ["+x=2"])

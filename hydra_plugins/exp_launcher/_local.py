@@ -16,11 +16,11 @@ jobs to idle workers and resolves each job's ``Future`` with its
 starts the moment its current job ends, without a round trip to the driver
 (``ahead``: a sweep keeps that many more jobs in flight); until it starts, the
 dispatcher takes it back for a worker that has gone idle with nothing queued,
-so a job never waits behind a long one while a slot is free. Workers are started as jobs need them, never more than there
-are jobs. A job that raises is a FAILED JobReturn (its traceback is in its
-log); a worker that dies (segfault, ``os._exit``, the OOM killer) or a job past
-``timeout_s`` (its whole process tree is killed) fails only that job, and the
-slot gets a fresh worker.
+so a job never waits behind a long one while a slot is free. Workers are
+started as jobs need them, never more than there are jobs. A job that raises
+is a FAILED JobReturn (its traceback is in its log); a worker that dies
+(segfault, ``os._exit``, the OOM killer) or a job past ``timeout_s`` (its whole
+process tree is killed) fails only that job, and the slot gets a fresh worker.
 """
 
 from __future__ import annotations
@@ -271,7 +271,8 @@ class LocalEngine:
             if cancel:
                 self.queue.clear()
         for job in queued:
-            job.future.cancel()
+            if not job.future.cancel():  # taken back after its worker had gone on to it: it already runs
+                job.future.set_result(failed_return(job, KeyboardInterrupt("the sweep was interrupted")))
         while not cancel and self.dispatcher.is_alive() and (self.queue or any(w and (w.job or w.ahead) for w in self.workers)):
             time.sleep(0.05)
         self.closing = True
@@ -339,7 +340,7 @@ class LocalEngine:
             stranded = list(self.queue)
             self.queue.clear()
         for job in stranded:
-            if job.future.set_running_or_notify_cancel():
+            if self._run(job):
                 job.future.set_result(failed_return(job, RuntimeError(f"no exp_local worker could start ({self.broken})")))
 
     def _assign(self) -> None:
@@ -377,9 +378,15 @@ class LocalEngine:
         """The first queued job not cancelled, its future set running (``claim``) or left pending."""
         while self.queue:
             job = self.queue.popleft()
-            if job.future.set_running_or_notify_cancel() if claim else not job.future.cancelled():
+            if self._run(job) if claim else not job.future.cancelled():
                 return job
         return None
+
+    @staticmethod
+    def _run(job: Job) -> bool:
+        """Set the job's future running, unless it already runs (a job taken back after its worker had gone
+        on to it); False if it was cancelled."""
+        return job.future.running() or job.future.set_running_or_notify_cancel()
 
     def _hand(self, worker: Worker, job: Job) -> None:
         self._send(worker, ("job", job.idx, job.overrides))
@@ -464,7 +471,9 @@ class LocalEngine:
             log.info("exp_local: job #%d started on %s", message[1], worker.where)
         elif kind == "taken_back":  # the job handed ahead, which had not started
             if worker.job is not None and worker.job.idx == message[1]:  # its previous job's end came first
-                worker.job, worker.ahead = None, worker.job
+                taken = worker.job
+                self._go_on(worker)  # to a job handed ahead since, which the worker now runs instead
+                worker.ahead = taken
             self._requeue(worker)
         elif kind == "done" and worker.job is not None:
             job, worker.job = worker.job, None
@@ -478,10 +487,16 @@ class LocalEngine:
                 self._requeue(worker)
                 worker.stop()
                 self.workers[slot] = None
-            elif worker.ahead is not None:  # the worker goes on to it by itself
-                worker.job, worker.ahead = worker.ahead, None
-                worker.job.started = time.monotonic()
-                worker.job.future.set_running_or_notify_cancel()  # False: cancelled just now; it runs unrecorded
+            else:
+                self._go_on(worker)
+
+    def _go_on(self, worker: Worker) -> None:
+        """The worker goes on by itself to the job handed ahead, if any, as its current job ends."""
+        job, worker.ahead = worker.ahead, None
+        worker.job = job
+        if job is not None:
+            job.started = time.monotonic()
+            self._run(job)  # False: cancelled just now; it runs unrecorded
 
     def _enforce_timeout(self) -> None:
         limit = self.options.timeout_s
