@@ -60,7 +60,8 @@ def test_async_gopt_never_runs_two_identical_trials_at_once(tmp_path, hydra_app)
     assert "n_jobs defaults to the launcher's 3 slots, more than n_initial_points=2" in done.stdout + done.stderr
 
 
-def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
+def grid_driver(spawn, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    """exp_grid on exp_local, the jobs recording what they ran in jobs.jsonl."""
     return spawn(
         [
             sys.executable,
@@ -68,11 +69,7 @@ def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
             "-m",
             "hydra/sweeper=exp_grid",
             "hydra/launcher=exp_local",
-            "hydra.launcher.workers=2",
-            "+x=range(0,8)",
-            "+behave.sleeps=[0.2,0.2,0.2,5,5,0.2,0.2,0.2]",
             f"+behave.record={tmp_path / 'jobs.jsonl'}",
-            f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
             *extra,
         ],
@@ -80,6 +77,18 @@ def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+    )
+
+
+def driver(spawn, tmp_path: Path, mark: str, *extra: str) -> subprocess.Popen:
+    return grid_driver(
+        spawn,
+        tmp_path,
+        "hydra.launcher.workers=2",
+        "+x=range(0,8)",
+        "+behave.sleeps=[0.2,0.2,0.2,5,5,0.2,0.2,0.2]",
+        f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
+        *extra,
     )
 
 
@@ -203,25 +212,6 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
     assert not {json.dumps({"x": j["x"]}) for j in records(executions) if j["num"] >= launched_before} & kept
     if launcher == "exp_slurm":
         assert "SLURM jobs that an earlier run of this sweep left running" in done.stdout
-
-
-def grid_driver(spawn, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    return spawn(
-        [
-            sys.executable,
-            str(APPS / "task_app.py"),
-            "-m",
-            "hydra/sweeper=exp_grid",
-            "hydra/launcher=exp_local",
-            f"+behave.record={tmp_path / 'jobs.jsonl'}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            *extra,
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def test_a_worker_goes_on_to_the_job_handed_ahead_without_the_driver(tmp_path, spawn):

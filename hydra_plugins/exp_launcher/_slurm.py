@@ -243,8 +243,8 @@ class SlurmEngine:
 
     @property
     def ahead(self) -> int:
-        """None: a job submitted beyond the slots would wait in SLURM's queue, and a queued job starts from
-        SLURM's scheduling anyway."""
+        """No job ahead: one submitted beyond the slots would only wait in SLURM's queue, where SLURM starts
+        it when it schedules it, not when a slot frees."""
         return 0
 
     def start(self, max_jobs: Optional[int] = None) -> None:

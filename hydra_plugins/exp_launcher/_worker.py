@@ -308,6 +308,11 @@ def _serve(conn: Connection) -> None:
     Singleton.set_state(singleton_state)
     composer = Composer(hydra_context.config_loader, config)
     state = ProcessState()
+
+    def failed(overrides: List[str], text: str) -> JobReturn:
+        """A job that failed around its task (the worker stays): ``text``, on one line, is its error."""
+        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=RuntimeError(" ".join(text.split())))
+
     conn.send(("ready",))
     inbox = Inbox(conn)
     while True:
@@ -318,26 +323,16 @@ def _serve(conn: Connection) -> None:
         state.restore()
         try:
             sweep_config = composer.compose(overrides)
-        except Exception as error:  # an override that Hydra refuses for this config: this job fails, the worker stays
-            refused = JobReturn(
-                overrides=list(overrides),
-                status=JobStatus.FAILED,
-                _return_value=RuntimeError(" ".join(f"Hydra cannot compose the job's config: {error}".split())),
-            )
-            inbox.send_bytes(cloudpickle.dumps(("done", idx, refused)))
+        except Exception as error:  # an override that Hydra refuses for this config
+            inbox.send_bytes(cloudpickle.dumps(("done", idx, failed(overrides, f"Hydra cannot compose the job's config: {error}"))))
             continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
         inbox.send(("started", idx, where))
         try:
             ret = run_numbered(hydra_context, task_function, sweep_config)
-        except Exception as error:  # raised by Hydra's run_job around the task: this job fails, the worker stays
+        except Exception as error:  # raised by Hydra's run_job around the task
             # (a job that deletes a variable of hydra.job.env_set makes Hydra's restore of the environment raise)
-            text = " ".join(str(error).split())
-            ret = JobReturn(
-                overrides=list(overrides),
-                status=JobStatus.FAILED,
-                _return_value=RuntimeError(f"Hydra failed around the job: {type(error).__name__}: {text}"),
-            )
+            ret = failed(overrides, f"Hydra failed around the job: {type(error).__name__}: {error}")
         left = end_descendants()
         if left:
             logging.getLogger("hydra_plugins.exp_launcher").warning(

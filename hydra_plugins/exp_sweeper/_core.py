@@ -46,7 +46,7 @@ from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, out
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
-from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt
+from hydra_plugins.exp_sweeper.config import ExpSweeperConf, OnFailure, OnInterrupt, direction_sign
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
@@ -275,7 +275,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         """With a pruner: start reading the jobs' reports (after the results are open: a new sweep has set the
         previous one's files aside)."""
         if self.options.pruner is not None:
-            sign = -1.0 if self.options.direction.value == Direction.maximize.value else 1.0  # by value: see GoptStrategy
+            sign = direction_sign(self.options.direction)
             self.early = EarlyStopping(self.pruner(seed), sign, self.sweep_dir, self.options.name, self.options.resume)
 
     @staticmethod

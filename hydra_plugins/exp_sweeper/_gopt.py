@@ -16,7 +16,7 @@ from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, 
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
-from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode, PrunedValue
+from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode, PrunedValue, direction_sign
 
 if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
     from hydra_plugins.exp_sweeper._proposer import Proposer
@@ -70,10 +70,9 @@ class GoptStrategy:
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
-        # By value: Hydra's plugin scan re-executes config.py, so a caller may hold other enum classes.
-        self.sign = 1.0 if direction.value == Direction.minimize.value else -1.0
+        self.sign = direction_sign(direction)
         self.objective = objective
-        self.pruned_value = PrunedValue(pruned_value.value)
+        self.pruned_value = PrunedValue(pruned_value.value)  # by value, as direction_sign says why
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
         self.n_failed = 0

@@ -598,10 +598,10 @@ def local_penalty(candidates: Any, centres: Any, mean: Any, std: Any, best: floa
 
 
 class KernelRows:
-    """The kernel between a pool's candidates and a GP's training points, kept across the points of
-    one ``propose`` call: every model there has the same kernel (the last full fit's) and the same
-    training points plus the running ones, so each point adds only the new columns (the full matrix,
-    10,000 x n, was most of the cost of scoring the candidates)."""
+    """The kernel between a pool's candidates and a GP's training points, kept across the proposals
+    until the next fit: every model there has the fit's kernel and its training points plus unseen
+    results and running points, so each proposal adds only the new columns (the full matrix, 10,000 x n,
+    was most of the cost of scoring the candidates; the fit computes it in the background)."""
 
     def __init__(self, candidates: Any):
         self.candidates = candidates

@@ -24,7 +24,7 @@ CI runs tests/test_proposer.py and a real exp_gopt sweep against the newest scik
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import clone
@@ -102,18 +102,13 @@ class FastGP:
     thousands of candidates; the same numbers up to rounding) and, for the candidates of ``rows``
     (a ``_proposer.KernelRows``), the kernel matrix that ``rows`` keeps."""
 
-    def __init__(self, gp: GaussianProcessRegressor, rows: Optional[Any] = None):
+    def __init__(self, gp: GaussianProcessRegressor, rows: Any):
         self.gp = gp
         self.rows = rows
 
-    @classmethod
-    def of(cls, model: Any, rows: Optional[Any] = None) -> Any:
-        """The fast predictor for a GP; any other surrogate as it is."""
-        return cls(model, rows) if isinstance(model, GaussianProcessRegressor) else model
-
     def predict(self, X: Any, return_std: bool = False) -> Any:
         gp = self.gp
-        if self.rows is not None and X is self.rows.candidates:
+        if X is self.rows.candidates:
             K_trans = self.rows(gp.kernel_, gp.X_train_)
         else:
             K_trans = gp.kernel_(X, gp.X_train_)

@@ -65,6 +65,12 @@ class Direction(Enum):
     maximize = "maximize"
 
 
+def direction_sign(direction: Enum) -> float:
+    """1.0 to minimise, -1.0 to maximise (values are multiplied by it so that smaller is better). Read by
+    value: Hydra's plugin scan re-executes this module, so a caller may hold another Direction class."""
+    return -1.0 if direction.value == Direction.maximize.value else 1.0
+
+
 @dataclass
 class ExpSweeperConf:
     """Options shared by exp_grid and exp_gopt."""
