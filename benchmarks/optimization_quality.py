@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+from typing import Any
 
 import numpy as np
+from methods_table import print_methods_table
 from skopt import gp_minimize
 from skopt.space import Real
-from threadpoolctl import threadpool_limits
 
 from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
+from hydra_plugins.exp_sweeper._objectives import Objectives
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
 from hydra_plugins.exp_sweeper.config import Direction
@@ -74,7 +75,7 @@ def run_proposer(f, dims, budget, seed, batch, surrogate="GP"):
 def run_async(f, dims, budget, seed, slots=4, surrogate="GP"):
     search = Space.from_mapping({d.name: {"type": "range", "bounds": [d.low, d.high]} for d in dims}).search()
     proposer = Proposer(search.dimensions, surrogate=surrogate, acquisition="EI", n_initial_points=10, seed=seed)
-    strategy = GoptStrategy(search, proposer, budget, Direction.minimize, None)
+    strategy = GoptStrategy(search, proposer, budget, Objectives([Direction.minimize], None, []))
     rng = np.random.RandomState(1000 + seed)
     running = strategy.ask(slots)
     while running:
@@ -114,18 +115,13 @@ def main() -> None:
     seeds = options.seeds or (3 if options.quick else 10)
     budgets = {"Branin": 30, "Hartmann-6": 40} if options.quick else {"Branin": 50, "Hartmann-6": 100}
     print(f"median simple regret over {seeds} seeds (lower is better)\n")
-    print("| method | " + " | ".join(f"{p} ({budgets[p]} evals)" for p in PROBLEMS) + " | time (s) |")
-    print("|---|" + "---|" * (len(PROBLEMS) + 1))
-    with threadpool_limits(limits=1):
-        for name, method in METHODS.items():
-            if options.only and name not in options.only:
-                continue
-            started = time.perf_counter()
-            cells = []
-            for problem, (f, dims, minimum) in PROBLEMS.items():
-                regrets = [method(f, dims, budgets[problem], seed) - minimum for seed in range(seeds)]
-                cells.append(f"{statistics.median(regrets):.4g}")
-            print(f"| {name} | " + " | ".join(cells) + f" | {time.perf_counter() - started:.0f} |", flush=True)
+
+    def cell(method: Any, index: int) -> str:
+        problem = list(PROBLEMS)[index]
+        f, dims, minimum = PROBLEMS[problem]
+        return f"{statistics.median(method(f, dims, budgets[problem], seed) - minimum for seed in range(seeds)):.4g}"
+
+    print_methods_table(METHODS, options.only, [f"{p} ({budgets[p]} evals)" for p in PROBLEMS], cell)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ one BLAS thread, medians over repeats:
    held-out points, so that speed is not bought with a worse model (medians over data sets).
 
     python benchmarks/proposal_latency.py [--repeats 5] [--sizes 100 300 1000 3000] [--refit-seeds 3] [--skip batch slots refit]
+    python benchmarks/proposal_latency.py --skip batch refit --surrogates GP RF --constraints 2   # freed slots, 2 constraints
 """
 
 from __future__ import annotations
@@ -74,18 +75,24 @@ def batch_skopt(seed: int) -> tuple:
     return time.perf_counter() - started, len({point_key(p) for p in batch})
 
 
-def freed_slot(surrogate: str, n: int, running: int, repeats: int) -> float:
+def slacks(X, constraints: int):
+    """Outcome constraints' slacks (<= 0: met) for ``--constraints``: a <= 1 and u >= 0.5."""
+    return [[p[0] - 1.0, 0.5 - p[4]][:constraints] for p in X] if constraints else []
+
+
+def freed_slot(surrogate: str, n: int, running: int, repeats: int, constraints: int = 0) -> float:
     """Median seconds from a result's arrival to the freed slot's next point."""
     X, y = points(n + running + repeats, seed=n + running)
     proposer = Proposer(dimensions(), surrogate=surrogate, n_initial_points=10, seed=0)
-    proposer.record(X[:n], y[:n])
+    proposer.constrain(constraints)
+    proposer.record(X[:n], y[:n], slacks(X[:n], constraints))
     pending = X[n : n + running]
     waits = []
     for i in range(repeats):
         proposer.refit()  # the background fit, done while the jobs ran
         arrived = n + running + i
         started = time.perf_counter()
-        proposer.record([X[arrived]], [y[arrived]])
+        proposer.record([X[arrived]], [y[arrived]], slacks([X[arrived]], constraints))
         proposer.propose(1, pending=pending)
         waits.append(time.perf_counter() - started)
     return statistics.median(waits)
@@ -142,6 +149,8 @@ def main() -> None:
     parser.add_argument("--fresh-up-to", type=int, default=1000, help="largest size at which scikit-optimize's own fit is timed")
     parser.add_argument("--refit-seeds", type=int, default=3, help="data sets the fits are measured on")
     parser.add_argument("--skip", nargs="+", default=[], choices=["batch", "slots", "refit"])
+    parser.add_argument("--surrogates", nargs="+", default=SURROGATES, choices=SURROGATES, help="surrogates of the freed-slot table")
+    parser.add_argument("--constraints", type=int, default=0, choices=[0, 1, 2], help="outcome constraints in the freed-slot table")
     options = parser.parse_args()
     with threadpool_limits(limits=1):
         if "batch" not in options.skip:
@@ -156,9 +165,10 @@ def main() -> None:
             grid = [(n, running) for n in (30, 100, 300) for running in (2, 8, 32)]
             print("| freed slot's wait (median) | " + " | ".join(f"{n} obs, {r} running" for n, r in grid) + " |")
             print("|---|" + "---|" * len(grid))
-            for surrogate in SURROGATES:
-                cells = [f"{1000 * freed_slot(surrogate, n, r, options.repeats):.0f} ms" for n, r in grid]
-                print(f"| {surrogate} | " + " | ".join(cells) + " |", flush=True)
+            for surrogate in options.surrogates:
+                cells = [f"{1000 * freed_slot(surrogate, n, r, options.repeats, options.constraints):.0f} ms" for n, r in grid]
+                name = f"{surrogate}, {options.constraints} constraints" if options.constraints else surrogate
+                print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
             print()
         if "refit" not in options.skip:
             refits(options.sizes, options.fresh_up_to, options.refit_seeds)

@@ -130,6 +130,26 @@ def test_gopt_options_reach_the_optimizer_and_the_files(tmp_path, exp_compat):
     assert not (tmp_path / "lcb_configurations.csv").exists()
 
 
+def test_gopt_takes_several_objectives_and_constraints_as_hydra_overrides(tmp_path, exp_compat):
+    (tmp_path / "two.py").write_text("def run(x=0, **kwargs):\n    return {'near_0': x * x, 'near_4': (x - 4) ** 2, 'at': x}\n")
+    (tmp_path / "space.conf").write_text(BASIC)
+    done = exp_compat(
+        "gopt",
+        *("-p", "space.conf", "-m", "two.py", "-n", "12", "-w", "2", "--"),
+        "hydra.sweeper.direction=[minimize,minimize]",
+        "hydra.sweeper.objective=[near_0,near_4]",
+        "+hydra.sweeper.constraints.at='<= 3'",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "opt_configurations.csv")
+    assert len(rows) == 12 and all(r["feasible"] == str(float(r["x"]) <= 3) for r in rows)
+    solutions = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["solutions"]
+    feasible = [(float(r["near_0"]), float(r["near_4"]), float(r["x"])) for r in rows if r["feasible"] == "True"]
+    front = [p for p in feasible if not any(q[0] <= p[0] and q[1] <= p[1] and q[:2] != p[:2] for q in feasible)]
+    assert solutions and sorted(s["params"]["x"] for s in solutions) == sorted(p[2] for p in front)
+    assert all(s["params"]["x"] <= 3 for s in solutions)
+
+
 def test_gpu_without_a_gpu_is_a_clear_error_before_any_job(tmp_path, exp_compat):
     setup(tmp_path)
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-g")

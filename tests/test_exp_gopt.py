@@ -181,7 +181,7 @@ def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
     [  # choices are Enums: Hydra refuses other values as it reads the command
         ("hydra.sweeper.surrogate=SVM", "Invalid value 'SVM', expected one of [GP, RF, ET, GBRT, random]"),
         ("hydra.sweeper.acquisition=UCB", "Invalid value 'UCB', expected one of [EI, PI, LCB, gp_hedge]"),
-        ("hydra.sweeper.direction=up", "Invalid value 'up', expected one of [minimize, maximize]"),
+        ("hydra.sweeper.direction=up", "direction must be minimize, maximize or a list of them (one per objective), got 'up'"),
         ("hydra.sweeper.n_trials=0", "n_trials must be a whole number >= 1"),
         ("hydra.sweeper.progress=false", "Invalid value 'False', expected one of [auto, bar, log]"),
     ],
@@ -190,6 +190,13 @@ def test_bad_options_are_clear_errors_that_write_nothing(tmp_path, hydra_app, op
     done = hydra_app("hydra/sweeper=exp_gopt", "+x=interval(0,1)", option)
     assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_params_given_whole_on_the_command_line(tmp_path, hydra_app):
+    """OmegaConf 2.3 could not merge a command line's {...} into the option while its default was null."""
+    done = hydra_app("hydra/sweeper=exp_gopt", '++hydra.sweeper.params={+x:"interval(0,1)"}', "hydra.sweeper.n_trials=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [0 <= float(r["x"]) <= 1 for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")] == [True, True]
 
 
 def test_nothing_to_optimize(tmp_path, hydra_app):

@@ -6,6 +6,7 @@ import pytest
 
 from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
+from hydra_plugins.exp_sweeper._objectives import Objectives
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
 from hydra_plugins.exp_sweeper.config import Direction, PrunedValue
@@ -16,7 +17,7 @@ REAL = {"x": {"type": "range", "bounds": [-3.0, 3.0]}}
 def strategy(n_trials: int, n_initial_points: int = 3, surrogate: str = "GP") -> GoptStrategy:
     search = Space.from_mapping(REAL).search()
     proposer = Proposer(search.dimensions, surrogate=surrogate, n_initial_points=n_initial_points, seed=4)
-    return GoptStrategy(search, proposer, n_trials, Direction.minimize, None)
+    return GoptStrategy(search, proposer, n_trials, Objectives([Direction.minimize], None, []))
 
 
 def finish(s: GoptStrategy, trial) -> None:
@@ -114,7 +115,9 @@ def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():
     told = {}
     for policy in PrunedValue:
         search = Space.from_mapping(REAL).search()
-        s = GoptStrategy(search, Proposer(search.dimensions, n_initial_points=3, seed=4), 4, Direction.maximize, "score", policy)
+        s = GoptStrategy(
+            search, Proposer(search.dimensions, n_initial_points=3, seed=4), 4, Objectives([Direction.maximize], "score", []), policy
+        )
         first, second, third = s.ask(3)
         s.tell(first, Outcome("pruned", value=0.1))  # before any completed trial: capped has nothing to cap at
         s.tell(second, Outcome("completed", value={"score": 0.5}))

@@ -46,7 +46,7 @@ from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, out
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
-from hydra_plugins.exp_sweeper.config import ExpSweeperConf, OnFailure, OnInterrupt, direction_sign
+from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
@@ -146,6 +146,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
         self.n_failures = 0
         self.early: Optional[EarlyStopping] = None  # with a pruner, once the results are open
+        self.directions = [Direction.minimize]  # hydra.sweeper.direction read (check_options)
         self.silent_jobs = 0  # jobs that ended without reporting, under a pruner
 
     def sweep(self, arguments: List[str]) -> List[List[Any]]:
@@ -225,6 +226,10 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             )
         if not 0 <= o.max_failure_rate <= 1:
             raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
+        try:
+            self.directions = parse_directions(o.direction)
+        except ValueError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
         if o.pruner is not None:
             self.pruner(seed=0)
 
@@ -234,6 +239,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         assert o.pruner is not None, "no pruner asked for"
         kind = o.pruner.value
         where = f"{self.kind}: hydra.sweeper.pruner={kind}"
+        if len(self.directions) > 1:
+            raise SweepError(f"{where}: a pruner ranks trials by one objective, but hydra.sweeper.direction lists {len(self.directions)}")
         if not 0 < o.min_resource < float("inf"):
             raise SweepError(f"{where}: min_resource must be a step > 0 (the first rung), got {o.min_resource!r}")
         if o.max_resource is not None and not o.min_resource < o.max_resource:
@@ -268,14 +275,14 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             "reduction_factor": o.reduction_factor,
             "n_startup_trials": o.n_startup_trials,
             "n_warmup_steps": o.n_warmup_steps,
-            "direction": o.direction.value,
+            "direction": self.directions[0].value,
         }
 
     def start_early_stopping(self, seed: int) -> None:
         """With a pruner: start reading the jobs' reports (after the results are open: a new sweep has set the
         previous one's files aside)."""
         if self.options.pruner is not None:
-            sign = direction_sign(self.options.direction)
+            sign = direction_sign(self.directions[0])
             self.early = EarlyStopping(self.pruner(seed), sign, self.sweep_dir, self.options.name, self.options.resume)
 
     @staticmethod

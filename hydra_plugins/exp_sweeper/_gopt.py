@@ -12,11 +12,12 @@ from omegaconf import OmegaConf
 
 from exp_compat import Space, SpaceError
 from exp_compat.search import SearchSpace
-from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, RESERVED_COLUMNS, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
-from hydra_plugins.exp_sweeper.config import Direction, ExpGoptConf, Mode, PrunedValue, direction_sign
+from hydra_plugins.exp_sweeper.config import Acquisition, ExpGoptConf, Mode, PrunedValue
 
 if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
     from hydra_plugins.exp_sweeper._proposer import Proposer
@@ -63,15 +64,21 @@ class GoptStrategy:
         search: SearchSpace,
         proposer: Proposer,
         n_trials: int,
-        direction: Direction,
-        objective: Optional[str],
+        objectives: Objectives,
         pruned_value: PrunedValue = PrunedValue.capped,
+        seed: int = 0,
     ):
         self.search = search
         self.proposer = proposer
         self.n_trials = n_trials
-        self.sign = direction_sign(direction)
-        self.objective = objective
+        self.objectives = objectives
+        self.sign = float(objectives.signs[0])
+        # Several objectives or constraints: each trial's reading is kept (the Pareto set, the feasible best);
+        # several objectives are told as a scalarisation drawn again for each fit (see _objectives), so the
+        # readings are kept in the order told, to tell them again.
+        self.scalarisation = Scalarisation(objectives, seed) if objectives.multi else None
+        self.readings: List[Tuple[Dict[str, Any], Reading, bool]] = []  # (params, reading, this sweep's own)
+        proposer.constrain(len(objectives.constraints))
         self.pruned_value = PrunedValue(pruned_value.value)  # by value, as direction_sign says why
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
@@ -87,11 +94,18 @@ class GoptStrategy:
         self.fitting: Optional["concurrent.futures.Future[None]"] = None
         self._background: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
-    def _learn(self, point: List[Any], params: Dict[str, Any], value: Optional[float], completed: bool) -> None:
+    def _learn(self, point: List[Any], params: Dict[str, Any], value: Any, completed: bool, own: bool = True) -> None:
         """Remember a finished trial: the optimizer is told its value (a pruned trial's as ``pruned_value``
-        says: docs/sweepers.md, early stopping), and only a completed trial can be the best."""
+        says: docs/sweepers.md, early stopping). Only a completed (and feasible) trial of this sweep (``own``:
+        not a warm start's) can be the best or in the Pareto set."""
         self.proposer.remember(point)
         if value is None:
+            return
+        if isinstance(value, Reading):
+            self.readings.append((params, value, own))
+            self.untold.append((point, value))
+            if value.feasible and not self.objectives.multi:
+                self._consider(value.values[0], params, own)
             return
         told = self.sign * value
         if completed:
@@ -101,8 +115,16 @@ class GoptStrategy:
         elif self.pruned_value is PrunedValue.capped and self.worst_completed is not None:
             told = min(told, self.worst_completed)  # bad, but not by a truncated curve's margin
         self.untold.append((point, told))
-        if completed and (self.best_value is None or self.sign * value < self.sign * self.best_value):
+        if completed:
+            self._consider(value, params, own)
+
+    def _consider(self, value: float, params: Dict[str, Any], own: bool) -> None:
+        if own and (self.best_value is None or self.sign * value < self.sign * self.best_value):
             self.best_value, self.best_params = value, params
+
+    def own_readings(self) -> List[Tuple[Dict[str, Any], Reading]]:
+        """This sweep's trials with their readings (a warm start's are told, not reported), in the order told."""
+        return [(params, reading) for params, reading, own in self.readings if own]
 
     def replay(self, rows: Sequence[Dict[str, str]], count: bool) -> None:
         """Earlier results: this sweep's own (resume, ``count``) or another's (warm start)."""
@@ -111,21 +133,44 @@ class GoptStrategy:
                 point = point_from_row(self.search, row)
             except (KeyError, ValueError) as error:
                 raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
-            valued = row["status"] in ("completed", "pruned") and row.get("evaluation", "") != ""
-            value = float(row["evaluation"]) if valued else None
-            self._learn(point, self.search.to_config(point), value, completed=row["status"] == "completed")
+            value: Any = None
+            if row["status"] in ("completed", "pruned"):
+                try:
+                    value = self.objectives.from_row(row)
+                except KeyError as error:
+                    raise SweepError(
+                        f"exp_gopt: cannot read an earlier result: it has no column {error} (made with other objectives or constraints?)"
+                    ) from None
+                except ValueError as error:
+                    raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
+                if value is not None and self.objectives.plain:
+                    value = value.values[0]
+            valued = value is not None
+            self._learn(point, self.search.to_config(point), value, completed=row["status"] == "completed", own=count)
             if count:
                 self.finished += 1
                 self.n_failed += not valued
                 self.n_pruned += valued and row["status"] == "pruned"
                 self.next_id = max(self.next_id, int(row["id"]) + 1)
 
-    def _tell_untold(self, fit: bool) -> None:
-        """The results not told yet, to the proposer: fitted now (``fit``) or recorded for the next refit."""
-        if self.untold:
-            points, values = zip(*self.untold)
-            (self.proposer.tell if fit else self.proposer.record)(list(points), list(values))
-            self.untold = []
+    def _tell_untold(self, fit: bool, redraw: bool = False) -> None:
+        """The results not told yet, to the proposer: fitted now (``fit``) or recorded for the next refit.
+        With several objectives, a fit (``fit`` or ``redraw``: a refit is about to start) draws the
+        scalarisation again and tells every earlier result again with it."""
+        if not self.untold:
+            return
+        points, values = zip(*self.untold)
+        slacks = [self.objectives.slacks(r) for r in values] if self.objectives.constraints else []
+        if self.scalarisation is not None:
+            readings = [reading for _, reading, _ in self.readings]
+            if fit or redraw:
+                self.scalarisation.redraw(readings)
+                self.proposer.retell([self.scalarisation(r) for r in readings[: len(self.proposer.y)]])
+            values = tuple(self.scalarisation(r) for r in values)
+        elif not self.objectives.plain:
+            values = tuple(self.sign * r.values[0] for r in values)
+        (self.proposer.tell if fit else self.proposer.record)(list(points), list(values), slacks)
+        self.untold = []
 
     def _budget(self) -> int:
         return self.n_trials - self.finished - len(self.pending)
@@ -135,18 +180,19 @@ class GoptStrategy:
         the proposer records and proposes meanwhile, with its previous fit)."""
         if self._background is None:
             self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exp-gopt-refit")
-        self._tell_untold(fit=False)
         if self.fitting is not None:
             if not self.fitting.done():
+                self._tell_untold(fit=False)
                 return
             self.fitting.result()  # a fit that failed fails the sweep here
+        self._tell_untold(fit=False, redraw=True)
         self.fitting = self._background.submit(self.proposer.refit, list(self.pending.values()))
 
     def close(self) -> None:
         """The sweep is over: the model is fitted to every result (the plots draw it)."""
         if self._background is not None:
             self._background.shutdown(wait=True)
-            self._tell_untold(fit=False)
+            self._tell_untold(fit=False, redraw=True)
             self.proposer.refit()
         else:
             self._tell_untold(fit=True)
@@ -197,7 +243,11 @@ class GoptStrategy:
         self.finished += 1
         if not outcome.failed:
             try:  # a pruned trial's value is the number it reported, never a dict
-                outcome.value = objective_of(outcome.value, None if outcome.pruned else self.objective)
+                if outcome.pruned:
+                    outcome.value = objective_of(outcome.value)
+                else:
+                    reading = self.objectives.read(outcome.value)
+                    outcome.value = reading.values[0] if self.objectives.plain else reading
             except ValueError as error:
                 outcome = outcome.fail(f"bad return value: {error}")
         self.n_failed += outcome.failed
@@ -207,7 +257,16 @@ class GoptStrategy:
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
         value = None if outcome.failed else outcome.value
-        return {**trial.params, "id": trial.extra["id"], "evaluation": value, "run": trial.extra["run"]}
+        reading = value if isinstance(value, Reading) or value is None else Reading([value], {}, True)
+        return {**trial.params, "id": trial.extra["id"], "run": trial.extra["run"], **self.objectives.cells(reading)}
+
+    def solutions(self) -> List[Dict[str, Any]]:
+        """The Pareto-optimal feasible trials (several objectives), in the order they ran."""
+        feasible = [(params, reading) for params, reading in self.own_readings() if reading.feasible]
+        if not feasible:
+            return []
+        front = non_dominated(self.objectives.signed([reading for _, reading in feasible]))
+        return [{"params": params, "values": reading.values} for (params, reading), keep in zip(feasible, front) if keep]
 
 
 def launcher_slots(config: Any) -> Optional[int]:
@@ -231,8 +290,23 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def check_options(self) -> None:
         super().check_options()
+        o = self.options
         for key in ("n_trials", "n_initial_points", "n_jobs"):
-            self.at_least(key, getattr(self.options, key), 1)
+            self.at_least(key, getattr(o, key), 1)
+        try:
+            self.objectives = Objectives(self.directions, o.objective, parse_constraints(o.constraints))
+        except ValueError as error:
+            raise SweepError(f"{self.kind}: {error}") from None
+        if self.objectives.constraints and o.acquisition is Acquisition.LCB:
+            raise SweepError(
+                f"{self.kind}: hydra.sweeper.acquisition=LCB with constraints: the acquisition is weighed by the probability "
+                "of meeting them, which needs EI, PI or gp_hedge"
+            )
+        if o.pruner is not None and self.objectives.constraints:
+            raise SweepError(
+                f"{self.kind}: hydra.sweeper.pruner={o.pruner.value} with constraints: a pruned trial reports no constraint "
+                "metric, so whether it was feasible is unknown; drop one of the two"
+            )
 
     def jobs(self) -> Optional[int]:
         return self.options.n_jobs or self.options.n_trials
@@ -245,9 +319,11 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             "kappa": o.kappa,
             "xi": o.xi,
             "n_initial_points": o.n_initial_points,
-            "direction": o.direction.value,
+            "direction": self.directions[0].value if len(self.directions) == 1 else [d.value for d in self.directions],
             "objective": o.objective,
             **({"pruned_value": o.pruned_value.value} if o.pruner is not None else {}),
+            # absent without constraints, so that sweeps saved before constraints existed still resume
+            **({"constraints": [str(c) for c in self.objectives.constraints]} if self.objectives.constraints else {}),
         }
 
     def prepare(self, space: Space, state: SweepState) -> GoptStrategy:
@@ -287,13 +363,19 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             seed=state.record["seed"],
             allow_repeats=o.allow_repeats,
         )
-        strategy = GoptStrategy(search, proposer, o.n_trials, o.direction, o.objective, o.pruned_value)
+        taken = {*space.names, *RESERVED_COLUMNS} - {"evaluation"}  # the objective's own column, with one objective
+        clash = [name for name in self.objectives.columns if name in taken]
+        if clash:
+            raise SweepError(
+                f"{self.kind}: the objective and metric columns {clash} clash with parameters or the results columns; rename them"
+            )
+        strategy = GoptStrategy(search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"])
         if o.warm_start:
             strategy.replay(self.earlier_results(o.warm_start), count=False)
         return strategy
 
     def results(self, space: Space) -> Tuple[str, List[str]]:
-        return f"{self.options.name}_configurations.csv", [*space.names, "id", "evaluation", "run", *BOOKKEEPING]
+        return f"{self.options.name}_configurations.csv", [*space.names, "id", *self.objectives.columns, "run", *BOOKKEEPING]
 
     def begin(self, strategy: GoptStrategy, store: ResultsStore) -> Progress:
         strategy.replay(store.rows, count=True)
@@ -321,22 +403,28 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def finish(self, strategy: GoptStrategy, store: ResultsStore) -> None:
         strategy.close()
-        write_summary(
-            self.sweep_dir / "optimization_results.yaml",
-            {
-                "name": self.options.name,
-                "best_params": strategy.best_params,
-                "best_value": strategy.best_value,
-                "n_trials": strategy.finished,
-                "n_failed": strategy.n_failed,
-                "n_pruned": strategy.n_pruned,
-            },
+        objectives = self.objectives
+        found: Dict[str, Any] = (
+            {"solutions": strategy.solutions()}
+            if objectives.multi
+            else {"best_params": strategy.best_params, "best_value": strategy.best_value}
         )
-        if strategy.best_value is not None:
+        counts = {"n_trials": strategy.finished, "n_failed": strategy.n_failed, "n_pruned": strategy.n_pruned}
+        if objectives.constraints:
+            counts["n_feasible"] = sum(reading.feasible for _, reading in strategy.own_readings())
+        write_summary(self.sweep_dir / "optimization_results.yaml", {"name": self.options.name, **found, **counts})
+        if objectives.multi:
+            log.info("%s: %d Pareto-optimal trials (optimization_results.yaml lists them)", self.kind, len(found["solutions"]))
+        elif strategy.best_value is not None:
             log.info("%s: best value %s with %s", self.kind, strategy.best_value, strategy.best_params)
+        if objectives.constraints and not counts["n_feasible"]:
+            log.warning("%s: no trial met the constraints (%s)", self.kind, ", ".join(map(str, objectives.constraints)))
         if self.options.plot:
-            from hydra_plugins.exp_sweeper._plots import write_curves_plot, write_plots
+            from hydra_plugins.exp_sweeper._plots import write_curves_plot, write_objectives_plots, write_plots
 
-            write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.sign)
+            if objectives.plain:
+                write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.sign)
+            else:
+                write_objectives_plots(self.sweep_dir, self.options.name, objectives, strategy.own_readings())
             if self.early is not None:
                 write_curves_plot(self.sweep_dir, self.options.name, store.path)

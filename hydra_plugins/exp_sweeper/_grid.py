@@ -119,6 +119,10 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
 
     def check_options(self) -> None:
         super().check_options()
+        if len(self.directions) > 1:
+            raise SweepError(
+                f"{self.kind}: hydra.sweeper.direction is the pruner's, one of minimize or maximize, got {self.options.direction!r}"
+            )
         self.at_least("runs", self.options.runs, 1)
         self.at_least("max_batch_size", self.options.max_batch_size, 1)
 

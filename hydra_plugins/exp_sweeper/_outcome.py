@@ -217,17 +217,18 @@ def outcome_from_record(record: Dict[str, Any]) -> Optional[Outcome]:
     )
 
 
-def objective_of(value: Any, key: Optional[str] = None) -> float:
+def objective_of(value: Any, key: Optional[str] = None, what: str = "objective") -> float:
     """The number a task returned, or ValueError saying why it is not one.
 
     Accepts int, float, numpy scalars and anything 0-d with ``float()`` (a
-    tensor); with ``key``, a dict's entry. Booleans, NaN and inf are refused.
+    tensor); with ``key``, a dict's entry (``what`` the key is, for the message).
+    Booleans, NaN and inf are refused.
     """
     if key is not None:
         if not isinstance(value, dict) and not hasattr(value, "keys"):
-            raise ValueError(f"returned {_short(value)}, expected a dict with the objective key {key!r}")
+            raise ValueError(f"returned {_short(value)}, expected a dict with the {what} key {key!r}")
         if key not in value:
-            raise ValueError(f"returned a dict without the objective key {key!r} (keys: {', '.join(map(str, value))})")
+            raise ValueError(f"returned a dict without the {what} key {key!r} (keys: {', '.join(map(str, value))})")
         value = value[key]
     if isinstance(value, (bool, str, bytes)) or value is None or isinstance(value, (dict, list, tuple)):
         raise ValueError(f"returned {_short(value)}, expected a number")

@@ -76,3 +76,59 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
     axes.legend()
     figure.savefig(sweep_dir / f"{name}_curves.png", dpi=100, bbox_inches="tight")
     plt.close(figure)
+
+
+def write_objectives_plots(sweep_dir: Path, name: str, objectives: Any, readings: List[Tuple[Dict[str, Any], Any]]) -> None:
+    """Several objectives or constraints: ``<name>_convergence.png`` shows the hypervolume of the feasible
+    trials so far (several objectives; the reference point is the worst feasible value of each objective,
+    plus a tenth of its range) or the best feasible value; with two objectives, ``<name>_pareto.png`` shows
+    every trial and the Pareto front. A scalarisation's model is redrawn at each fit, so there is no
+    objective plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from hydra_plugins.exp_sweeper._objectives import hypervolume, non_dominated
+
+    feasible = [reading for _, reading in readings if reading.feasible]
+    if not feasible:
+        log.warning("exp_gopt: no feasible completed trial, no plots")
+        return
+    signed = objectives.signed(feasible)
+    reference = signed.max(axis=0) + 0.1 * np.where(np.ptp(signed, axis=0) > 0, np.ptp(signed, axis=0), 1.0)
+    curve, kept = [], []
+    for _, reading in readings:
+        if reading.feasible:
+            kept.append(objectives.signed([reading])[0])
+        if not kept:
+            curve.append(np.nan)
+        elif objectives.multi:
+            curve.append(hypervolume(np.array(kept), reference))
+        else:
+            curve.append(float(objectives.signs[0] * np.min(np.array(kept)[:, 0])))
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.plot(range(1, len(curve) + 1), curve, marker=".")
+    axes.set_xlabel("completed trials")
+    axes.set_ylabel("hypervolume of the feasible trials" if objectives.multi else "best feasible value")
+    axes.set_title(f"{name}: convergence")
+    figure.savefig(sweep_dir / f"{name}_convergence.png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    if len(objectives.directions) != 2:
+        return
+    labels = objectives.value_columns
+    values = np.array([reading.values for _, reading in readings])
+    feasible_mask = np.array([reading.feasible for _, reading in readings])
+    front = np.array([reading.values for reading in feasible])[non_dominated(signed)]
+    front = front[np.argsort(front[:, 0])]
+    figure, axes = plt.subplots(figsize=(6, 5))
+    axes.scatter(values[feasible_mask, 0], values[feasible_mask, 1], color="0.6", s=14, label="feasible")
+    if not feasible_mask.all():
+        axes.scatter(values[~feasible_mask, 0], values[~feasible_mask, 1], color="tab:red", marker="x", s=14, label="infeasible")
+    axes.plot(front[:, 0], front[:, 1], color="tab:blue", marker="o", label=f"Pareto front ({len(front)})")
+    axes.set_xlabel(f"{labels[0]} ({objectives.directions[0].value})")
+    axes.set_ylabel(f"{labels[1]} ({objectives.directions[1].value})")
+    axes.legend()
+    figure.savefig(sweep_dir / f"{name}_pareto.png", dpi=100, bbox_inches="tight")
+    plt.close(figure)

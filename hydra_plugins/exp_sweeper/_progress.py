@@ -71,6 +71,8 @@ class Progress:
         )
         if not outcome.failed and isinstance(outcome.value, (int, float)) and not isinstance(outcome.value, bool):
             what += f" -> {outcome.value:.6g}"
+        elif not outcome.failed and hasattr(outcome.value, "progress_text"):  # several objectives, constraints
+            what += f" -> {outcome.value.progress_text()}"
         self._clear_bar()
         log.info("%s [%s] #%d %s (%s)", self.sweeper, self.status(), job_num, what, _values(params))
         self._draw_bar()

@@ -42,6 +42,11 @@ discrete spaces. Here:
   multiplied, around each such point, by the probability that the candidate lies
   outside the ball in which, by the data's Lipschitz constant, no point can beat
   the best value (:func:`local_penalty`);
+* with outcome constraints (``constrain``; results come with each constraint's slack), a GP of each slack
+  is fitted with the surrogate (:class:`Feasibility`), the acquisition (EI or PI) is weighed by the
+  probability of meeting every constraint, and the value to improve on is the best result that met them;
+  a GP's believer point is then refined by a local random search from several candidates
+  (:meth:`Proposer._refine`): the weighed acquisition has peaks on either side of a constraint's edge;
 * a GP's hyper-parameters are searched from scratch (scikit-optimize's fit, with
   its restarts) up to ``FRESH_SEARCH_UP_TO`` results; beyond, each fit takes a
   few L-BFGS steps from the last fitted kernel (:func:`bounded_search`): a search
@@ -63,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import warnings
 from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -74,6 +80,7 @@ from sklearn.base import clone
 from skopt import Optimizer
 from skopt.learning import GaussianProcessRegressor
 from skopt.space import Categorical, Integer, Space
+from skopt.utils import cook_estimator
 from threadpoolctl import threadpool_limits
 
 from exp_compat.search import plain
@@ -94,6 +101,13 @@ ENUMERATE_UP_TO = 20_000  # finite spaces this small are searched exhaustively i
 # L-BFGS runs per proposed point, from the best candidates (skopt's own point uses 5): each is ~40
 # evaluations of the acquisition at ~1 ms, on the critical path of a freed slot
 POLISH_STARTS = 1
+# With outcome constraints, believer points are refined by a local random search (Proposer._refine, chosen by
+# measurement: benchmarks/multi_objective.py) from this many candidates, in clouds of up to this many points
+# per start and round (fewer beyond 100 results: a GP's variance at a point costs O(results^2), so that the
+# refinement's cost stays about constant), spread by these fractions of each dimension
+REFINE_STARTS = 5
+REFINE_CLOUD = 200
+REFINE_RADII = (0.1, 0.02, 0.004)
 FRESH_SEARCH_UP_TO = 100  # results up to which a GP's hyper-parameters are searched from scratch, with restarts
 SEARCH_EVALUATIONS = 8  # beyond, evaluations of the likelihood per fit, from the last fitted kernel
 
@@ -139,6 +153,28 @@ class Fitted:
     pool: "CandidatePool"
     own_point: bool  # scikit-optimize's own next point was computed with this fit (batches)
     believed: List[Tuple[List[Any], float]] = dataclasses.field(default_factory=list)  # running points fitted with
+    feasibility: Optional["Feasibility"] = None  # with outcome constraints: their models, fitted to the same results
+
+
+class Feasibility:
+    """GP models of the outcome constraints' slacks (a slack <= 0: the constraint holds), fitted with the
+    surrogate: the acquisition is weighed by the probability that a point meets them all (Gardner et al.,
+    "Bayesian Optimization with Inequality Constraints", 2014), so that the surrogate of the objective can
+    be fitted to every result, feasible or not, and the search can approach a constraint's edge, where
+    constrained optima lie."""
+
+    def __init__(self, models: List[Any]):
+        self.models = models
+
+    def probability(self, X: Any) -> Any:
+        """The probability that each (transformed) point of ``X`` meets every constraint."""
+        probability = np.ones(len(X))
+        for model in self.models:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # skopt's "predicted variances smaller than 0", which it sets to 0
+                mean, std = model.predict(X, return_std=True)
+            probability *= ndtr(-np.ravel(mean) / np.maximum(np.ravel(std), 1e-12))
+        return probability
 
 
 class Proposer:
@@ -165,6 +201,8 @@ class Proposer:
         self.size = finite_size(self.space)
         self.X: List[List[Any]] = []
         self.y: List[float] = []
+        self.slacks: List[Sequence[float]] = []  # with outcome constraints, each result's (<= 0: met), in order
+        self.n_constraints = 0
         self.seen: Set[Any] = set()
         self.fitted: Optional[Fitted] = None  # the latest fit, replaced whole (a background thread publishes it)
         self.optimizer: Optional[Optimizer] = None
@@ -191,34 +229,53 @@ class Proposer:
         """A point that ran (or is running): never propose it again unless repeats are allowed."""
         self.seen.add(point_key(point))
 
-    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
+    def constrain(self, n_constraints: int) -> None:
+        """Results come with this many constraint slacks (``tell``/``record``'s ``slacks``; <= 0: met)."""
+        self.n_constraints = n_constraints
+
+    def tell(self, points: Sequence[Sequence[Any]], values: Sequence[float], slacks: Sequence[Sequence[float]] = ()) -> None:
         """Finished points with finite values (minimised), the surrogate refitted now with
         scikit-optimize's own next point (batches: the next batch's first point)."""
-        self._add(points, values, fit=True)
+        self._add(points, values, slacks, fit=True)
 
-    def record(self, points: Sequence[Sequence[Any]], values: Sequence[float]) -> None:
+    def record(self, points: Sequence[Sequence[Any]], values: Sequence[float], slacks: Sequence[Sequence[float]] = ()) -> None:
         """Finished points with finite values (minimised), learnt by the next :meth:`refit` (an
         asynchronous sweep's, in the background); proposals made before it account for them."""
-        self._add(points, values, fit=False)
+        self._add(points, values, slacks, fit=False)
 
-    def _add(self, points: Sequence[Sequence[Any]], values: Sequence[float], fit: bool) -> None:
+    def retell(self, values: Sequence[float]) -> None:
+        """New values for every result told so far, in the order told (several objectives: another
+        scalarisation). Call only while no refit runs; the next fit learns them."""
+        if len(values) != len(self.y):
+            raise ValueError(f"retell: {len(values)} values for {len(self.y)} results")
+        self.y = [float(v) for v in values]
+        if self.optimizer is not None:
+            self.optimizer.yi = list(self.y)
+
+    def _add(self, points: Sequence[Sequence[Any]], values: Sequence[float], slacks: Sequence[Sequence[float]], fit: bool) -> None:
         if not points:
             return
+        if len(slacks) != (len(points) if self.n_constraints else 0):
+            raise ValueError(f"{len(slacks)} constraint slacks told for {len(points)} points with {self.n_constraints} constraints")
         rows = [list(p) for p in points]
         floats = [float(v) for v in values]
         for point in rows:
             self.remember(point)
         self.X += rows
-        self.y += floats  # after X: a background refit reads len(y) first
+        self.slacks += [[float(v) for v in s] for s in slacks]
+        self.y += floats  # after X and the slacks: a background refit reads len(y) first
         if self.optimizer is None:
             return
-        fit = fit and len(self.y) >= self.n_initial_points
+        n = len(self.y)
+        fit = fit and n >= self.n_initial_points
         with self.single_thread():
             if fit:
-                set_estimator(self.optimizer, self._estimator(len(self.y)))
+                set_estimator(self.optimizer, self._estimator(n))
             self.optimizer.tell(rows, floats, fit=fit)
+            # scikit-optimize's own point knows nothing of constraints
+            feasibility = self._feasibility(n) if fit else None
         if fit:
-            self._publish(self.optimizer.models[-1], len(self.y), own_point=True)
+            self._publish(self.optimizer.models[-1], n, own_point=not self.n_constraints, feasibility=feasibility)
 
     def refit(self, pending: Sequence[Sequence[Any]] = ()) -> None:
         """Fit the surrogate to every result recorded so far, and draw and score the candidates of the
@@ -241,19 +298,36 @@ class Proposer:
             if running and is_forest(model):
                 believed = list(zip(running, (float(v) for v in model.predict(self.space.transform(running)))))
                 model = self._fit(clone(model), X + running, y + [v for _, v in believed])
-        self._publish(model, n, own_point=False, believed=believed)
+            feasibility = self._feasibility(n)
+        self._publish(model, n, own_point=False, believed=believed, feasibility=feasibility)
+
+    def _feasibility(self, n: int) -> Optional[Feasibility]:
+        """The constraints' models fitted to the first ``n`` results (None without constraints)."""
+        if not self.n_constraints:
+            return None
+        if not hasattr(self, "constraint_base"):
+            self.constraint_base = cook_estimator("GP", space=self.space, random_state=self.rng.randint(2**31), noise="gaussian")
+        X = self.X[:n]
+        return Feasibility([self._fit(clone(self.constraint_base), X, [s[j] for s in self.slacks[:n]]) for j in range(self.n_constraints)])
 
     def _fit(self, model: Any, X: List[List[Any]], y: List[float]) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as skopt fits: bounds reached by unused dimensions
             return model.fit(self.space.transform(X), y)
 
-    def _publish(self, model: Any, n: int, own_point: bool, believed: Optional[List[Tuple[List[Any], float]]] = None) -> None:
-        pool = CandidatePool(self, model)
+    def _publish(
+        self,
+        model: Any,
+        n: int,
+        own_point: bool,
+        believed: Optional[List[Tuple[List[Any], float]]] = None,
+        feasibility: Optional[Feasibility] = None,
+    ) -> None:
+        pool = CandidatePool(self, model, feasibility)
         if not own_point:  # a background fit scores ahead; a batch's first point is skopt's own
             with self.single_thread():
                 pool.score()
-        self.fitted = Fitted(model, n, pool, own_point, believed or [])
+        self.fitted = Fitted(model, n, pool, own_point, believed or [], feasibility)
 
     def _estimator(self, n: int) -> Any:
         """An unfitted surrogate for ``n`` results; a GP's hyper-parameters as the module docstring says."""
@@ -298,7 +372,7 @@ class Proposer:
                 return proposal
         X, y = self.X[:n], self.y[:n]
         if pool.spent:  # every candidate drawn with the fit was taken (a small finite space): draw again
-            pool = CandidatePool(self, fitted.model)
+            pool = CandidatePool(self, fitted.model, fitted.feasibility)
         if isinstance(fitted.model, GaussianProcessRegressor):
             point = self._believer_point(fitted, pool, X, y, pending)
         elif is_forest(fitted.model):
@@ -316,12 +390,59 @@ class Proposer:
         self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
     ) -> Optional[List[Any]]:
         model, y_opt = self._believer_model(fitted, X, y, pending)
-        scores = acquisition(pool.transformed, pool.predictor(model), y_opt, self._believer_acquisition, self.acq_kwargs)
+        scores = self._weighed(
+            pool, acquisition(pool.transformed, pool.predictor(model), y_opt, self._believer_acquisition, self.acq_kwargs), y_opt
+        )
         if not pool.enumerated:
-            polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
+            # constraints make the acquisition multimodal (peaks on either side of an edge): more starts
+            if fitted.feasibility is None:
+                polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
+            else:
+                polished = self._refine(model, y_opt, pool.transformed[pool.best_alive(scores, REFINE_STARTS)], fitted.feasibility)
             if polished is not None:
                 return polished
         return pool.take_best(scores)
+
+    def _refine(self, model: Any, y_opt: float, starts: Any, feasibility: Feasibility) -> Optional[List[Any]]:
+        """The weighed acquisition minimised by a local random search around ``starts`` (transformed
+        points) in shrinking clouds, every cloud scored at once: with constraints the acquisition has peaks
+        on either side of an edge, which several starts find, and one vectorised scoring costs less than
+        L-BFGS steps of one point each. None if the result is not a new point."""
+        bounds = np.array(self.space.transformed_bounds, dtype=float)
+        low, high = bounds[:, 0], bounds[:, 1]
+
+        def score(X: Any) -> Any:
+            probability = feasibility.probability(X)
+            if not math.isfinite(y_opt):
+                return -probability
+            return acquisition(X, model, y_opt, self._believer_acquisition, self.acq_kwargs) * probability
+
+        best = np.asarray(starts, dtype=float)
+        scores = score(best)
+        size = max(10, min(REFINE_CLOUD, REFINE_CLOUD * 100**2 // max(1, len(self.y)) ** 2))
+        for radius in REFINE_RADII:
+            cloud = best[:, None, :] + self.rng.normal(scale=radius * (high - low), size=(len(best), size, len(low)))
+            cloud = np.clip(cloud.reshape(-1, len(low)), low, high)
+            points, values = np.vstack([best, cloud]), np.concatenate([scores, score(cloud)])
+            keep = np.argsort(values, kind="stable")[: len(best)]
+            best, scores = points[keep], values[keep]
+        point = [plain(v) for v in self.space.inverse_transform(best[:1])[0]]
+        return point if self._fresh(point) else None
+
+    def _best(self, y: Sequence[float], believed: Sequence[float] = ()) -> float:
+        """The value to improve on: the best result (with constraints, the best that met them all; infinite
+        before one has), or a running point's believed value if better."""
+        met = [v for v, s in zip(y, self.slacks) if all(c <= 0 for c in s)] if self.n_constraints else list(y)
+        return min([*met, *believed], default=math.inf)
+
+    @staticmethod
+    def _weighed(pool: "CandidatePool", scores: Any, y_opt: float) -> Any:
+        """With constraints: the acquisition (EI or PI, negated: lower is better) times the probability of
+        meeting them; before any result has met them, that probability alone."""
+        probability = pool.feasibility_scores()
+        if probability is None:
+            return scores
+        return -probability if not math.isfinite(y_opt) else scores * probability
 
     def _forest_point(
         self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
@@ -348,16 +469,20 @@ class Proposer:
             believed += guessed
         mean, std = leaves.predict_at(leaves.candidate_leaves)
         model = Predicted(fitted.model, pool.transformed, mean, std)
-        scores = acquisition(pool.transformed, model, min(y + believed), self._believer_acquisition, self.acq_kwargs)
-        return pool.take_best(scores)
+        y_opt = self._best(y, believed)
+        scores = acquisition(pool.transformed, model, y_opt, self._believer_acquisition, self.acq_kwargs)
+        return pool.take_best(self._weighed(pool, scores, y_opt))
 
     def _penalised_point(
         self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
     ) -> Optional[List[Any]]:
         """The candidate of best acquisition under the fitted boosted trees, penalised around the
         results they have not seen and the running points (module docstring)."""
-        y_opt = min(y)
-        scores = acquisition(pool.transformed, pool.predictor(fitted.model), y_opt, self._believer_acquisition, self.acq_kwargs)
+        y_opt = self._best(y)
+        scores = self._weighed(
+            pool, acquisition(pool.transformed, pool.predictor(fitted.model), y_opt, self._believer_acquisition, self.acq_kwargs), y_opt
+        )
+        y_opt = y_opt if math.isfinite(y_opt) else min(y)  # the penalty's radius, before any result met the constraints
         unseen = X[fitted.n :]
         if unseen or pending:
             centres = self.space.transform([*unseen, *pending])
@@ -383,9 +508,13 @@ class Proposer:
         predicts an improvement would stay as attractive as before and be proposed again, nearby)."""
         model = self._refit(fitted.model, X, y) if len(y) > fitted.n else fitted.model
         if not pending:
-            return model, min(y)
-        believed = [float(v) for v in np.ravel(model.predict(self.space.transform(pending)))]
-        return self._refit(model, X + [list(p) for p in pending], y + believed), min(y + believed)
+            return model, self._best(y)
+        running = self.space.transform(pending)
+        believed = [float(v) for v in np.ravel(model.predict(running))]
+        bar = believed
+        if fitted.feasibility is not None:  # a running point likely to break a constraint is no bar to clear
+            bar = [v for v, likely in zip(believed, fitted.feasibility.probability(running) >= 0.5) if likely]
+        return self._refit(model, X + [list(p) for p in pending], y + believed), self._best(y, bar)
 
     def _polish(self, model: GaussianProcessRegressor, y_opt: float, starts: Any) -> Optional[List[Any]]:
         """The acquisition minimised with L-BFGS from ``starts`` (transformed points), as
@@ -455,9 +584,11 @@ class CandidatePool:
     when one is chosen (a random point of a continuous space is new).
     """
 
-    def __init__(self, proposer: Proposer, model: Any = None):
+    def __init__(self, proposer: Proposer, model: Any = None, feasibility: Optional[Feasibility] = None):
         self.proposer = proposer
         self.model = model  # the fit whose predictions on the candidates are kept (None: no model yet)
+        self.feasibility = feasibility
+        self._probability: Any = None
         self._points: Optional[List[List[Any]]] = None
         self._transformed: Any = None
         self._alive: Any = None
@@ -498,12 +629,19 @@ class CandidatePool:
         candidates and its data, a tree ensemble's predictions."""
         if self.spent:
             return
+        self.feasibility_scores()
         if isinstance(self.model, GaussianProcessRegressor):
             self._kernel_rows()(self.model.kernel_, self.model.X_train_)
         elif is_forest(self.model):
             self.forest_leaves()
         elif self.model is not None:
             self.predictor(self.model)
+
+    def feasibility_scores(self) -> Any:
+        """The candidates' probability of meeting the constraints (once; None without constraints)."""
+        if self.feasibility is not None and self._probability is None:
+            self._probability = self.feasibility.probability(self.transformed)
+        return self._probability
 
     def forest_leaves(self) -> ForestLeaves:
         """The pool's forest with its candidates' leaves found (once)."""

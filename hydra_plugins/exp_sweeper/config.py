@@ -10,9 +10,9 @@ read their options as these dataclasses; the sweepers check only what a type
 cannot say (ranges, file names).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -65,6 +65,17 @@ class Direction(Enum):
     maximize = "maximize"
 
 
+def parse_directions(value: Any) -> List[Direction]:
+    """``hydra.sweeper.direction`` as a list: one direction, or one per objective (exp_gopt). ValueError says
+    what is allowed. Typed ``Any`` in the dataclass because OmegaConf has no "an Enum or a list of it"."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    names = [item.value if isinstance(item, Enum) else item for item in items]
+    allowed = [d.value for d in Direction]
+    if not names or any(name not in allowed for name in names):
+        raise ValueError(f"hydra.sweeper.direction must be minimize, maximize or a list of them (one per objective), got {value!r}")
+    return [Direction(name) for name in names]
+
+
 def direction_sign(direction: Enum) -> float:
     """1.0 to minimise, -1.0 to maximise (values are multiplied by it so that smaller is better). Read by
     value: Hydra's plugin scan re-executes this module, so a caller may hold another Direction class."""
@@ -78,7 +89,8 @@ class ExpSweeperConf:
     # An EXP TOML space; `+exp.params=FILE` in the app config works too (relative to where you ran).
     params_file: Optional[str] = None
     # Hydra sweep syntax, like the basic/Optuna sweepers: {key: "choice(a,b)" | "range(0,10)" | "interval(0,1)"}.
-    params: Optional[Dict[str, str]] = None
+    # (An empty dict rather than null: OmegaConf 2.3 cannot merge a command line's {...} into a null dict.)
+    params: Dict[str, str] = field(default_factory=dict)
     # Prefix of the files written in the sweep directory (EXP's --name).
     name: str = "exp"
     # Seed for random draws (grid) and for the optimizer (gopt); null draws one and records it.
@@ -94,7 +106,8 @@ class ExpSweeperConf:
     # auto: a progress bar on a terminal, log lines otherwise; bar; log.
     progress: ProgressMode = ProgressMode.auto
     # Whether smaller (minimize) or larger results are better: exp_gopt's objective, and every pruner's rungs.
-    direction: Direction = Direction.minimize
+    # exp_gopt: a list, one per objective, optimizes several at once (a Pareto front).
+    direction: Any = Direction.minimize
     # Early stopping of trials that report as they train (exp_compat.report): null (none), asha, median, hyperband.
     pruner: Optional[PrunerKind] = None
     # The first rung's step, and the step at which a trial is complete (null: no end; hyperband needs one).
@@ -142,8 +155,12 @@ class ExpGoptConf(ExpSweeperConf):
     xi: float = 0.01  # improvement margin of EI and PI (EXP's --xi)
     # Random trials before the surrogate model is used.
     n_initial_points: int = 10
-    # The key to read when the task returns a dict; a number is used directly.
-    objective: Optional[str] = None
+    # The key to read when the task returns a dict; a number is used directly. With several directions: a list of
+    # keys, one per objective (null: the task returns a list of numbers, one per direction).
+    objective: Any = None
+    # Outcome constraints on what the task returns (a dict): {metric: "<= 20", other: ">= 0.9"}. A trial that
+    # breaks one is infeasible: never the best, never in the Pareto set, and the optimizer is steered away from it.
+    constraints: Dict[str, str] = field(default_factory=dict)
     # Trials at once (EXP's --workers); null: what the launcher runs at once if its config says, else 1.
     n_jobs: Optional[int] = None
     # async (EXP's default) or sync (EXP's --sync): wait for all n_jobs, then propose n_jobs points.
