@@ -108,8 +108,9 @@ def test_one_objective_under_a_constraint_reports_the_best_feasible_trial(tmp_pa
     assert summary["best_value"] == min(float(r["evaluation"]) for r in feasible)
     assert min(float(r["evaluation"]) for r in rows) < summary["best_value"]  # an infeasible trial was better
     assert float(summary["best_params"]["x"]) + float(summary["best_params"]["y"]) >= 1.5
-    assert summary["best_value"] < 0.6  # the constrained optimum is 0.5 (x = 1.5, y = 0); random is far off
-    assert len(feasible) >= 10  # the model learnt where the feasible region is
+    assert summary["best_value"] < 0.3  # the constrained optimum is 0.25 (x = 1.5, y = 0), on the edge
+    # the model-based trials go to the constraint's edge, where the optimum is, or stay feasible (random: ~60%)
+    assert sum(abs(float(r["size"]) - 1.5) < 0.1 or r["feasible"] == "True" for r in rows[6:]) >= 12
 
 
 def test_an_array_return_and_a_warm_start(tmp_path, sweep):
