@@ -98,16 +98,17 @@ def write_objectives_plots(sweep_dir: Path, name: str, objectives: Any, readings
         return
     signed = objectives.signed(feasible)
     reference = signed.max(axis=0) + 0.1 * np.where(np.ptp(signed, axis=0) > 0, np.ptp(signed, axis=0), 1.0)
-    curve, kept = [], []
+    curve, front = [], np.empty((0, len(reference)))  # the feasible trials' front so far: it alone has the volume
     for _, reading in readings:
         if reading.feasible:
-            kept.append(objectives.signed([reading])[0])
-        if not kept:
+            front = np.vstack([front, objectives.signed([reading])])
+            front = front[non_dominated(front)]
+        if not len(front):
             curve.append(np.nan)
         elif objectives.multi:
-            curve.append(hypervolume(np.array(kept), reference))
+            curve.append(hypervolume(front, reference))
         else:
-            curve.append(float(objectives.signs[0] * np.min(np.array(kept)[:, 0])))
+            curve.append(float(objectives.signs[0] * front[0, 0]))
     figure, axes = plt.subplots(figsize=(7, 4.5))
     axes.plot(range(1, len(curve) + 1), curve, marker=".")
     axes.set_xlabel("completed trials")

@@ -203,6 +203,7 @@ class Proposer:
         self.y: List[float] = []
         self.slacks: List[Sequence[float]] = []  # with outcome constraints, each result's (<= 0: met), in order
         self.n_constraints = 0
+        self.constraint_base: Any = None  # the constraints' unfitted GP, made at their first fit
         self.seen: Set[Any] = set()
         self.fitted: Optional[Fitted] = None  # the latest fit, replaced whole (a background thread publishes it)
         self.optimizer: Optional[Optimizer] = None
@@ -305,7 +306,7 @@ class Proposer:
         """The constraints' models fitted to the first ``n`` results (None without constraints)."""
         if not self.n_constraints:
             return None
-        if not hasattr(self, "constraint_base"):
+        if self.constraint_base is None:
             self.constraint_base = cook_estimator("GP", space=self.space, random_state=self.rng.randint(2**31), noise="gaussian")
         X = self.X[:n]
         return Feasibility([self._fit(clone(self.constraint_base), X, [s[j] for s in self.slacks[:n]]) for j in range(self.n_constraints)])
@@ -394,7 +395,7 @@ class Proposer:
             pool, acquisition(pool.transformed, pool.predictor(model), y_opt, self._believer_acquisition, self.acq_kwargs), y_opt
         )
         if not pool.enumerated:
-            # constraints make the acquisition multimodal (peaks on either side of an edge): more starts
+            # constraints make the acquisition multimodal (peaks on either side of an edge): a refinement from several
             if fitted.feasibility is None:
                 polished = self._polish(model, y_opt, pool.transformed[pool.best_alive(scores, POLISH_STARTS)])
             else:
@@ -413,9 +414,8 @@ class Proposer:
 
         def score(X: Any) -> Any:
             probability = feasibility.probability(X)
-            if not math.isfinite(y_opt):
-                return -probability
-            return acquisition(X, model, y_opt, self._believer_acquisition, self.acq_kwargs) * probability
+            values = acquisition(X, model, y_opt, self._believer_acquisition, self.acq_kwargs) if math.isfinite(y_opt) else None
+            return weigh(values, probability, y_opt)
 
         best = np.asarray(starts, dtype=float)
         scores = score(best)
@@ -440,9 +440,7 @@ class Proposer:
         """With constraints: the acquisition (EI or PI, negated: lower is better) times the probability of
         meeting them; before any result has met them, that probability alone."""
         probability = pool.feasibility_scores()
-        if probability is None:
-            return scores
-        return -probability if not math.isfinite(y_opt) else scores * probability
+        return scores if probability is None else weigh(scores, probability, y_opt)
 
     def _forest_point(
         self, fitted: Fitted, pool: "CandidatePool", X: List[List[Any]], y: List[float], pending: List[Sequence[Any]]
@@ -689,6 +687,12 @@ class CandidatePool:
         """Indices of the ``n`` best-scoring candidates not taken yet."""
         order = np.argsort(scores, kind="stable")
         return order[self._alive[order]][:n]
+
+
+def weigh(scores: Any, probability: Any, y_opt: float) -> Any:
+    """Acquisition scores (EI or PI, negated: lower is better) times the probability of meeting the
+    constraints; before any result has met them (``y_opt`` infinite), that probability alone (negated)."""
+    return -probability if not math.isfinite(y_opt) else scores * probability
 
 
 def is_forest(model: Any) -> bool:
