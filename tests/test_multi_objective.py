@@ -72,7 +72,7 @@ def test_a_dict_with_mixed_directions_and_a_constraint(tmp_path, sweep):
         "hydra.sweeper.objective=[latency_ms,accuracy]",
         '+hydra.sweeper.constraints.size="<= 0.5"',
         "hydra.sweeper.n_trials=16",
-        "hydra.sweeper.n_initial_points=6",
+        "hydra.sweeper.n_initial_points=8",
         "hydra.sweeper.plot=true",
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -339,3 +339,41 @@ def test_returns_that_are_not_a_list_of_numbers_are_refused_with_the_reason():
     ]:
         with pytest.raises(ValueError, match=re.escape(words)):
             objectives.read(value)
+
+
+def test_parego_weights_are_its_evenly_spread_set_with_the_ends():
+    from hydra_plugins.exp_sweeper._objectives import weight_lattice
+
+    two, three = weight_lattice(2), weight_lattice(3)
+    assert len(two) == 11 and len(three) == 15 and len(weight_lattice(4)) == 20
+    assert np.allclose(two.sum(axis=1), 1) and np.allclose(three.sum(axis=1), 1)
+    assert [0, 1] in two.tolist() and [1, 0] in two.tolist() and [0, 0, 1] in three.tolist()
+
+
+def test_an_asynchronous_sweep_draws_new_weights_for_every_refit_and_fits_the_values_they_give():
+    """Driven as the sweep loop drives it with slots (ask, prepare, one trial ends, tell, ask, ...): results are
+    recorded as they arrive, so each refit must draw its weights even though nothing is left untold then."""
+    from exp_compat import Space
+    from hydra_plugins.exp_sweeper._gopt import GoptStrategy
+    from hydra_plugins.exp_sweeper._outcome import Outcome
+    from hydra_plugins.exp_sweeper._proposer import Proposer
+
+    search = Space.from_mapping({n: {"type": "range", "bounds": [0.0, 1.0]} for n in ("a", "b")}).search()
+    proposer = Proposer(search.dimensions, n_initial_points=4, seed=0)
+    strategy = GoptStrategy(search, proposer, 24, Objectives([Direction.minimize, Direction.maximize], None, []), seed=0)
+    drawn, running = set(), strategy.ask(3)
+    while running:
+        strategy.prepare()
+        if strategy.fitting is not None:
+            strategy.fitting.result()
+            fitted = proposer.fitted
+            if fitted is not None and fitted.n == len(proposer.y):  # the model saw the values of the current weights
+                readings = [reading for _, reading, _ in strategy.readings][: fitted.n]
+                assert proposer.y == pytest.approx([strategy.scalarisation(r) for r in readings])
+                drawn.add(tuple(strategy.scalarisation.weights))
+        trial = running.pop(0)
+        a, b = trial.params["a"], trial.params["b"]
+        strategy.tell(trial, Outcome("completed", value=[a + b, a * b]))
+        running += strategy.ask(3 - len(running))
+    strategy.close()
+    assert len(drawn) >= 5, drawn

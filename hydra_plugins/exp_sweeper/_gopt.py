@@ -156,16 +156,20 @@ class GoptStrategy:
     def _tell_untold(self, fit: bool, redraw: bool = False) -> None:
         """The results not told yet, to the proposer: fitted now (``fit``) or recorded for the next refit.
         With several objectives, a fit (``fit`` or ``redraw``: a refit is about to start) draws the
-        scalarisation again and tells every earlier result again with it."""
+        scalarisation again and tells every earlier result again with it, also when every result was
+        recorded before (an asynchronous sweep records them as they arrive, then starts the refit), but
+        not when the fit has seen them all: it would then not be refitted to the new values."""
+        fitted = self.proposer.fitted
+        unfitted = bool(self.untold) or fitted is None or fitted.n < len(self.proposer.y)
+        if self.scalarisation is not None and (fit or redraw) and unfitted:
+            readings = [reading for _, reading, _ in self.readings]
+            self.scalarisation.redraw(readings)
+            self.proposer.retell([self.scalarisation(r) for r in readings[: len(self.proposer.y)]])
         if not self.untold:
             return
         points, values = zip(*self.untold)
         slacks = [self.objectives.slacks(r) for r in values] if self.objectives.constraints else []
         if self.scalarisation is not None:
-            readings = [reading for _, reading, _ in self.readings]
-            if fit or redraw:
-                self.scalarisation.redraw(readings)
-                self.proposer.retell([self.scalarisation(r) for r in readings[: len(self.proposer.y)]])
             values = tuple(self.scalarisation(r) for r in values)
         elif not self.objectives.plain:
             values = tuple(self.sign * r.values[0] for r in values)

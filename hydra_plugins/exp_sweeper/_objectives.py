@@ -8,7 +8,9 @@ landscape approximation for expensive multiobjective optimization problems", 200
 objectives normalised to the extent of the Pareto front so far, combined with random weights by the
 augmented Tchebycheff function, which reaches every point of the Pareto front (a
 weighted sum reaches only its convex part). The weights are drawn again for every
-model fit, so that successive fits aim at different parts of the front, and everything
+model fit, so that successive fits aim at different parts of the front, from ParEGO's
+evenly spread set (:func:`weight_lattice`), whose ends (one objective alone) send the search to
+the front's extremes, which continuous random weights almost never do, and everything
 stays asynchronous and pending-aware: the proposer sees one objective, as before.
 Constraints are told to the proposer as slacks (:meth:`Objectives.slacks`, <= 0 where
 a constraint holds), which it models separately (``_proposer.Feasibility``).
@@ -17,6 +19,7 @@ a constraint holds), which it models separately (``_proposer.Feasibility``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -193,6 +196,7 @@ class Scalarisation:
         self.objectives = objectives
         self.rng = np.random.RandomState(seed)
         n = len(objectives.directions)
+        self.lattice = weight_lattice(n)
         self.weights = np.full(n, 1.0 / n)
         self.low = np.zeros(n)
         self.scale = np.ones(n)
@@ -201,7 +205,7 @@ class Scalarisation:
         """New weights, and the normalisation: 0 at the best value of each objective among the results so far
         (the feasible ones, where there are), 1 at the worst value of the Pareto front among them."""
         o = self.objectives
-        self.weights = self.rng.dirichlet(np.ones(len(o.directions)))
+        self.weights = self.lattice[self.rng.randint(len(self.lattice))]
         feasible = [r for r in readings if r.feasible] or list(readings)
         if feasible:
             signed = o.signed(feasible)
@@ -212,6 +216,13 @@ class Scalarisation:
     def __call__(self, reading: Reading) -> float:
         z = (self.objectives.signed([reading])[0] - self.low) / self.scale
         return float(np.max(self.weights * z) + self.RHO * np.sum(self.weights * z))
+
+
+def weight_lattice(n: int) -> Any:
+    """ParEGO's weight vectors for ``n`` objectives: every vector of multiples of 1/s that sums to 1
+    (s = 10 for two objectives, 4 for three, as Knowles chose; 3 beyond, to keep the set small)."""
+    steps = {2: 10, 3: 4}.get(n, 3)
+    return np.array([c for c in itertools.product(range(steps + 1), repeat=n) if sum(c) == steps], dtype=float) / steps
 
 
 def _spread(ranges: Any) -> Any:
