@@ -172,7 +172,7 @@ class Feasibility:
         for model in self.models:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # skopt's "predicted variances smaller than 0", which it sets to 0
-                mean, std = model.predict(X, return_std=True)
+                mean, std = FastGP(model).predict(X, return_std=True)
             probability *= ndtr(-np.ravel(mean) / np.maximum(np.ravel(std), 1e-12))
         return probability
 
@@ -411,6 +411,7 @@ class Proposer:
         L-BFGS steps of one point each. None if the result is not a new point."""
         bounds = np.array(self.space.transformed_bounds, dtype=float)
         low, high = bounds[:, 0], bounds[:, 1]
+        model = FastGP(model)
 
         def score(X: Any) -> Any:
             probability = feasibility.probability(X)

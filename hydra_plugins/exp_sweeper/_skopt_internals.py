@@ -100,15 +100,15 @@ class FastGP:
     """A fitted skopt GP's predictive mean and standard deviation, as its ``predict`` computes them,
     with the variance's ``einsum("ki,kj,ij->k")`` done as two matrix products (much faster on
     thousands of candidates; the same numbers up to rounding) and, for the candidates of ``rows``
-    (a ``_proposer.KernelRows``), the kernel matrix that ``rows`` keeps."""
+    (a ``_proposer.KernelRows``, if given), the kernel matrix that ``rows`` keeps."""
 
-    def __init__(self, gp: GaussianProcessRegressor, rows: Any):
+    def __init__(self, gp: GaussianProcessRegressor, rows: Any = None):
         self.gp = gp
         self.rows = rows
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         gp = self.gp
-        if X is self.rows.candidates:
+        if self.rows is not None and X is self.rows.candidates:
             K_trans = self.rows(gp.kernel_, gp.X_train_)
         else:
             K_trans = gp.kernel_(X, gp.X_train_)
