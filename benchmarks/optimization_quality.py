@@ -110,16 +110,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (other seeds, to check a difference)")
     parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run only these methods")
     options = parser.parse_args()
     seeds = options.seeds or (3 if options.quick else 10)
     budgets = {"Branin": 30, "Hartmann-6": 40} if options.quick else {"Branin": 50, "Hartmann-6": 100}
-    print(f"median simple regret over {seeds} seeds (lower is better)\n")
+    chosen = range(options.first_seed, options.first_seed + seeds)
+    print(f"median simple regret over {seeds} seeds ({chosen.start}-{chosen.stop - 1}; lower is better)\n")
 
     def cell(method: Any, index: int) -> str:
         problem = list(PROBLEMS)[index]
         f, dims, minimum = PROBLEMS[problem]
-        return f"{statistics.median(method(f, dims, budgets[problem], seed) - minimum for seed in range(seeds)):.4g}"
+        return f"{statistics.median(method(f, dims, budgets[problem], seed) - minimum for seed in chosen):.4g}"
 
     print_methods_table(METHODS, options.only, [f"{p} ({budgets[p]} evals)" for p in PROBLEMS], cell)
 
