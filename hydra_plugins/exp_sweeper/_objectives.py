@@ -187,8 +187,7 @@ class Objectives:
 
 
 class Scalarisation:
-    """ParEGO's augmented Tchebycheff scalarisation (see the module docstring); with one objective, the
-    objective itself, normalised."""
+    """ParEGO's augmented Tchebycheff scalarisation of several objectives (see the module docstring)."""
 
     RHO = 0.05  # weight of the sum term, which breaks ties between weakly Pareto-optimal points
 

@@ -170,9 +170,7 @@ class Feasibility:
         """The probability that each (transformed) point of ``X`` meets every constraint."""
         probability = np.ones(len(X))
         for model in self.models:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # skopt's "predicted variances smaller than 0", which it sets to 0
-                mean, std = FastGP(model).predict(X, return_std=True)
+            mean, std = FastGP(model).predict(X, return_std=True)  # negative variances clipped to 0, without skopt's warning
             probability *= ndtr(-np.ravel(mean) / np.maximum(np.ravel(std), 1e-12))
         return probability
 
