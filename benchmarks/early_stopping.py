@@ -42,7 +42,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 EPOCHS = 27
 HERE = Path(__file__).resolve().parent
@@ -81,9 +81,8 @@ def digits() -> Dict[str, Any]:
     return _data
 
 
-def train(lr: float, alpha: float, hidden: int, log: str, report: Callable[..., Any]) -> float:
-    """The workload (run inside every method's trials): train epoch by epoch, log and report each epoch."""
-    import os
+def errors(lr: float, alpha: float, hidden: int) -> Iterator[float]:
+    """The workload's learning curve: the validation error after each epoch, one epoch trained per item."""
     import warnings
 
     import numpy as np
@@ -93,13 +92,20 @@ def train(lr: float, alpha: float, hidden: int, log: str, report: Callable[..., 
     model = MLPClassifier(
         hidden_layer_sizes=(int(hidden),), learning_rate_init=float(lr), alpha=float(alpha), batch_size=64, random_state=0
     )
-    trial = f"{os.getpid()}-{time.time_ns()}-{threading.get_ident()}"
-    error = 1.0
-    for epoch in range(1, EPOCHS + 1):
+    for _ in range(EPOCHS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.partial_fit(data["x_train"], data["y_train"], classes=np.arange(10))
-        error = float(1.0 - model.score(data["x_val"], data["y_val"]))
+        yield float(1.0 - model.score(data["x_val"], data["y_val"]))
+
+
+def train(lr: float, alpha: float, hidden: int, log: str, report: Callable[..., Any]) -> float:
+    """The workload (run inside every method's trials): train epoch by epoch, log and report each epoch."""
+    import os
+
+    trial = f"{os.getpid()}-{time.time_ns()}-{threading.get_ident()}"
+    error = 1.0
+    for epoch, error in enumerate(errors(lr, alpha, hidden), start=1):
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"t": time.time(), "trial": trial, "epoch": epoch, "error": error}) + "\n")
         report(epoch, error)

@@ -1,0 +1,179 @@
+"""Early stopping's search methods compared in one process, without Hydra: many seeds in minutes.
+
+The same workload, space, budget and measures as ``early_stopping.py`` (which runs real sweeps, as users
+type them), but each method's optimizer and pruner are driven directly: two slots take turns, one epoch
+per turn, so every method sees the same order of events and a seed's run is reproducible. What it leaves
+out is everything between the optimizer and the job (launcher, report channel, a background refit's
+timing); use it to tell search methods apart on enough seeds, and ``early_stopping.py`` to confirm.
+
+- exp_gopt without pruning (``--trials`` trials: the budget B) and with ASHA (rungs 1, 3, 9; once per
+  ``pruned_value``): exp_gopt's own ``GoptStrategy`` and ``AshaPruner``, as its sweep uses them;
+- Optuna's TPE with its ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` (ask and tell; skipped
+  without Optuna).
+
+    python benchmarks/early_stopping_sim.py [--seeds 20] [--first-seed 0] [--trials 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_library, "1")
+
+from early_stopping import EPOCHS, best_at, epochs_to_reach, errors, median_of  # noqa: E402
+
+from exp_compat import Space  # noqa: E402
+from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
+from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
+from hydra_plugins.exp_sweeper._outcome import Outcome  # noqa: E402
+from hydra_plugins.exp_sweeper._proposer import Proposer  # noqa: E402
+from hydra_plugins.exp_sweeper._pruners import make_pruner  # noqa: E402
+from hydra_plugins.exp_sweeper.config import Direction, PrunedValue  # noqa: E402
+
+SLOTS = 2
+SPACE = {
+    "lr": {"type": "random", "bounds": [1e-4, 1.0], "prior": "log-uniform"},
+    "alpha": {"type": "random", "bounds": [1e-6, 0.1], "prior": "log-uniform"},
+    "hidden": {"type": "range", "bounds": [8, 256], "dtype": "int"},
+}
+
+# A method: ask() -> (handle, params); goes_on(handle, epoch, error) -> False to stop at this epoch;
+# finish(handle, pruned, error). The loop below drives every method the same way.
+Ask = Callable[[], Optional[Tuple[Any, Dict[str, Any]]]]
+GoesOn = Callable[[Any, int, float], bool]
+Finish = Callable[[Any, bool, float], None]
+
+
+def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int) -> List[dict]:
+    """Two slots taking turns, one epoch per turn, until ``budget`` epochs: the epochs in the order trained."""
+    trained: List[dict] = []
+    slots: List[Tuple[Any, Iterator[float], List[float]]] = []
+
+    def fill() -> None:
+        while len(slots) < SLOTS and (asked := ask()) is not None:
+            handle, params = asked
+            slots.append((handle, errors(params["lr"], params["alpha"], params["hidden"]), []))
+
+    fill()
+    turn = 0
+    while slots and len(trained) < budget:
+        i = turn % len(slots)
+        turn += 1
+        handle, curve, seen = slots[i]
+        seen.append(next(curve))
+        epoch = len(seen)
+        trained.append({"epoch": epoch, "error": seen[-1]})
+        stopped = epoch < EPOCHS and not goes_on(handle, epoch, seen[-1])
+        if epoch == EPOCHS or stopped:
+            slots.pop(i)
+            finish(handle, stopped, seen[-1])
+            fill()
+    return trained
+
+
+def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -> List[dict]:
+    search = Space.from_mapping(SPACE).search()
+    proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
+    told = PrunedValue(pruned_value) if pruned_value else PrunedValue.capped
+    n_trials = 6 * trials if pruned_value else trials
+    strategy = GoptStrategy(search, proposer, n_trials, Objectives([Direction.minimize], None, []), told, seed=seed)
+    pruner = make_pruner("asha", 1, EPOCHS, 3, 0, 0, seed)
+
+    def ask() -> Optional[Tuple[Any, Dict[str, Any]]]:
+        asked = strategy.ask(1)
+        return (asked[0], asked[0].params) if asked else None
+
+    def goes_on(trial: Any, epoch: int, error: float) -> bool:
+        if not pruned_value:
+            return True
+        key = str(trial.extra["id"])
+        rungs = pruner.rungs(key)
+        rung = next((k for k in range(EPOCHS) if rungs.at(k) == epoch), None)
+        return rung is None or pruner.decide(key, rung, error)
+
+    def finish(trial: Any, pruned: bool, error: float) -> None:
+        strategy.tell(trial, Outcome("pruned" if pruned else "completed", value=error))
+
+    return run_slots(ask, goes_on, finish, budget)
+
+
+def optuna_tpe(seed: int, budget: int, hyperband: bool) -> List[dict]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner: Any = (
+        optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
+        if hyperband
+        else optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    )
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    distributions = {
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+        "alpha": optuna.distributions.FloatDistribution(1e-6, 0.1, log=True),
+        "hidden": optuna.distributions.IntDistribution(8, 256),
+    }
+
+    def ask() -> Tuple[Any, Dict[str, Any]]:
+        trial = study.ask(distributions)
+        return trial, trial.params
+
+    def goes_on(trial: Any, epoch: int, error: float) -> bool:
+        trial.report(error, epoch)
+        return not trial.should_prune()
+
+    def finish(trial: Any, pruned: bool, error: float) -> None:
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, error)
+
+    return run_slots(ask, goes_on, finish, budget)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--trials", type=int, default=20, help="trials of the no-pruning run (its epochs are the budget)")
+    args = parser.parse_args()
+    budget = args.trials * EPOCHS
+    methods: Dict[str, Callable[[int], List[dict]]] = {
+        "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, budget, None),
+        **{f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, budget, p) for p in ("capped", "last", "ignore")},
+    }
+    if importlib.util.find_spec("optuna") is not None:
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, budget, hyperband=False)
+        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, budget, hyperband=True)
+    else:
+        print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
+    marks = [budget // 4, budget // 2, budget]
+    found: Dict[str, List[List[Optional[float]]]] = {name: [] for name in methods}
+    reached: Dict[str, List[Optional[int]]] = {name: [] for name in methods}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        target = None
+        for name, method in methods.items():
+            trained = method(seed)
+            if target is None:  # the no-pruning run comes first: its final best is the target
+                target = best_at(trained, [budget])[0]
+            found[name].append(best_at(trained, marks))
+            reached[name].append(epochs_to_reach(trained, target) if target is not None else None)
+            print(f"seed {seed}: {name}: {found[name][-1]}, reached {reached[name][-1]}", file=sys.stderr, flush=True)
+    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), median over {args.seeds} seeds, {SLOTS} slots, simulated\n")
+    print("| method | best error at B/4 | at B/2 | at B | epochs to reach the no-pruning best (seeds within B/3) |")
+    print("|---|---|---|---|---|")
+    for name in methods:
+        cells = [median_of([at[i] for at in found[name]]) for i in range(3)]
+        hits = [r for r in reached[name] if r is not None]
+        soon = sum(r <= budget // 3 for r in hits)
+        reach = f"{statistics.median(hits):.0f} ({len(hits)}/{args.seeds} seeds; {soon})" if hits else "never"
+        print(f"| {name} | {' | '.join(cells)} | {reach} |")
+
+
+if __name__ == "__main__":
+    main()
