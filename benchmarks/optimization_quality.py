@@ -20,7 +20,9 @@ Branin (2-D) and Hartmann-6 (6-D). Methods, all with one BLAS thread:
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 from typing import Any
 
 import numpy as np
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (other seeds, to check a difference)")
+    parser.add_argument("--per-seed", action="store_true", help="also print each seed's regret (stderr, one JSON line per cell)")
     parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run only these methods")
     options = parser.parse_args()
     seeds = options.seeds or (3 if options.quick else 10)
@@ -121,7 +124,10 @@ def main() -> None:
     def cell(method: Any, index: int) -> str:
         problem = list(PROBLEMS)[index]
         f, dims, minimum = PROBLEMS[problem]
-        return f"{statistics.median(method(f, dims, budgets[problem], seed) - minimum for seed in chosen):.4g}"
+        regrets = [method(f, dims, budgets[problem], seed) - minimum for seed in chosen]
+        if options.per_seed:  # for a paired comparison of two versions, seed by seed
+            print(json.dumps({"problem": problem, "regrets": dict(zip(chosen, regrets))}), file=sys.stderr, flush=True)
+        return f"{statistics.median(regrets):.4g}"
 
     print_methods_table(METHODS, options.only, [f"{p} ({budgets[p]} evals)" for p in PROBLEMS], cell)
 

@@ -203,3 +203,36 @@ def test_forest_leaves_predict_as_skopt_and_take_points_in_and_out(surrogate):
     assert grown.predict_at(at)[0][0] > before + 1.0  # every tree's leaf there moved towards the new value
     back = grown.with_points(X[60:], [before + 100.0], remove=True)
     assert np.allclose(back.predict_at(back.candidate_leaves)[0], mean) and np.allclose(back.predict_at(back.candidate_leaves)[1], std)
+
+
+@pytest.mark.parametrize("surrogate", ["RF", "ET"])
+def test_forest_leaves_replace_a_fitted_value_as_if_the_trees_had_been_grown_with_the_result(surrogate):
+    """A running point's believed value taken out of the leaves as often as each tree's sample held it (RF
+    draws bootstrap samples: some trees have it twice, some not at all) and its result put back at the same
+    places leaves every leaf's weight, mean and variance what the trees' data with the result would give."""
+    from sklearn.base import clone
+
+    from hydra_plugins.exp_sweeper._skopt_internals import ForestLeaves
+
+    proposer = Proposer(mixed_dims(), surrogate=surrogate, n_initial_points=5, seed=4)
+    X = proposer.space.transform(proposer.space.rvs(60, random_state=np.random.RandomState(1)))
+    y = np.array([float(np.sum(row)) for row in X])
+    forest = clone(proposer.base).fit(X, y)  # the last row: a running point at its believed value
+    leaves = ForestLeaves(forest, X)
+    counts = leaves.in_bag([59])
+    if surrogate == "RF":
+        assert {0.0, 1.0, 2.0} <= set(counts[0])  # out of some trees' samples, twice in others
+    else:
+        assert set(counts[0]) == {1.0}
+    result = y[59] + 5.0
+    replaced = leaves.with_points(X[59:], [y[59]], remove=True, counts=counts).with_points(X[59:], [result], counts=counts)
+    data = np.concatenate([y[:59], [result]])
+    for t, (tree, samples) in enumerate(zip(forest.estimators_, forest.estimators_samples_)):
+        weights = np.bincount(samples, minlength=60).astype(float)
+        node = tree.tree_.apply(X.astype(np.float32))[59]
+        inside = (tree.tree_.apply(X.astype(np.float32)) == node) & (weights > 0)
+        mean = np.average(data[inside], weights=weights[inside])
+        variance = np.average((data[inside] - mean) ** 2, weights=weights[inside])
+        at = leaves.offsets[t] + node
+        assert replaced.weight[at] == pytest.approx(weights[inside].sum())
+        assert replaced.value[at] == pytest.approx(mean) and replaced.variance[at] == pytest.approx(variance)

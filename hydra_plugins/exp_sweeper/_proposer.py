@@ -34,8 +34,10 @@ discrete spaces. Here:
   acquisition is flat, and asynchronous runs did clearly worse); a proposal then
   keeps the trees and updates their leaves' statistics (:class:`ForestLeaves`):
   finished points leave with their believed values and come back with their
-  results, results the fit has not seen join, and running points it was not
-  fitted with join at their predicted values;
+  results, in each tree as often as its bootstrap sample held them (so the
+  leaves are those the trees' data with the results would give), results the
+  fit has not seen join, and running points it was not fitted with join at
+  their predicted values;
 * boosted trees (GBRT), whose leaves do not average the data, account for running
   points and unseen results by *local penalisation* (González et al., "Batch
   Bayesian Optimization via Local Penalization", 2016): the acquisition is
@@ -451,11 +453,18 @@ class Proposer:
         the candidates."""
         leaves = pool.forest_leaves()
         still = {point_key(p) for p in pending}
-        gone = [(p, v) for p, v in fitted.believed if point_key(p) not in still]  # finished (or failed) since
-        if gone:  # the values it was fitted with out; the real results in with the others below
-            leaves = leaves.with_points(self.space.transform([p for p, _ in gone]), [v for _, v in gone], remove=True)
+        # finished (or failed) since: the values it was fitted with out, as often as each tree's sample held
+        # them (its rows follow the fitted results); their results back in at the same places, below
+        gone = {point_key(p): (p, v, fitted.n + j) for j, (p, v) in enumerate(fitted.believed) if point_key(p) not in still}
+        in_bag = {}
+        if gone:
+            points, values, rows = zip(*gone.values())
+            in_bag = dict(zip(gone, leaves.in_bag(rows)))
+            leaves = leaves.with_points(self.space.transform(list(points)), values, remove=True, counts=list(in_bag.values()))
         if len(y) > fitted.n:
-            leaves = leaves.with_points(self.space.transform(X[fitted.n :]), y[fitted.n :])
+            ones = np.ones(len(leaves.trees))
+            counts = [in_bag.get(point_key(p), ones) for p in X[fitted.n :]]
+            leaves = leaves.with_points(self.space.transform(X[fitted.n :]), y[fitted.n :], counts=counts)
         fitted_with = {point_key(p) for p, _ in fitted.believed}
         new = [p for p in pending if point_key(p) not in fitted_with]
         believed = [v for p, v in fitted.believed if point_key(p) in still]

@@ -24,7 +24,7 @@ CI runs tests/test_proposer.py and a real exp_gopt sweep against the newest scik
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import clone
@@ -141,21 +141,37 @@ class ForestLeaves:
         self.weight = np.concatenate([tree.tree_.weighted_n_node_samples for tree in self.trees]).astype(float)
         self.candidates = candidates
         self.candidate_leaves = self.leaves(candidates)
+        self.forest = forest
+        self._in_bag: Optional[Any] = None
 
     def leaves(self, X: Any) -> Any:
         """Each point's leaf in each tree, as indices into the concatenated node arrays (points x trees)."""
         X = np.asarray(X, dtype=np.float32)
         return np.stack([tree.tree_.apply(X) for tree in self.trees], axis=1) + self.offsets
 
-    def with_points(self, X: Any, y: Sequence[float], remove: bool = False) -> "ForestLeaves":
+    def in_bag(self, rows: Sequence[int]) -> Any:
+        """How many times each training row in ``rows`` is in each tree's sample (rows x trees): a forest
+        fitted on bootstrap samples (RF) has a row in about two trees of three, in some twice; without
+        bootstrap (ET) every row is in every tree once. Reads scikit-learn's public ``estimators_samples_``."""
+        if self._in_bag is None:
+            samples = self.forest.estimators_samples_
+            size = 1 + max(int(s.max(initial=0)) for s in samples)
+            self._in_bag = np.stack([np.bincount(s, minlength=size) for s in samples], axis=1).astype(float)
+        return self._in_bag[np.asarray(rows, dtype=np.intp)]
+
+    def with_points(self, X: Any, y: Sequence[float], remove: bool = False, counts: Any = None) -> "ForestLeaves":
         """A copy whose leaves also hold the points ``X`` with the values ``y`` (or no longer: ``remove``,
-        for points the forest was fitted with; a leaf is never emptied)."""
+        for points the forest was fitted with; a leaf is never emptied), each as many times in each tree as
+        ``counts`` says (points x trees, as :meth:`in_bag` gives; default: once in every tree)."""
         grown = copy.copy(self)
         grown.value, grown.variance, grown.weight = self.value.copy(), self.variance.copy(), self.weight.copy()
-        step = -1.0 if remove else 1.0
-        for leaves, target in zip(self.leaves(X), y):
-            if remove:
-                leaves = leaves[grown.weight[leaves] > 1.0]
+        if counts is None:
+            counts = np.ones((len(y), len(self.trees)))
+        sign = -1.0 if remove else 1.0
+        for leaves, target, count in zip(self.leaves(X), y, counts):
+            step = sign * np.asarray(count, dtype=float)
+            kept = (step != 0) & (grown.weight[leaves] + step > 0)
+            leaves, step = leaves[kept], step[kept]
             weight = grown.weight[leaves] + step
             mean = grown.value[leaves]
             moved = mean + step * (target - mean) / weight
