@@ -65,7 +65,7 @@ class GoptStrategy:
         proposer: Proposer,
         n_trials: int,
         objectives: Objectives,
-        pruned_value: PrunedValue = PrunedValue.capped,
+        pruned_value: PrunedValue = PrunedValue.last,
         seed: int = 0,
     ):
         self.search = search

@@ -173,7 +173,7 @@ class ExpGoptConf(ExpSweeperConf):
     warm_start: Optional[str] = None
     # With a pruner, what the optimizer is told of a pruned trial: its last reported value (last), that value but no
     # worse than the worst completed trial's (capped), or nothing (ignore: the point is only never proposed again).
-    pruned_value: PrunedValue = PrunedValue.capped
+    pruned_value: PrunedValue = PrunedValue.last
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="exp_gopt", node=ExpGoptConf, provider="hydra-exp")
