@@ -24,7 +24,7 @@ CI runs tests/test_proposer.py and a real exp_gopt sweep against the newest scik
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import clone
@@ -142,7 +142,7 @@ class ForestLeaves:
         self.candidates = candidates
         self.candidate_leaves = self.leaves(candidates)
         self.forest = forest
-        self._in_bag: Optional[Any] = None
+        self._samples: Optional[List[Any]] = None
 
     def leaves(self, X: Any) -> Any:
         """Each point's leaf in each tree, as indices into the concatenated node arrays (points x trees)."""
@@ -153,11 +153,11 @@ class ForestLeaves:
         """How many times each training row in ``rows`` is in each tree's sample (rows x trees): a forest
         fitted on bootstrap samples (RF) has a row in about two trees of three, in some twice; without
         bootstrap (ET) every row is in every tree once. Reads scikit-learn's public ``estimators_samples_``."""
-        if self._in_bag is None:
-            samples = self.forest.estimators_samples_
-            size = 1 + max(int(s.max(initial=0)) for s in samples)
-            self._in_bag = np.stack([np.bincount(s, minlength=size) for s in samples], axis=1).astype(float)
-        return self._in_bag[np.asarray(rows, dtype=np.intp)]
+        if self._samples is None:  # drawn again from the trees' seeds at every access: once per fit
+            self._samples = self.forest.estimators_samples_
+        at = np.asarray(rows, dtype=np.intp)
+        size = int(at.max(initial=-1)) + 1
+        return np.stack([np.bincount(s, minlength=size)[at] for s in self._samples], axis=1).astype(float)
 
     def with_points(self, X: Any, y: Sequence[float], remove: bool = False, counts: Any = None) -> "ForestLeaves":
         """A copy whose leaves also hold the points ``X`` with the values ``y`` (or no longer: ``remove``,
