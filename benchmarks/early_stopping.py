@@ -152,15 +152,22 @@ def exp_sweep(workdir: Path, log: Path, seed: int, budget: int, overrides: List[
         raise RuntimeError(f"the sweep failed: {errors[-2000:]}")
 
 
-def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:
+def tpe_study(seed: int, hyperband: bool) -> Any:
+    """Optuna's TPE with its Hyperband or successive-halving pruner, as both benchmarks run it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if pruner_name == "hyperband":
+    if hyperband:
         pruner: Any = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
     else:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    return optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+
+
+def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:
+    import optuna
+
+    study = tpe_study(seed, hyperband=pruner_name == "hyperband")
     spent = [0]
 
     def objective(trial: Any) -> float:

@@ -26,9 +26,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
 
-from early_stopping import EPOCHS, best_at, epochs_to_reach, errors, median_of  # noqa: E402
+from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, median_of, tpe_study  # noqa: E402
 
 from exp_compat import Space  # noqa: E402
+from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
 from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
 from hydra_plugins.exp_sweeper._outcome import Outcome  # noqa: E402
@@ -37,11 +38,6 @@ from hydra_plugins.exp_sweeper._pruners import make_pruner  # noqa: E402
 from hydra_plugins.exp_sweeper.config import Direction, PrunedValue  # noqa: E402
 
 SLOTS = 2
-SPACE = {
-    "lr": {"type": "random", "bounds": [1e-4, 1.0], "prior": "log-uniform"},
-    "alpha": {"type": "random", "bounds": [1e-6, 0.1], "prior": "log-uniform"},
-    "hidden": {"type": "range", "bounds": [8, 256], "dtype": "int"},
-}
 
 # A method: ask() -> (handle, params); goes_on(handle, epoch, error) -> False to stop at this epoch;
 # finish(handle, pruned, error). The loop below drives every method the same way.
@@ -78,12 +74,13 @@ def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int) -> List[di
 
 
 def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -> List[dict]:
-    search = Space.from_mapping(SPACE).search()
+    search = Space(parse_overrides(GOPT_SPACE).params).search()  # the real sweeps' space
     proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
-    told = PrunedValue(pruned_value) if pruned_value else PrunedValue.capped
     n_trials = 6 * trials if pruned_value else trials
-    strategy = GoptStrategy(search, proposer, n_trials, Objectives([Direction.minimize], None, []), told, seed=seed)
+    told = {"pruned_value": PrunedValue(pruned_value)} if pruned_value else {}
+    strategy = GoptStrategy(search, proposer, n_trials, Objectives([Direction.minimize], None, []), **told, seed=seed)
     pruner = make_pruner("asha", 1, EPOCHS, 3, 0, 0, seed)
+    next_rung: Dict[str, int] = {}
 
     def ask() -> Optional[Tuple[Any, Dict[str, Any]]]:
         asked = strategy.ask(1)
@@ -93,9 +90,11 @@ def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -
         if not pruned_value:
             return True
         key = str(trial.extra["id"])
-        rungs = pruner.rungs(key)
-        rung = next((k for k in range(EPOCHS) if rungs.at(k) == epoch), None)
-        return rung is None or pruner.decide(key, rung, error)
+        rung = pruner.rungs(key).crossed(epoch, next_rung.get(key, 0))  # as report() finds it in the job
+        if rung is None:
+            return True
+        next_rung[key] = rung + 1
+        return pruner.decide(key, rung, error)
 
     def finish(trial: Any, pruned: bool, error: float) -> None:
         strategy.tell(trial, Outcome("pruned" if pruned else "completed", value=error))
@@ -106,13 +105,7 @@ def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -
 def optuna_tpe(seed: int, budget: int, hyperband: bool) -> List[dict]:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner: Any = (
-        optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
-        if hyperband
-        else optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    )
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    study = tpe_study(seed, hyperband)
     distributions = {
         "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
         "alpha": optuna.distributions.FloatDistribution(1e-6, 0.1, log=True),
