@@ -11,7 +11,7 @@ timing); use it to tell search methods apart on enough seeds, and ``early_stoppi
 - Optuna's TPE with its ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` (ask and tell; skipped
   without Optuna).
 
-    python benchmarks/early_stopping_sim.py [--seeds 20] [--first-seed 0] [--trials 20]
+    python benchmarks/early_stopping_sim.py [--seeds 20] [--first-seed 0] [--trials 20] [--only NAME ...] [--until 1|2|4]
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -
     proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
     n_trials = 6 * trials if pruned_value else trials
     told = {"pruned_value": PrunedValue(pruned_value)} if pruned_value else {}
-    strategy = GoptStrategy(search, proposer, n_trials, Objectives([Direction.minimize], None, []), **told, seed=seed)
+    objectives = Objectives([Direction.minimize], None, [])
+    strategy = GoptStrategy(search, proposer, n_trials, objectives, **told, seed=seed, scored=bool(pruned_value))  # as the sweep
     pruner = make_pruner("asha", 1, EPOCHS, 3, 0, 0, seed)
     next_rung: Dict[str, int] = {}
 
@@ -134,38 +135,49 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=20, help="trials of the no-pruning run (its epochs are the budget)")
+    parser.add_argument("--only", nargs="+", default=[], help="run only the methods whose names contain one of these (and no pruning)")
+    parser.add_argument(
+        "--until", type=int, choices=(1, 2, 4), default=1, help="stop every method at B/UNTIL: quicker, and nothing after it is measured"
+    )
     args = parser.parse_args()
     budget = args.trials * EPOCHS
+    cut = budget // args.until
     methods: Dict[str, Callable[[int], List[dict]]] = {
-        "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, budget, None),
-        **{f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, budget, p) for p in ("capped", "last", "ignore")},
+        "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, cut, None),
+        **{f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, cut, p) for p in ("capped", "last", "ignore")},
     }
     if importlib.util.find_spec("optuna") is not None:
-        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, budget, hyperband=False)
-        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, budget, hyperband=True)
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, cut, hyperband=False)
+        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, cut, hyperband=True)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
-    marks = [budget // 4, budget // 2, budget]
+    if args.only:
+        methods = {n: m for i, (n, m) in enumerate(methods.items()) if i == 0 or any(part in n for part in args.only)}
+    marks = [b for b in (budget // 4, budget // 2, budget) if b <= cut]
     found: Dict[str, List[List[Optional[float]]]] = {name: [] for name in methods}
     reached: Dict[str, List[Optional[int]]] = {name: [] for name in methods}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         target = None
         for name, method in methods.items():
             trained = method(seed)
-            if target is None:  # the no-pruning run comes first: its final best is the target
+            if target is None and cut == budget:  # the no-pruning run comes first: its final best is the target
                 target = best_at(trained, [budget])[0]
             found[name].append(best_at(trained, marks))
             reached[name].append(epochs_to_reach(trained, target) if target is not None else None)
             print(f"seed {seed}: {name}: {found[name][-1]}, reached {reached[name][-1]}", file=sys.stderr, flush=True)
     print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), median over {args.seeds} seeds, {SLOTS} slots, simulated\n")
-    print("| method | best error at B/4 | at B/2 | at B | epochs to reach the no-pruning best (seeds within B/3) |")
-    print("|---|---|---|---|---|")
+    columns = ["best error at B/4", "at B/2", "at B"][: len(marks)] + (
+        ["epochs to reach the no-pruning best (seeds within B/3)"] * (cut == budget)
+    )
+    print(f"| method | {' | '.join(columns)} |")
+    print("|---" * (len(columns) + 1) + "|")
     for name in methods:
-        cells = [median_of([at[i] for at in found[name]]) for i in range(3)]
+        cells = [median_of([at[i] for at in found[name]]) for i in range(len(marks))]
         hits = [r for r in reached[name] if r is not None]
         soon = sum(r <= budget // 3 for r in hits)
-        reach = f"{statistics.median(hits):.0f} ({len(hits)}/{args.seeds} seeds; {soon})" if hits else "never"
-        print(f"| {name} | {' | '.join(cells)} | {reach} |")
+        if cut == budget:
+            cells.append(f"{statistics.median(hits):.0f} ({len(hits)}/{args.seeds} seeds; {soon})" if hits else "never")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

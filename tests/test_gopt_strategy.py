@@ -6,7 +6,7 @@ import pytest
 
 from exp_compat import Space
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
-from hydra_plugins.exp_sweeper._objectives import Objectives
+from hydra_plugins.exp_sweeper._objectives import Objectives, normal_scores
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._proposer import Proposer
 from hydra_plugins.exp_sweeper.config import Direction, PrunedValue
@@ -127,3 +127,35 @@ def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():
         assert s.best_value == 0.5 and s.n_pruned == 2  # a pruned trial is never the best
         assert len(s.proposer.seen) == 3  # every point is remembered, told or not: never proposed again
     assert told == {"last": [0.1, 0.5, -7.0], "capped": [0.1, 0.5, 0.5], "ignore": [0.5]}
+
+
+def test_with_a_pruner_the_surrogate_learns_the_values_normal_scores_and_the_plot_the_values():
+    """Scores keep the values' order and nothing of their scale: a curve cut at an error of 0.9 is one rank
+    worse than the finished trials, not forty times their spread."""
+    search = Space.from_mapping(REAL).search()
+    s = GoptStrategy(
+        search, Proposer(search.dimensions, n_initial_points=3, seed=4), 6, Objectives([Direction.maximize], None, []), scored=True
+    )
+    first, second, third = s.ask(3)
+    s.tell(first, Outcome("pruned", value=0.1))
+    s.tell(second, Outcome("completed", value=0.5))
+    s.tell(third, Outcome("pruned", value=-7.0))
+    s.ask(1)  # batches: told (and fitted) before the proposal
+    assert s.told == [-0.1, -0.5, 7.0]  # as minimised, in the order told
+    assert s.proposer.y == pytest.approx([0.0, -0.9674216, 0.9674216])  # ranks 2, 1, 3 of 3 on a standard normal
+    s.prepare()  # asynchronous from here: results recorded, refitted in the background
+    s.fitting.result()
+    fourth, fifth = s.ask(2)
+    s.tell(fourth, Outcome("completed", value=0.7))  # the best so far: every earlier score moves down
+    s.tell(fifth, Outcome("completed", value=0.5))  # ties share their rank
+    s.close()
+    assert s.told == [-0.1, -0.5, 7.0, -0.7, -0.5]
+    assert s.proposer.y == pytest.approx(normal_scores(s.told)) and s.proposer.fitted.n == 5
+    assert s.proposer.y[1] == s.proposer.y[4] and min(s.proposer.y) == s.proposer.y[3]
+    assert s.best_value == 0.7 and s.n_pruned == 2
+
+
+def test_normal_scores_keep_the_order_and_drop_the_scale():
+    assert normal_scores([0.02, 0.03, 0.9]) == normal_scores([1.0, 2.0, 3.0]) == pytest.approx([-0.9674216, 0.0, 0.9674216])
+    assert normal_scores([5.0]) == [0.0] and normal_scores([]) == []
+    assert normal_scores([1.0, 1.0, 3.0]) == pytest.approx([-0.4307273, -0.4307273, 0.9674216])  # mean rank 1.5

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from exp_compat import Space, SpaceError
 from exp_compat.search import SearchSpace
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, RESERVED_COLUMNS, SweepCore, SweepError, Trial
-from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, parse_constraints
+from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, normal_scores, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
@@ -67,6 +67,7 @@ class GoptStrategy:
         objectives: Objectives,
         pruned_value: PrunedValue = PrunedValue.last,
         seed: int = 0,
+        scored: bool = False,
     ):
         self.search = search
         self.proposer = proposer
@@ -80,6 +81,10 @@ class GoptStrategy:
         self.readings: List[Tuple[Dict[str, Any], Reading, bool]] = []  # (params, reading, this sweep's own)
         proposer.constrain(len(objectives.constraints))
         self.pruned_value = PrunedValue(pruned_value.value)  # by value, as direction_sign says why
+        # With a pruner the surrogate is fitted to the values' normal scores (see normal_scores); the values
+        # themselves, as told, are kept here in the order told (the convergence plot shows them).
+        self.scored = scored
+        self.told: List[float] = []
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
         self.n_failed = 0
@@ -170,11 +175,25 @@ class GoptStrategy:
         points, values = zip(*self.untold)
         slacks = [self.objectives.slacks(r) for r in values] if self.objectives.constraints else []
         if self.scalarisation is not None:
-            values = tuple(self.scalarisation(r) for r in values)
-        elif not self.objectives.plain:
-            values = tuple(self.sign * r.values[0] for r in values)
-        (self.proposer.tell if fit else self.proposer.record)(list(points), list(values), slacks)
+            told = [self.scalarisation(r) for r in values]
+        else:
+            one = values if self.objectives.plain else [self.sign * r.values[0] for r in values]
+            told = self._scored(list(one), retell=fit or redraw)
+        (self.proposer.tell if fit else self.proposer.record)(list(points), told, slacks)
         self.untold = []
+
+    def _scored(self, values: List[float], retell: bool) -> List[float]:
+        """New values (one objective, signed) as the proposer is told them: themselves, or with ``scored`` their
+        normal scores among every value so far. A new value moves every score, so the earlier ones are told
+        again when a fit is about to learn them (``retell``); between fits they keep the scores of the last."""
+        self.told += values
+        if not self.scored:
+            return values
+        scores = normal_scores(self.told)
+        known = len(self.proposer.y)
+        if retell:
+            self.proposer.retell(scores[:known])
+        return scores[known:]
 
     def _budget(self) -> int:
         return self.n_trials - self.finished - len(self.pending)
@@ -373,7 +392,9 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             raise SweepError(
                 f"{self.kind}: the objective and metric columns {clash} clash with parameters or the results columns; rename them"
             )
-        strategy = GoptStrategy(search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"])
+        strategy = GoptStrategy(
+            search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"], scored=o.pruner is not None
+        )
         if o.warm_start:
             strategy.replay(self.earlier_results(o.warm_start), count=False)
         return strategy
@@ -427,7 +448,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             from hydra_plugins.exp_sweeper._plots import write_curves_plot, write_objectives_plots, write_plots
 
             if objectives.plain:
-                write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.sign)
+                write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.told, strategy.sign)
             else:
                 write_objectives_plots(self.sweep_dir, self.options.name, objectives, strategy.own_readings())
             if self.early is not None:

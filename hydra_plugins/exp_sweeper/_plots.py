@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 
-def write_plots(sweep_dir: Path, name: str, proposer: Any, sign: float) -> None:
-    """``<name>_convergence.png`` always; ``<name>_objective.png`` when a surrogate model was fitted."""
+def write_plots(sweep_dir: Path, name: str, proposer: Any, told: Sequence[float], sign: float) -> None:
+    """``<name>_convergence.png`` always (of the values ``told``, signed to be minimised: the objective's, not
+    the normal scores a pruned sweep's surrogate learns); ``<name>_objective.png`` when a surrogate model
+    was fitted (its scale is the surrogate's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,11 +21,11 @@ def write_plots(sweep_dir: Path, name: str, proposer: Any, sign: float) -> None:
     from skopt.plots import plot_convergence, plot_objective
     from skopt.utils import create_result
 
-    if not proposer.y:
+    if not told:
         log.warning("exp_gopt: no completed trial, no plots")
         return
     models = proposer.optimizer.models if proposer.optimizer is not None else []
-    result = create_result(proposer.X, proposer.y, proposer.space, np.random.RandomState(0), models=models)
+    result = create_result(proposer.X, list(told), proposer.space, np.random.RandomState(0), models=models)
     plot_convergence(result)
     if sign < 0:
         plt.gca().set_ylabel("-objective (maximized)")
