@@ -161,7 +161,8 @@ def tpe_study(seed: int, hyperband: bool) -> Any:
         pruner: Any = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
     else:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    # named: Optuna's Hyperband draws a trial's bracket from the study's name, otherwise a random one
+    return optuna.create_study(study_name=f"early-stopping-{seed}", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
 
 def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:

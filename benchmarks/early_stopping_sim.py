@@ -6,8 +6,8 @@ per turn, so every method sees the same order of events and a seed's run is repr
 out is everything between the optimizer and the job (launcher, report channel, a background refit's
 timing); use it to tell search methods apart on enough seeds, and ``early_stopping.py`` to confirm.
 
-- exp_gopt without pruning (``--trials`` trials: the budget B) and with ASHA (rungs 1, 3, 9; once per
-  ``pruned_value``): exp_gopt's own ``GoptStrategy`` and ``AshaPruner``, as its sweep uses them;
+- exp_gopt without pruning (``--trials`` trials: the budget B), with ASHA (rungs 1, 3, 9; once per
+  ``pruned_value``) and with Hyperband: exp_gopt's own ``GoptStrategy`` and pruners, as its sweep uses them;
 - Optuna's TPE with its ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` (ask and tell; skipped
   without Optuna).
 
@@ -73,14 +73,14 @@ def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int) -> List[di
     return trained
 
 
-def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str]) -> List[dict]:
+def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str], pruner_kind: str = "asha") -> List[dict]:
     search = Space(parse_overrides(GOPT_SPACE).params).search()  # the real sweeps' space
     proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
     n_trials = 6 * trials if pruned_value else trials
     told = {"pruned_value": PrunedValue(pruned_value)} if pruned_value else {}
     objectives = Objectives([Direction.minimize], None, [])
     strategy = GoptStrategy(search, proposer, n_trials, objectives, **told, seed=seed, scored=bool(pruned_value))  # as the sweep
-    pruner = make_pruner("asha", 1, EPOCHS, 3, 0, 0, seed)
+    pruner = make_pruner(pruner_kind, 1, EPOCHS, 3, 0, 0, seed)
     next_rung: Dict[str, int] = {}
 
     def ask() -> Optional[Tuple[Any, Dict[str, Any]]]:
@@ -145,6 +145,7 @@ def main() -> None:
     methods: Dict[str, Callable[[int], List[dict]]] = {
         "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, cut, None),
         **{f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, cut, p) for p in ("capped", "last", "ignore")},
+        "exp_gopt + Hyperband": lambda s: exp_gopt(s, args.trials, cut, "last", "hyperband"),
     }
     if importlib.util.find_spec("optuna") is not None:
         methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, cut, hyperband=False)
