@@ -85,6 +85,7 @@ class GoptStrategy:
         # themselves, as told, are kept here in the order told (the convergence plot shows them).
         self.scored = scored
         self.told: List[float] = []
+        self.stale = False  # the proposer holds scores of fewer values than told (recorded while a fit ran)
         self.worst_completed: Optional[float] = None  # as told (signed: smaller is better)
         self.finished = 0
         self.n_failed = 0
@@ -171,6 +172,8 @@ class GoptStrategy:
             self.scalarisation.redraw(readings)
             self.proposer.retell([self.scalarisation(r) for r in readings[: len(self.proposer.y)]])
         if not self.untold:
+            if self.stale and (fit or redraw):  # scores recorded while a fit ran: the next fit learns them anew
+                self._scored([], retell=True)
             return
         points, values = zip(*self.untold)
         slacks = [self.objectives.slacks(r) for r in values] if self.objectives.constraints else []
@@ -193,6 +196,7 @@ class GoptStrategy:
         known = len(self.proposer.y)
         if retell:
             self.proposer.retell(scores[:known])
+        self.stale = not retell
         return scores[known:]
 
     def _budget(self) -> int:
