@@ -227,6 +227,12 @@ def ray_tune(workdir: Path, log: Path, seed: int, budget: int) -> None:
         ray.shutdown()
 
 
+def only(methods: Dict[str, Any], parts: List[str]) -> Dict[str, Any]:
+    """The methods whose names contain one of ``parts`` (all without any), and always the first: no pruning,
+    whose final best is the target."""
+    return {n: m for i, (n, m) in enumerate(methods.items()) if i == 0 or not parts or any(part in n for part in parts)}
+
+
 # -- measuring ---------------------------------------------------------------------------------------------
 
 
@@ -309,8 +315,7 @@ def main() -> None:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
     if importlib.util.find_spec("ray") is not None and not args.no_ray:
         methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(w, log, s, budget)
-    if args.only:
-        methods = {n: m for i, (n, m) in enumerate(methods.items()) if i == 0 or any(part in n for part in args.only)}
+    methods = only(methods, args.only)
     marks = [budget // 4, budget // 2, budget]
     curve_marks = [budget * k // 20 for k in range(1, 21)]
     results: Dict[str, Dict[str, List[Any]]] = {name: {"at": [], "reach": [], "wall": [], "curve": []} for name in methods}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
 
-from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, median_of, tpe_study  # noqa: E402
+from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, median_of, only, tpe_study  # noqa: E402
 
 from exp_compat import Space  # noqa: E402
 from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
@@ -152,8 +152,7 @@ def main() -> None:
         methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, cut, hyperband=True)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
-    if args.only:
-        methods = {n: m for i, (n, m) in enumerate(methods.items()) if i == 0 or any(part in n for part in args.only)}
+    methods = only(methods, args.only)
     marks = [b for b in (budget // 4, budget // 2, budget) if b <= cut]
     found: Dict[str, List[List[Optional[float]]]] = {name: [] for name in methods}
     reached: Dict[str, List[Optional[int]]] = {name: [] for name in methods}
