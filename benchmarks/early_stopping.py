@@ -11,6 +11,7 @@ Methods, each run with ``--seeds`` sweep seeds and two trials at a time:
 - exp_gopt + ASHA (``pruner=asha``, rungs at 1, 3, 9), once per ``pruned_value`` (what the GP is told of a
   pruned trial: ``last``, ``capped``, ``ignore``);
 - exp_gopt + Hyperband (``pruner=hyperband``, brackets with first rungs at 1, 3, 9 and 27);
+  ``--min-resource N`` moves every pruner's first rung (exp's, Optuna's, Ray's) to epoch N;
 - exp_grid + ASHA over a 5 x 3 x 3 grid (45 configurations);
 - Optuna (its own study loop, ``n_jobs=2``): TPE with its ``SuccessiveHalvingPruner``, and with its
   ``HyperbandPruner`` (min 1, max 27, factor 3); skipped if Optuna is not installed;
@@ -25,7 +26,7 @@ the median epochs each method needed to reach the no-pruning run's final best (s
 wall-clock to spend B, and an anytime curve (``--plot FILE``).
 
     pip install -e ".[bench]" optuna "ray[tune]"
-    python benchmarks/early_stopping.py [--seeds 5] [--trials 30] [--plot curve.png]
+    python benchmarks/early_stopping.py [--seeds 5] [--trials 30] [--min-resource 1] [--plot curve.png]
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ APP = textwrap.dedent(f"""
 
 GOPT_SPACE = ["+lr=tag(log,interval(0.0001,1.0))", "+alpha=tag(log,interval(0.000001,0.1))", "+hidden=int(interval(8,256))"]
 GRID_SPACE = ["+lr=0.0001,0.001,0.01,0.1,1.0", "+alpha=0.000001,0.001,0.1", "+hidden=8,64,256"]
-ASHA = ["hydra.sweeper.pruner=asha", f"hydra.sweeper.max_resource={EPOCHS}"]
 
 _data: Dict[str, Any] = {}
 _lock = threading.Lock()
@@ -152,23 +152,36 @@ def exp_sweep(workdir: Path, log: Path, seed: int, budget: int, overrides: List[
         raise RuntimeError(f"the sweep failed: {errors[-2000:]}")
 
 
-def tpe_study(seed: int, hyperband: bool) -> Any:
+def first_rung(text: str) -> int:
+    """``--min-resource``: the epoch from which every pruner may stop a trial, before the last one."""
+    value = int(text)
+    if not 1 <= value < EPOCHS:
+        raise argparse.ArgumentTypeError(f"must be an epoch from 1 to {EPOCHS - 1}, got {text}")
+    return value
+
+
+def pruning(kind: str, min_resource: int) -> List[str]:
+    """The sweep overrides of exp's ``kind`` pruner (asha or hyperband), as both benchmarks set it."""
+    return [f"hydra.sweeper.pruner={kind}", f"hydra.sweeper.min_resource={min_resource}", f"hydra.sweeper.max_resource={EPOCHS}"]
+
+
+def tpe_study(seed: int, hyperband: bool, min_resource: int) -> Any:
     """Optuna's TPE with its Hyperband or successive-halving pruner, as both benchmarks run it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if hyperband:
-        pruner: Any = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3)
+        pruner: Any = optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=EPOCHS, reduction_factor=3)
     else:
-        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
     # named: Optuna's Hyperband draws a trial's bracket from the study's name, otherwise a random one
     return optuna.create_study(study_name=f"early-stopping-{seed}", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
 
-def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:
+def optuna_study(log: Path, seed: int, pruner_name: str, budget: int, min_resource: int) -> None:
     import optuna
 
-    study = tpe_study(seed, hyperband=pruner_name == "hyperband")
+    study = tpe_study(seed, pruner_name == "hyperband", min_resource)
     spent = [0]
 
     def objective(trial: Any) -> float:
@@ -191,7 +204,7 @@ def optuna_study(log: Path, seed: int, pruner_name: str, budget: int) -> None:
     study.optimize(objective, n_trials=10 * budget // EPOCHS, n_jobs=2, callbacks=[enough])
 
 
-def ray_tune(workdir: Path, log: Path, seed: int, budget: int) -> None:
+def ray_tune(workdir: Path, log: Path, seed: int, budget: int, min_resource: int) -> None:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -212,7 +225,7 @@ def ray_tune(workdir: Path, log: Path, seed: int, budget: int) -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        scheduler = ASHAScheduler(metric="error", mode="min", max_t=EPOCHS, grace_period=1, reduction_factor=3)
+        scheduler = ASHAScheduler(metric="error", mode="min", max_t=EPOCHS, grace_period=min_resource, reduction_factor=3)
         space = {"lr": tune.loguniform(1e-4, 1.0), "alpha": tune.loguniform(1e-6, 0.1), "hidden": tune.randint(8, 257)}
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
@@ -276,8 +289,10 @@ def main() -> None:
     parser.add_argument("--plot", help="write the anytime curves (median over seeds) to this PNG")
     parser.add_argument("--no-ray", action="store_true", help="leave Ray Tune out even if it is installed")
     parser.add_argument("--only", nargs="+", default=[], help="run only the methods whose names contain one of these (and no pruning)")
+    parser.add_argument("--min-resource", type=first_rung, default=1, help="the first rung of every pruner (Ray's grace period)")
     args = parser.parse_args()
     budget = args.trials * EPOCHS
+    first = args.min_resource
     pruned_trials = 6 * args.trials  # enough for a pruning method to spend the budget; cut at it
     methods: Dict[str, Callable[[Path, Path, int], None]] = {
         "exp_gopt, no pruning": lambda w, log, s: exp_sweep(
@@ -290,31 +305,31 @@ def main() -> None:
             log,
             s,
             budget,
-            ["hydra/sweeper=exp_gopt", *GOPT_SPACE, *ASHA, f"hydra.sweeper.n_trials={pruned_trials}", f"hydra.sweeper.pruned_value={p}"],
+            [
+                "hydra/sweeper=exp_gopt",
+                *GOPT_SPACE,
+                *pruning("asha", first),
+                f"hydra.sweeper.n_trials={pruned_trials}",
+                f"hydra.sweeper.pruned_value={p}",
+            ],
         )
     methods["exp_gopt + Hyperband"] = lambda w, log, s: exp_sweep(
         w,
         log,
         s,
         budget,
-        [
-            "hydra/sweeper=exp_gopt",
-            *GOPT_SPACE,
-            "hydra.sweeper.pruner=hyperband",
-            f"hydra.sweeper.max_resource={EPOCHS}",
-            f"hydra.sweeper.n_trials={pruned_trials}",
-        ],
+        ["hydra/sweeper=exp_gopt", *GOPT_SPACE, *pruning("hyperband", first), f"hydra.sweeper.n_trials={pruned_trials}"],
     )
     methods["exp_grid + ASHA (45 configurations)"] = lambda w, log, s: exp_sweep(
-        w, log, s, budget, ["hydra/sweeper=exp_grid", *GRID_SPACE, *ASHA]
+        w, log, s, budget, ["hydra/sweeper=exp_grid", *GRID_SPACE, *pruning("asha", first)]
     )
     if importlib.util.find_spec("optuna") is not None:
-        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda w, log, s: optuna_study(log, s, "asha", budget)
-        methods["Optuna TPE + HyperbandPruner"] = lambda w, log, s: optuna_study(log, s, "hyperband", budget)
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda w, log, s: optuna_study(log, s, "asha", budget, first)
+        methods["Optuna TPE + HyperbandPruner"] = lambda w, log, s: optuna_study(log, s, "hyperband", budget, first)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
     if importlib.util.find_spec("ray") is not None and not args.no_ray:
-        methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(w, log, s, budget)
+        methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(w, log, s, budget, first)
     methods = only(methods, args.only)
     marks = [budget // 4, budget // 2, budget]
     curve_marks = [budget * k // 20 for k in range(1, 21)]
@@ -337,7 +352,8 @@ def main() -> None:
                 result["wall"].append(wall_to_spend(epochs, budget, started))
                 result["curve"].append(best_at(epochs, curve_marks))
                 print(f"seed {seed}: {name}: {result['at'][-1]}, reached {result['reach'][-1]}", file=sys.stderr, flush=True)
-    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), median over {args.seeds} seeds, 2 trials at a time\n")
+    setting = f"median over {args.seeds} seeds, 2 trials at a time, min_resource={first}"
+    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), {setting}\n")
     print("| method | best error at B/4 | at B/2 | at B | epochs to reach the no-pruning best | wall-clock to spend B |")
     print("|---|---|---|---|---|---|")
     for name, result in results.items():

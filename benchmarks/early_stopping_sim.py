@@ -8,10 +8,12 @@ timing); use it to tell search methods apart on enough seeds, and ``early_stoppi
 
 - exp_gopt without pruning (``--trials`` trials: the budget B), with ASHA (rungs 1, 3, 9; once per
   ``pruned_value``) and with Hyperband: exp_gopt's own ``GoptStrategy`` and pruners, as its sweep uses them;
+  ``--min-resource N`` moves every pruner's first rung to epoch N;
 - Optuna's TPE with its ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` (ask and tell; skipped
   without Optuna).
 
     python benchmarks/early_stopping_sim.py [--seeds 20] [--first-seed 0] [--trials 20] [--only NAME ...] [--until 1|2|4]
+        [--min-resource 1]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
 
-from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, median_of, only, tpe_study  # noqa: E402
+from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, first_rung, median_of, only, tpe_study  # noqa: E402
 
 from exp_compat import Space  # noqa: E402
 from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
@@ -34,7 +36,7 @@ from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
 from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
 from hydra_plugins.exp_sweeper._outcome import Outcome  # noqa: E402
 from hydra_plugins.exp_sweeper._proposer import Proposer  # noqa: E402
-from hydra_plugins.exp_sweeper._pruners import make_pruner  # noqa: E402
+from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner  # noqa: E402
 from hydra_plugins.exp_sweeper.config import Direction, PrunedValue  # noqa: E402
 
 SLOTS = 2
@@ -46,23 +48,30 @@ GoesOn = Callable[[Any, int, float], bool]
 Finish = Callable[[Any, bool, float], None]
 
 
-def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int) -> List[dict]:
-    """Two slots taking turns, one epoch per turn, until ``budget`` epochs: the epochs in the order trained."""
+def trained_curve(params: Dict[str, Any]) -> Iterator[float]:
+    return errors(params["lr"], params["alpha"], params["hidden"])
+
+
+def run_slots(
+    ask: Ask, goes_on: GoesOn, finish: Finish, budget: int, curve: Callable[[Dict[str, Any]], Iterator[float]] = trained_curve
+) -> List[dict]:
+    """Two slots taking turns, one epoch per turn, until ``budget`` epochs: the epochs in the order trained
+    (``curve`` gives a trial's errors: the workload trained, or curves trained before)."""
     trained: List[dict] = []
     slots: List[Tuple[Any, Iterator[float], List[float]]] = []
 
     def fill() -> None:
         while len(slots) < SLOTS and (asked := ask()) is not None:
             handle, params = asked
-            slots.append((handle, errors(params["lr"], params["alpha"], params["hidden"]), []))
+            slots.append((handle, curve(params), []))
 
     fill()
     turn = 0
     while slots and len(trained) < budget:
         i = turn % len(slots)
         turn += 1
-        handle, curve, seen = slots[i]
-        seen.append(next(curve))
+        handle, ahead, seen = slots[i]
+        seen.append(next(ahead))
         epoch = len(seen)
         trained.append({"epoch": epoch, "error": seen[-1]})
         stopped = epoch < EPOCHS and not goes_on(handle, epoch, seen[-1])
@@ -73,40 +82,51 @@ def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int) -> List[di
     return trained
 
 
-def exp_gopt(seed: int, trials: int, budget: int, pruned_value: Optional[str], pruner_kind: str = "asha") -> List[dict]:
+def exp_gopt(
+    seed: int, trials: int, budget: int, pruned_value: Optional[str], pruner_kind: str = "asha", min_resource: int = 1
+) -> List[dict]:
     search = Space(parse_overrides(GOPT_SPACE).params).search()  # the real sweeps' space
     proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
     n_trials = 6 * trials if pruned_value else trials
     told = {"pruned_value": PrunedValue(pruned_value)} if pruned_value else {}
     objectives = Objectives([Direction.minimize], None, [])
     strategy = GoptStrategy(search, proposer, n_trials, objectives, **told, seed=seed, scored=bool(pruned_value))  # as the sweep
-    pruner = make_pruner(pruner_kind, 1, EPOCHS, 3, 0, 0, seed)
-    next_rung: Dict[str, int] = {}
+    pruner = make_pruner(pruner_kind, min_resource, EPOCHS, 3, 0, 0, seed)
 
     def ask() -> Optional[Tuple[Any, Dict[str, Any]]]:
         asked = strategy.ask(1)
         return (asked[0], asked[0].params) if asked else None
 
-    def goes_on(trial: Any, epoch: int, error: float) -> bool:
-        if not pruned_value:
-            return True
-        key = str(trial.extra["id"])
-        rung = pruner.rungs(key).crossed(epoch, next_rung.get(key, 0))  # as report() finds it in the job
-        if rung is None:
-            return True
-        next_rung[key] = rung + 1
-        return pruner.decide(key, rung, error)
-
     def finish(trial: Any, pruned: bool, error: float) -> None:
         strategy.tell(trial, Outcome("pruned" if pruned else "completed", value=error))
 
+    goes_on = judged_by(pruner, lambda trial: str(trial.extra["id"])) if pruned_value else never_stop
     return run_slots(ask, goes_on, finish, budget)
 
 
-def optuna_tpe(seed: int, budget: int, hyperband: bool) -> List[dict]:
+def never_stop(handle: Any, epoch: int, error: float) -> bool:
+    return True
+
+
+def judged_by(pruner: Pruner, key: Callable[[Any], str]) -> GoesOn:
+    """Decisions of one of exp's pruners, at the rungs a trial crosses as ``report()`` finds them in the job."""
+    next_rung: Dict[str, int] = {}
+
+    def goes_on(handle: Any, epoch: int, error: float) -> bool:
+        name = key(handle)
+        rung = pruner.rungs(name).crossed(epoch, next_rung.get(name, 0))
+        if rung is None:
+            return True
+        next_rung[name] = rung + 1
+        return pruner.decide(name, rung, error)
+
+    return goes_on
+
+
+def optuna_tpe(seed: int, budget: int, hyperband: bool, min_resource: int) -> List[dict]:
     import optuna
 
-    study = tpe_study(seed, hyperband)
+    study = tpe_study(seed, hyperband, min_resource)
     distributions = {
         "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
         "alpha": optuna.distributions.FloatDistribution(1e-6, 0.1, log=True),
@@ -139,17 +159,22 @@ def main() -> None:
     parser.add_argument(
         "--until", type=int, choices=(1, 2, 4), default=1, help="stop every method at B/UNTIL: quicker, and nothing after it is measured"
     )
+    parser.add_argument("--min-resource", type=first_rung, default=1, help="the first rung of every pruner")
     args = parser.parse_args()
     budget = args.trials * EPOCHS
     cut = budget // args.until
+    first = args.min_resource
     methods: Dict[str, Callable[[int], List[dict]]] = {
         "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, cut, None),
-        **{f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, cut, p) for p in ("capped", "last", "ignore")},
-        "exp_gopt + Hyperband": lambda s: exp_gopt(s, args.trials, cut, "last", "hyperband"),
+        **{
+            f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, cut, p, "asha", first)
+            for p in ("capped", "last", "ignore")
+        },
+        "exp_gopt + Hyperband": lambda s: exp_gopt(s, args.trials, cut, "last", "hyperband", first),
     }
     if importlib.util.find_spec("optuna") is not None:
-        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, cut, hyperband=False)
-        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, cut, hyperband=True)
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, cut, False, first)
+        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, cut, True, first)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
     methods = only(methods, args.only)
@@ -165,7 +190,8 @@ def main() -> None:
             found[name].append(best_at(trained, marks))
             reached[name].append(epochs_to_reach(trained, target) if target is not None else None)
             print(f"seed {seed}: {name}: {found[name][-1]}, reached {reached[name][-1]}", file=sys.stderr, flush=True)
-    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), median over {args.seeds} seeds, {SLOTS} slots, simulated\n")
+    setting = f"median over {args.seeds} seeds, {SLOTS} slots, min_resource={first}, simulated"
+    print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), {setting}\n")
     columns = ["best error at B/4", "at B/2", "at B"][: len(marks)] + (
         ["epochs to reach the no-pruning best (seeds within B/3)"] * (cut == budget)
     )
