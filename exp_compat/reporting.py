@@ -1,11 +1,12 @@
 """Intermediate results from a running job, and the sweep's answer: ``report(step, value)`` and ``Pruned``.
 
 A training loop calls ``report`` once per epoch (or any step that grows). Under
-an exp sweep with a pruner, the sweep decides at a few steps, its *rungs*,
-whether the trial goes on; ``report`` raises :class:`Pruned` when it must not.
-Everywhere else (a plain ``python train.py``, Hydra's own sweepers, a test that
-calls the function) it returns at once and never raises, so one training
-script serves every way of running it.
+an exp sweep the report is recorded (the sweep's curves file); with a pruner,
+the sweep also decides at a few steps, its *rungs*, whether the trial goes on,
+and ``report`` raises :class:`Pruned` when it must not. Everywhere else (a
+plain ``python train.py``, Hydra's own sweepers, a test that calls the
+function) it returns at once and never raises, so one training script serves
+every way of running it.
 
 The sweep reaches the job through two environment variables, set per job in
 Hydra's ``hydra.job.env_set`` (so every launcher carries them, to any host):
@@ -217,8 +218,8 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
     """Record the objective ``value`` reached at ``step`` (an epoch, an iteration: a number that grows), with
     any other numbers to keep (``accuracy=0.91``); raise :class:`Pruned` when the sweep stops this trial.
 
-    Outside an exp sweep that prunes, this does nothing. NaN or inf ends the trial as failed
-    (:class:`Diverged`), so that its slot is freed at once.
+    Outside an exp sweep, this does nothing. In one, NaN or inf ends the trial as failed (:class:`Diverged`),
+    so that its slot is freed at once.
     """
     channel = os.environ.get(REPORT_ENV)
     if not channel:

@@ -155,11 +155,25 @@ def test_report_does_nothing_and_never_raises_outside_an_exp_sweep(tmp_path):
     basic = run([*CURVE, "+q=0,5", "+epochs=4", f"+behave.log={log}", f"hydra.sweep.dir={tmp_path / 'basic'}"], cwd=tmp_path)
     assert basic.returncode == 0, basic.stderr[-3000:]
     assert trained(log) == {0.0: 4, 5.0: 4}  # Hydra's basic sweeper: every epoch runs
-    plain = sweep(tmp_path, "hydra/sweeper=exp_grid", "+q=range(0,3)", "+epochs=4", name="plain")  # an exp sweep, no pruner
-    assert plain.returncode == 0, plain.stderr[-3000:]
-    rows = csv_rows(tmp_path / "plain" / "exp_results.csv")
-    assert [r["status"] for r in rows] == ["completed"] * 3 and "steps" not in rows[0]
-    assert not (tmp_path / "plain" / "exp_curves.csv").exists()
+
+
+@pytest.mark.parametrize("launcher", ["exp_local", "basic"])
+def test_an_exp_sweep_without_a_pruner_records_every_report_and_stops_nothing(tmp_path, launcher, hydra_app):
+    log = tmp_path / "epochs.jsonl"
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *LAUNCHERS[launcher], "+q=range(0,3)", "+epochs=4", f"+behave.log={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert trained(log) == {0.0: 4, 1.0: 4, 2.0: 4}
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    assert [r["status"] for r in rows] == ["completed"] * 3 and "steps" not in rows[0]  # the results file as before pruners
+    by_job = {r["job_num"]: float(r["q"]) for r in rows}
+    curves = csv_rows(tmp_path / "sweep" / "exp_curves.csv")
+    assert sorted((by_job[c["job_num"]], int(c["step"]), float(c["value"])) for c in curves) == [
+        (q, epoch, pytest.approx(q + 10 / epoch)) for q in (0.0, 1.0, 2.0) for epoch in range(1, 5)
+    ]
+    assert not (tmp_path / "sweep" / ".exp_jobs" / "rungs.jsonl").exists()  # nothing was decided
+    silent = hydra_app("hydra/sweeper=exp_grid", "+x=1,2", f"hydra.sweep.dir={tmp_path / 'silent'}")  # jobs that never report
+    assert silent.returncode == 0, silent.stderr[-3000:]
+    assert (tmp_path / "silent" / "exp_results.csv").exists() and not (tmp_path / "silent" / "exp_curves.csv").exists()
 
 
 def test_ringing_a_bell_nobody_drains_never_blocks():
@@ -271,20 +285,23 @@ def test_maximize_mirrors_minimize(tmp_path):
     assert trained(logs["maximize"])[0.0] == 9  # the best score is never stopped
 
 
-def test_nan_ends_the_trial_as_diverged_at_once(tmp_path):
-    log = tmp_path / "epochs.jsonl"
+def test_exp_gopt_without_a_pruner_plots_the_learning_curves_it_recorded(tmp_path):
     done = sweep(
-        tmp_path,
-        "hydra/sweeper=exp_grid",
-        *ASHA_9,
-        "+q=range(0,2)",
-        "hydra.sweeper.n_startup_trials=2",
-        "+behave.nan_at=2",
-        f"+behave.log={log}",
+        tmp_path, "hydra/sweeper=exp_gopt", "+q=interval(0.0,9.0)", "+epochs=3", "hydra.sweeper.n_trials=3", "hydra.sweeper.plot=true"
     )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(csv_rows(tmp_path / "sweep" / "opt_curves.csv")) == 9
+    assert (tmp_path / "sweep" / "opt_curves.png").stat().st_size > 10_000
+    assert "no learning-curve plot" not in done.stderr
+
+
+@pytest.mark.parametrize("pruning", [[*ASHA_9, "hydra.sweeper.n_startup_trials=2"], ["+epochs=9"]], ids=["asha", "no-pruner"])
+def test_nan_ends_the_trial_as_diverged_at_once(tmp_path, pruning):
+    log = tmp_path / "epochs.jsonl"
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *pruning, "+q=range(0,2)", "+behave.nan_at=2", f"+behave.log={log}")
     assert done.returncode == 1  # every job failed
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert [(r["status"], r["steps"]) for r in rows] == [("failed", "2"), ("failed", "2")]
+    assert [r["status"] for r in rows] == ["failed", "failed"] and [r.get("steps", "2") for r in rows] == ["2", "2"]
     assert all("diverged at step 2 (value nan)" in r["error"] for r in rows)
     assert trained(log) == {0.0: 2, 1.0: 2}  # nothing trained after the NaN
 

@@ -145,7 +145,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.job_num = 0  # the next job's number, once the results are open
         self.failures: List[str] = []  # the first NAMED_FAILURES only: a sweep's memory must not grow per job
         self.n_failures = 0
-        self.early: Optional[EarlyStopping] = None  # with a pruner, once the results are open
+        self.early: Optional[EarlyStopping] = None  # the jobs' reports, once the results are open
         self.directions = [Direction.minimize]  # hydra.sweeper.direction read (check_options)
         self.silent_jobs = 0  # jobs that ended without reporting, under a pruner
 
@@ -279,11 +279,11 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         }
 
     def start_early_stopping(self, seed: int) -> None:
-        """With a pruner: start reading the jobs' reports (after the results are open: a new sweep has set the
-        previous one's files aside)."""
-        if self.options.pruner is not None:
-            sign = direction_sign(self.directions[0])
-            self.early = EarlyStopping(self.pruner(seed), sign, self.sweep_dir, self.options.name, self.options.resume)
+        """Start reading what the jobs report, and with a pruner deciding at rungs (after the results are open:
+        a new sweep has set the previous one's files aside)."""
+        pruner = self.pruner(seed) if self.options.pruner is not None else None
+        sign = direction_sign(self.directions[0])
+        self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume)
 
     @staticmethod
     def at_least(key: str, value: Optional[int], low: int) -> None:
@@ -549,7 +549,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         outcome = strategy.tell(trial, outcome)
         row = strategy.row(trial, outcome)
         row.update(job_num=trial.job_num, status=outcome.status, duration_s=outcome.duration_s, error=outcome.error)
-        if self.early is not None:
+        if self.options.pruner is not None:
             row[STEPS] = outcome.steps
         store.append(row)
         if outcome.failed:
@@ -567,7 +567,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         assert self.early is not None
         watched = self.early.finished(trial.job_num)
         if watched is None or watched.step is None:
-            if not outcome.failed and outcome.steps is None:
+            if not outcome.failed and outcome.steps is None and self.options.pruner is not None:
                 self.silent_jobs += 1
                 if self.silent_jobs == 1:
                     log.warning(
@@ -583,7 +583,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed - progress.pruned
-        pruned = f"{progress.pruned} pruned, " if self.early is not None else ""
+        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None else ""
         log.info(
             "%s: %d jobs finished: %d completed, %s%d failed; results: %s",
             self.kind,

@@ -2,10 +2,12 @@
 
 Each job appends its reports to ``.exp_jobs/reports/<job num>.jsonl`` (see
 ``exp_compat.reporting``); a thread of the sweep driver reads the new lines of
-every running job's file, appends each report to ``<name>_curves.csv``, and at
-a rung asks the pruner, journals the decision in ``.exp_jobs/rungs.jsonl``
-(flushed before the job hears it) and writes the decision file the job waits
-for. Files on the sweep's disk work with every launcher, Hydra's blocking
+every running job's file, appends each report to ``<name>_curves.csv``, and,
+with a pruner, at a rung asks it, journals the decision in
+``.exp_jobs/rungs.jsonl`` (flushed before the job hears it) and writes the
+decision file the job waits for. Without a pruner no job waits, and the thread
+looks at the files about once a second: the curves are recorded all the same.
+Files on the sweep's disk work with every launcher, Hydra's blocking
 ``Launcher.launch`` ones included (the thread decides while the sweep waits in
 ``launch``), and across hosts that share the disk (SLURM).
 
@@ -43,6 +45,7 @@ log = logging.getLogger("hydra_plugins.exp_sweeper")
 BASE_POLL_S = 0.002
 POLL_S_PER_JOB = 0.0002
 MAX_POLL_S = 0.2
+UNJUDGED_POLL_S = 1.0  # without a pruner nobody waits: the curves only need to keep up with the jobs
 
 
 def trial_key(extra: Mapping[str, Any]) -> str:
@@ -60,25 +63,28 @@ class Watched:
 
 
 class EarlyStopping:
-    def __init__(self, pruner: Pruner, sign: float, sweep_dir: Path, name: str, resume: bool):
+    """Every exp sweep reads what its jobs report (the curves); ``pruner`` (None: no early stopping) decides."""
+
+    def __init__(self, pruner: Optional[Pruner], sign: float, sweep_dir: Path, name: str, resume: bool):
         self.pruner = pruner
         self.sign = sign
         self.channels = sweep_dir / JOBS_DIR / "reports"
         self.channels.mkdir(parents=True, exist_ok=True)
         journal = sweep_dir / JOBS_DIR / "rungs.jsonl"
         self.decisions: Dict[str, Dict[int, bool]] = {}
-        if resume and journal.exists():
+        if pruner is not None and resume and journal.exists():
             for entry in json_lines(journal):
                 pruner.record(entry["trial"], entry["rung"], sign * entry["value"])
                 self.decisions.setdefault(entry["trial"], {})[entry["rung"]] = entry["continue"]
-        self._journal = open(journal, "a", encoding="utf-8")
+        self._journal = open(journal, "a", encoding="utf-8") if pruner is not None else None
+        self.slowest_poll_s = MAX_POLL_S if pruner is not None else UNJUDGED_POLL_S
         self.curves = CurvesStore(sweep_dir / f"{name}_curves.csv", resume)
         self.watched: Dict[int, Watched] = {}
         self.reporting: Dict[int, Watched] = {}  # the watched jobs that have reported
         self._lock = threading.Lock()
         self._closing = threading.Event()
         try:  # jobs on this machine ring it after a report at a rung, and hear the decision at once
-            self.bell: Optional[Bell] = Bell()
+            self.bell: Optional[Bell] = Bell() if pruner is not None else None
         except (OSError, AttributeError):
             self.bell = None
         self._thread = threading.Thread(target=self._read_loop, name="exp-report-channel", daemon=True)
@@ -90,6 +96,8 @@ class EarlyStopping:
         channel = str(self.channels / str(job_num))
         with self._lock:
             self.watched[job_num] = Watched(key, channel)
+        if self.pruner is None:
+            return {REPORT_ENV: channel}
         env = {REPORT_ENV: channel, RUNGS_ENV: self.pruner.rungs(key).to_text()}
         return {**env, BELL_ENV: self.bell.name} if self.bell is not None else env
 
@@ -121,7 +129,8 @@ class EarlyStopping:
         self._thread.join()
         if self.bell is not None:
             self.bell.close()
-        self._journal.close()
+        if self._journal is not None:
+            self._journal.close()
         self.curves.close()
 
     def _read_loop(self) -> None:
@@ -131,7 +140,7 @@ class EarlyStopping:
             if self.bell is None:
                 self._closing.wait(pause)
             now = time.monotonic()
-            everyone = now - quiet_read_at >= MAX_POLL_S
+            everyone = now - quiet_read_at >= self.slowest_poll_s
             quiet_read_at = now if everyone else quiet_read_at
             with self._lock:
                 jobs = dict(self.watched) if everyone else {**self.reporting, **self._rang(rang)}
@@ -142,7 +151,9 @@ class EarlyStopping:
                         log.exception("exp: cannot read the reports of job #%d (%s.jsonl)", job_num, watched.channel)
                     if watched.offset and job_num in self.watched:
                         self.reporting[job_num] = watched
-                pause = min(MAX_POLL_S, BASE_POLL_S + POLL_S_PER_JOB * len(self.reporting))
+                pause = self.slowest_poll_s
+                if self.pruner is not None:  # a job waiting at a rung hears within milliseconds
+                    pause = min(pause, BASE_POLL_S + POLL_S_PER_JOB * len(self.reporting))
 
     def _rang(self, said: List[str]) -> Dict[int, Watched]:
         """The watched jobs that rang the bell (each says its job number)."""
@@ -174,14 +185,15 @@ class EarlyStopping:
                 self.curves.append(job_num, plain_step(step), value, metrics if isinstance(metrics, dict) else {})
             elif not isinstance(rung, int):
                 continue  # a requeued job repeating a step: the first value stands
-            if decide and isinstance(rung, int):
-                self._decide(watched, rung, step, value)
+            if decide and isinstance(rung, int) and self.pruner is not None:
+                self._decide(self.pruner, watched, rung, step, value)
                 ring(entry.get("bell"))
 
-    def _decide(self, watched: Watched, rung: int, step: float, value: float) -> None:
+    def _decide(self, pruner: Pruner, watched: Watched, rung: int, step: float, value: float) -> None:
         decided = self.decisions.setdefault(watched.key, {})
         if rung not in decided:
-            goes_on = self.pruner.decide(watched.key, rung, self.sign * value)
+            assert self._journal is not None, "opened with the pruner"
+            goes_on = pruner.decide(watched.key, rung, self.sign * value)
             decided[rung] = goes_on
             entry = {"trial": watched.key, "rung": rung, "step": plain_step(step), "value": value, "continue": goes_on}
             self._journal.write(json.dumps(entry, allow_nan=True) + "\n")

@@ -455,5 +455,5 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
                 write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.told, strategy.sign)
             else:
                 write_objectives_plots(self.sweep_dir, self.options.name, objectives, strategy.own_readings())
-            if self.early is not None:
+            if self.early is not None and (self.options.pruner is not None or self.early.curves.path.exists()):
                 write_curves_plot(self.sweep_dir, self.options.name, store.path)

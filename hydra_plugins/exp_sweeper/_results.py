@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from exp_compat.files import atomic_writer, json_lines
 
@@ -134,17 +134,22 @@ class CurvesStore:
             _set_aside(path)
         self.last_steps = {row["job_num"]: float(row["step"]) for row in rows}  # read by a resume, then dropped
         self._crowded = False
-        self._rewrite(rows)
+        self._handle: Optional[TextIO] = None
+        if rows or resume and path.exists():
+            self._rewrite(rows)
+        # else the file is written at the first report: a sweep whose jobs never report has none
 
-    def _rewrite(self, rows: Iterable[Dict[str, str]]) -> None:
+    def _rewrite(self, rows: Iterable[Dict[str, str]]) -> TextIO:
         with atomic_writer(self.path, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(rows)
-        self._handle = open(self.path, "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
+        self._handle = opened = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(opened, fieldnames=self.columns)
+        return opened
 
     def append(self, job_num: int, step: float, value: float, metrics: Dict[str, Any]) -> None:
+        handle = self._handle or self._rewrite([])
         new = [name for name in metrics if name not in self.columns]
         room = self.MAX_METRICS - (len(self.columns) - len(self.FIXED))
         if len(new) > room and not self._crowded:
@@ -152,15 +157,16 @@ class CurvesStore:
             log.warning("%s: more than %d metric names: %s not kept", self.path, self.MAX_METRICS, ", ".join(new[room:][:5]))
         new = new[: max(room, 0)]
         if new:
-            self._handle.close()
+            handle.close()
             self.columns += new
-            self._rewrite(read_csv(self.path)[1])
+            handle = self._rewrite(read_csv(self.path)[1])
         row = {"job_num": job_num, "step": step, "value": value, **metrics}
         self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
-        self._handle.flush()
+        handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        if self._handle is not None:
+            self._handle.close()
 
 
 class LaunchJournal:
