@@ -32,7 +32,7 @@ for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from early_stopping import EPOCHS, best_at, epochs_to_reach, errors  # noqa: E402
 from early_stopping_sim import judged_by, never_stop, run_slots  # noqa: E402
 
-from hydra_plugins.exp_sweeper._pruners import make_pruner  # noqa: E402
+from exp_compat.pruners import make_pruner  # noqa: E402
 
 TRIALS = 20  # the no-pruning run's trials: its epochs are the budget
 IMAGES = 450  # the validation set: one image is 1/450 of error

@@ -32,11 +32,11 @@ from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors,
 
 from exp_compat import Space  # noqa: E402
 from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
+from exp_compat.pruners import Pruner, make_pruner  # noqa: E402
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
 from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
 from hydra_plugins.exp_sweeper._outcome import Outcome  # noqa: E402
 from hydra_plugins.exp_sweeper._proposer import Proposer  # noqa: E402
-from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner  # noqa: E402
 from hydra_plugins.exp_sweeper.config import Direction, PrunedValue  # noqa: E402
 
 SLOTS = 2

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import re
 import tempfile
-from typing import IO, Any, Iterator, List, Union
+from typing import IO, Any, Dict, Iterator, List, Tuple, Union
 
 # A sweep's name starts the names of the files it writes: one plain file-name part, not hidden, not an option.
 _PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
@@ -75,3 +76,14 @@ def json_lines(path: Union[str, os.PathLike]) -> List[Any]:
             except ValueError:
                 continue
     return found
+
+
+def read_csv(path: Union[str, os.PathLike]) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Header and complete rows of a CSV that a kill may have cut: a torn last line is left out."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    rows = [row for row in reader if None not in row]
+    return list(reader.fieldnames or []), rows

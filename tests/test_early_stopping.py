@@ -21,8 +21,8 @@ from typing import Dict, List
 import pytest
 from conftest import APPS, csv_rows, run
 
+from exp_compat.pruners import AshaPruner, HyperbandPruner, MedianPruner, Pruner, make_pruner
 from exp_compat.reporting import Rungs
-from hydra_plugins.exp_sweeper._pruners import AshaPruner, HyperbandPruner, MedianPruner, Pruner, make_pruner
 from hydra_plugins.exp_sweeper._results import CurvesStore
 
 CURVE = [sys.executable, str(APPS / "curve_app.py"), "-m"]
@@ -116,7 +116,7 @@ def test_hyperband_brackets_are_weighted_as_hyperband_and_the_same_in_every_proc
     for key in keys:
         counts[pruner.bracket(key)] += 1
     assert [round(c / 100) for c in counts] == [27, 12, 6, 4]
-    code = "from hydra_plugins.exp_sweeper._pruners import make_pruner; p = make_pruner('hyperband', 1.0, 27.0, 3, 0, 0.0, 7); "
+    code = "from exp_compat.pruners import make_pruner; p = make_pruner('hyperband', 1.0, 27.0, 3, 0, 0.0, 7); "
     code += "print([p.bracket(f'{i}:1') for i in range(200)])"
     for hash_seed in ("1", "2"):  # Python's hash() differs between these processes; the brackets must not
         out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONHASHSEED=hash_seed), capture_output=True, text=True)

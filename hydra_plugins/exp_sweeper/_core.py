@@ -39,12 +39,12 @@ from exp_compat import Space, SpaceError
 from exp_compat.files import is_plain_file_name
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
+from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._pruners import Pruner, make_pruner
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 

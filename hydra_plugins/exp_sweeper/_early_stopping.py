@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from exp_compat.files import json_lines, write_atomic
+from exp_compat.pruners import Pruner
 from exp_compat.reporting import BELL_ENV, CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, Bell, decision_path, plain_step, ring
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR
-from hydra_plugins.exp_sweeper._pruners import Pruner
 from hydra_plugins.exp_sweeper._results import CurvesStore
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")

@@ -47,7 +47,8 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hydra_plugins.exp_sweeper._results import read_csv, read_results
+    from exp_compat.files import read_csv
+    from hydra_plugins.exp_sweeper._results import read_results
 
     curves = sweep_dir / f"{name}_curves.csv"
     if not curves.exists():

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
-from exp_compat.files import atomic_writer, json_lines
+from exp_compat.files import atomic_writer, json_lines, read_csv
 
 FINISHED = ("completed", "pruned", "failed")
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
@@ -35,16 +35,6 @@ def cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
-
-
-def read_csv(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
-    """Header and complete rows of a CSV that a kill may have cut: a torn last line is left out."""
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    rows = [row for row in reader if None not in row]
-    return list(reader.fieldnames or []), rows
 
 
 def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
