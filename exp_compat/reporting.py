@@ -85,7 +85,7 @@ class Rungs:
 
     def at(self, k: int) -> Optional[float]:
         step = self.start * self.factor**k if self.factor is not None else self.start + k * (self.every or 0.0)
-        return step if self.end is None or step < self.end else None
+        return step if self.end is None or not _reached(self.end, step) else None
 
     def crossed(self, step: float, first: int) -> Optional[int]:
         """The last rung index >= ``first`` whose step is <= ``step`` (a report past several rungs decides

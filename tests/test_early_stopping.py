@@ -71,6 +71,9 @@ def test_rungs_are_where_both_ends_of_the_channel_say():
     assert every.crossed(1e12, 0) == 499_999_999_999 and geometric.crossed(1e300, 0) == 2  # at once, not rung by rung
     tenths = Rungs(0.1, factor=3.0)  # 0.1 * 3 is 0.30000000000000004 in floats: a step of 0.3 still reaches it
     assert [tenths.crossed(step, 0) for step in (0.1, 0.3, 0.9, 2.7)] == [0, 1, 2, 3]
+    rounded = Rungs(1.3717421124828528, factor=3.0, end=1000.0)  # 1000 / 3**6 in steps: its 7th rung is 999.9999999999997,
+    assert rounded.at(5) == pytest.approx(1000 / 3) and rounded.at(6) is None  # which is the end, not a rung before it
+    assert rounded.crossed(1000, 0) == 5
 
 
 def test_asha_keeps_the_top_third_of_what_its_rung_has_seen_and_never_waits():
