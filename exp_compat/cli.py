@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Callable, List, Optional
 
 from exp_compat.convert import FORMATS, TARGETS, convert, space_from_sweep
@@ -97,6 +98,12 @@ def _export(args: argparse.Namespace) -> str:
     return space.to_toml().rstrip("\n")
 
 
+def _rungs(args: argparse.Namespace) -> str:
+    from exp_compat.rung_check import check
+
+    return check(Path(args.curves), args.max_resource, args.reduction_factor, args.orders, args.maximize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exp-compat",
@@ -152,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--yaml", dest="yaml_file", help="a config file with hydra.sweeper.params")
     export.add_argument("-o", "--output", help="write the TOML here (atomically) instead of printing it")
     export.set_defaults(action=_export)
+
+    rungs = commands.add_parser(
+        "rungs",
+        help="replay ASHA and Hyperband on an earlier sweep's learning curves: how early to cut",
+        description="Replay the sweepers' pruners on the whole learning curves of an earlier sweep (its "
+        "<name>_curves.csv; a sweep without a pruner records every trial's) in random orders, one trial at a time, "
+        "and print for each min_resource the share of the steps it would have trained and how often it kept the "
+        "best trial to the end.",
+    )
+    rungs.add_argument("curves", help="a sweep's <name>_curves.csv (job_num, step, value, ...)")
+    rungs.add_argument("--max-resource", type=float, help="the step at which a trial is complete (default: the last step reported)")
+    rungs.add_argument("--reduction-factor", type=whole_number, default=3, help="as hydra.sweeper.reduction_factor (default 3)")
+    rungs.add_argument("--orders", type=whole_number, default=200, help="random orders of the trials to replay (default 200)")
+    rungs.add_argument("--maximize", action="store_true", help="the values are scores to maximize (hydra.sweeper.direction=maximize)")
+    rungs.set_defaults(action=_rungs)
     add_commands(commands)
     return parser
 

@@ -174,9 +174,11 @@ def test_an_exp_sweep_without_a_pruner_records_every_report_and_stops_nothing(tm
         (q, epoch, pytest.approx(q + 10 / epoch)) for q in (0.0, 1.0, 2.0) for epoch in range(1, 5)
     ]
     assert not (tmp_path / "sweep" / ".exp_jobs" / "rungs.jsonl").exists()  # nothing was decided
+    assert "'exp-compat rungs' on it tells how early a pruner could cut" in done.stdout + done.stderr
     silent = hydra_app("hydra/sweeper=exp_grid", "+x=1,2", f"hydra.sweep.dir={tmp_path / 'silent'}")  # jobs that never report
     assert silent.returncode == 0, silent.stderr[-3000:]
     assert (tmp_path / "silent" / "exp_results.csv").exists() and not (tmp_path / "silent" / "exp_curves.csv").exists()
+    assert "exp-compat rungs" not in silent.stdout + silent.stderr
 
 
 def test_ringing_a_bell_nobody_drains_never_blocks():
@@ -464,3 +466,66 @@ def test_jobs_that_have_not_reported_are_looked_at_rarely(tmp_path):
     finally:
         early.close()
     assert len(reads) <= 1000 * (1.0 / MAX_POLL_S + 2)  # every quiet job about every MAX_POLL_S, not every 2 ms
+
+
+# -- exp-compat rungs: how early to cut, replayed on an earlier sweep's curves ---------------------------------
+
+
+def rung_table(output: str) -> Dict[tuple, List[str]]:
+    """The rows of ``exp-compat rungs``'s table, by (pruner, min_resource)."""
+    rows = [line.strip("|").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line]
+    return {(cells[0].strip(), cells[1].strip()): [c.strip() for c in cells[2:]] for cells in rows[1:]}
+
+
+def test_rungs_replays_the_pruners_on_a_sweeps_own_curves(tmp_path, exp_compat):
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", "+q=range(0,9)", "+epochs=9")  # no pruner: every curve whole
+    assert done.returncode == 0, done.stderr[-3000:]
+    checked = exp_compat("rungs", str(tmp_path / "sweep" / "exp_curves.csv"), "--orders", "50")
+    assert checked.returncode == 0, checked.stderr
+    table = rung_table(checked.stdout)
+    assert list(table) == [("none", "-"), ("asha", "1"), ("asha", "3"), ("hyperband", "1")]
+    assert table[("asha", "1")][0] == "1, 3" and table[("asha", "3")][0] == "3"
+    # q + 10 / epoch ranks the trials by q at every step: every setting keeps the best (q=0, 10/9 at the end)
+    assert all(row[2] == "100%" and float(row[3]) == pytest.approx(10 / 9, abs=1e-5) for row in table.values())
+    assert table[("none", "-")][1] == "100%" and int(table[("asha", "1")][1].rstrip("%")) < int(table[("asha", "3")][1].rstrip("%")) < 100
+    assert "suggestion: pruner=asha min_resource=1:" in checked.stdout and "warning" not in checked.stdout
+    pruned = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "hydra.sweeper.n_startup_trials=3", "+q=range(0,9)", name="pruned")
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    survivors = exp_compat("rungs", str(tmp_path / "pruned" / "exp_curves.csv"), "--orders", "5")
+    assert survivors.returncode == 0 and "these curves are its survivors" in survivors.stdout, survivors.stderr
+
+
+def test_rungs_finds_early_values_that_rank_trials_backwards(tmp_path, exp_compat):
+    """Nine trials whose ranking at steps 1-8 is the reverse of their final one: cutting at step 1 or 3 loses the
+    best, as a large learning rate that leads early and trails at the end would; --maximize mirrors it."""
+    for name, sign, flags in (("min.csv", 1, []), ("max.csv", -1, ["--maximize"])):
+        lines = ["job_num,step,value"]
+        lines += [f"{j},{e},{sign * (j if e == 9 else 10 - j)}" for j in range(9) for e in range(1, 10)]
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        checked = exp_compat("rungs", name, "--orders", "100", *flags)
+        assert checked.returncode == 0, checked.stderr
+        table = rung_table(checked.stdout)
+        kept = {key: int(row[2].rstrip("%")) for key, row in table.items()}
+        assert kept[("none", "-")] == 100 and kept[("asha", "1")] < 50 and kept[("asha", "3")] < 50
+        assert "no setting kept the best trial in 90% of the orders" in checked.stdout
+
+
+@pytest.mark.parametrize(
+    "content,args,words",
+    [
+        (None, [], "no such file"),
+        ("a,b\n1,2\n", [], "not a curves file: no column job_num, step, value"),
+        ("job_num,step,value\n0,1,0.5\n0,2,abc\n", [], "line 3: step and value must be numbers"),
+        ("job_num,step,value\n0,1,0.5\n0,2,0.4\n1,1,0.6\n", [], "1 of 2 trials reported up to step 2; at least 3 whole curves"),
+        ("job_num,step,value\n", [], "no reports in it"),
+        ("job_num,step,value\n0,1,0.5\n", ["--reduction-factor", "1"], "--reduction-factor must be a whole number >= 2"),
+        ("job_num,step,value\n0,1,0.5\n", ["--max-resource", "-3"], "--max-resource must be a step > 0"),
+        ("job_num,step,value\n0,1,0.5\n", ["--orders", "0"], "--orders must be at least 1"),
+    ],
+    ids=["missing", "not-curves", "not-a-number", "too-few-whole", "empty", "factor", "max-resource", "orders"],
+)
+def test_rungs_says_what_is_wrong_with_its_input(tmp_path, exp_compat, content, args, words):
+    if content is not None:
+        (tmp_path / "c.csv").write_text(content, encoding="utf-8")
+    done = exp_compat("rungs", "c.csv", *args)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -593,6 +593,12 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             progress.failed,
             store.path,
         )
+        if self.options.pruner is None and self.early is not None and self.early.curves.path.exists():
+            log.info(
+                "%s: the jobs' reports are in %s; 'exp-compat rungs' on it tells how early a pruner could cut",
+                self.kind,
+                self.early.curves.path,
+            )
         for failure in self.failures:
             log.error("%s: failed job %s", self.kind, failure)
         if self.n_failures > len(self.failures):
