@@ -72,6 +72,16 @@ def read_curves(path: Path) -> List[Curve]:
     return [Curve(job, tuple(sorted(points)), tuple(points[s] for s in sorted(points))) for job, points in by_job.items()]
 
 
+def _until(curve: Curve, end: float) -> Optional[Curve]:
+    """``curve`` up to step ``end``, where the trial is complete (reports after it left out); None when it did not
+    get there, or diverged (NaN or inf) on the way."""
+    last = bisect.bisect_right(curve.steps, end * (1 + 1e-12))
+    if last == 0 or not (curve.steps[last - 1] >= end or math.isclose(curve.steps[last - 1], end, rel_tol=1e-12)):
+        return None
+    cut = Curve(curve.job, curve.steps[:last], curve.values[:last])
+    return cut if all(map(math.isfinite, cut.values)) else None
+
+
 def replay(curves: Sequence[Curve], build: Optional[Callable[[int], Pruner]], orders: int, sign: float) -> Tuple[float, float, float]:
     """Steps share, best kept and median best found of one setting (``build`` makes its pruner for an order's
     seed; None: no pruning)."""
@@ -137,7 +147,7 @@ def check(path: Path, max_resource: Optional[float], reduction_factor: int, orde
     if not curves:
         raise SpaceError("no reports in it", source=str(path))
     end = max_resource if max_resource is not None else max(c.steps[-1] for c in curves)
-    whole = [c for c in curves if (c.steps[-1] >= end or math.isclose(c.steps[-1], end)) and all(map(math.isfinite, c.values))]
+    whole = [cut for c in curves if (cut := _until(c, end)) is not None]
     if len(whole) < MIN_TRIALS:
         raise SpaceError(
             f"{len(whole)} of {len(curves)} trials reported up to step {end:g}; at least {MIN_TRIALS} whole curves are needed "

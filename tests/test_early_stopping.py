@@ -510,6 +510,17 @@ def test_rungs_finds_early_values_that_rank_trials_backwards(tmp_path, exp_compa
         assert "no setting kept the best trial in 90% of the orders" in checked.stdout
 
 
+def test_rungs_judges_trials_at_max_resource_not_after(tmp_path, exp_compat):
+    """Curves of 20 steps that rank by j up to step 9 and backwards after it: complete at --max-resource 9, every
+    setting keeps the best (j=0, 1/9 at step 9); judged at step 20, none does."""
+    lines = ["job_num,step,value"] + [f"{j},{e},{(j if e <= 9 else 10 - j) + 1 / e}" for j in range(6) for e in range(1, 21)]
+    (tmp_path / "long.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    at_nine = rung_table(exp_compat("rungs", "long.csv", "--max-resource", "9", "--orders", "20").stdout)
+    assert {row[2] for row in at_nine.values()} == {"100%"} and float(at_nine[("none", "-")][3]) == pytest.approx(1 / 9, abs=1e-5)
+    at_end = rung_table(exp_compat("rungs", "long.csv", "--orders", "20").stdout)
+    assert float(at_end[("none", "-")][3]) == pytest.approx(5.05) and int(at_end[("asha", "9")][2].rstrip("%")) < 50
+
+
 @pytest.mark.parametrize(
     "content,args,words",
     [
