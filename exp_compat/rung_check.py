@@ -23,7 +23,7 @@ from exp_compat.files import read_csv
 from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.reporting import Rungs
 
-MIN_TRIALS = 3  # a rung with fewer trials decides nothing
+MIN_TRIALS = 3  # whole curves needed: over fewer, a replay tells nothing
 KEEP_BEST = 0.9  # the suggestion: the cheapest setting that kept the best trial in this share of the orders
 MAX_RUNGS = 64  # rungs looked at per trial (a factor of 2 from step 1 reaches 10^19 within them)
 
