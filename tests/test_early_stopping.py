@@ -174,6 +174,7 @@ def test_an_exp_sweep_without_a_pruner_records_every_report_and_stops_nothing(tm
         (q, epoch, pytest.approx(q + 10 / epoch)) for q in (0.0, 1.0, 2.0) for epoch in range(1, 5)
     ]
     assert not (tmp_path / "sweep" / ".exp_jobs" / "rungs.jsonl").exists()  # nothing was decided
+    assert not list((tmp_path / "sweep" / ".exp_jobs" / "reports").iterdir())  # each job's channel went once it was recorded
     assert "'exp-compat rungs' on it tells how early a pruner could cut" in done.stdout + done.stderr
     silent = hydra_app("hydra/sweeper=exp_grid", "+x=1,2", f"hydra.sweep.dir={tmp_path / 'silent'}")  # jobs that never report
     assert silent.returncode == 0, silent.stderr[-3000:]
@@ -242,6 +243,7 @@ def test_asha_with_exp_grid_stops_trials_at_rungs_and_never_the_best(tmp_path, l
     by_job = {int(r["job_num"]): int(r["q"]) for r in rows.values()}
     assert {(by_job[int(c["job_num"])], int(c["step"])) for c in curves} == {(q, e) for q in epochs for e in range(1, epochs[q] + 1)}
     assert f"{len(pruned)} pruned" in done.stdout + done.stderr
+    assert not list((sweep_dir / ".exp_jobs" / "reports").iterdir())  # channels and decision files went with each job
 
 
 def test_asha_with_exp_gopt_tells_pruned_trials_and_reports_the_best_completed_one(tmp_path):

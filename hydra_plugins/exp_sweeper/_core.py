@@ -552,6 +552,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         if self.options.pruner is not None:
             row[STEPS] = outcome.steps
         store.append(row)
+        if self.early is not None:
+            self.early.recorded(trial.job_num)
         if outcome.failed:
             self.n_failures += 1
             if len(self.failures) < NAMED_FAILURES:

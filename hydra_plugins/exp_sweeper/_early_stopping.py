@@ -115,6 +115,12 @@ class EarlyStopping:
                     os.unlink(decision_path(watched.channel, rung))
         return watched
 
+    def recorded(self, job_num: int) -> None:
+        """The job's result is in the results file: its channel, already read into the curves, goes (a sweep of
+        10^5 jobs must not leave 10^5 files, and a job of 10^6 reports not a second copy of them)."""
+        with contextlib.suppress(OSError):
+            os.unlink(str(self.channels / str(job_num)) + ".jsonl")
+
     def catch_up(self, job_num: int, extra: Mapping[str, Any]) -> Watched:
         """A job that finished while no sweep was reading (a resumed sweep): its reports the curves lack."""
         watched = Watched(trial_key(extra), str(self.channels / str(job_num)), step=self.curves.last_steps.get(str(job_num)))
