@@ -378,6 +378,7 @@ def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs
         else:
             assert (r["status"], r["steps"]) == ("completed", "9")
     assert trained(log)[0.0] == 9
+    assert not list((tmp_path / "sweep" / ".exp_jobs" / "reports").iterdir())  # the killed jobs' channels went too
 
 
 def test_a_plain_exp_module_reports_under_exp_compat_run_and_gopt(tmp_path, exp_compat):

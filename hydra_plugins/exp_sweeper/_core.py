@@ -404,6 +404,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             outcome = outcome_from_record(read_record(self.sweep_dir, entry["job_num"]) or {})
             if outcome is None:
                 unfinished.append(trial)
+                if self.early is not None:
+                    self.early.forget(trial.job_num)
             else:
                 if self.early is not None:
                     self.early.catch_up(trial.job_num, trial.extra)
@@ -553,7 +555,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             row[STEPS] = outcome.steps
         store.append(row)
         if self.early is not None:
-            self.early.recorded(trial.job_num)
+            self.early.forget(trial.job_num)
         if outcome.failed:
             self.n_failures += 1
             if len(self.failures) < NAMED_FAILURES:

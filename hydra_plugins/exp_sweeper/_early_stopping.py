@@ -115,11 +115,13 @@ class EarlyStopping:
                     os.unlink(decision_path(watched.channel, rung))
         return watched
 
-    def recorded(self, job_num: int) -> None:
-        """The job's result is in the results file: its channel, already read into the curves, goes (a sweep of
-        10^5 jobs must not leave 10^5 files, and a job of 10^6 reports not a second copy of them)."""
-        with contextlib.suppress(OSError):
-            os.unlink(str(self.channels / str(job_num)) + ".jsonl")
+    def forget(self, job_num: int) -> None:
+        """Remove job ``job_num``'s channel: its result is in the results file (the channel was read into the
+        curves), or a resume runs it again under a new number. A sweep of 10^5 jobs must not leave 10^5 files,
+        nor a job of 10^6 reports a second copy of them."""
+        for path in self.channels.glob(f"{job_num}.*"):  # <n>.jsonl and <n>.<rung>.decision (not <n>0.jsonl)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def catch_up(self, job_num: int, extra: Mapping[str, Any]) -> Watched:
         """A job that finished while no sweep was reading (a resumed sweep): its reports the curves lack."""
