@@ -25,7 +25,6 @@ from exp_compat.reporting import Rungs
 
 MIN_TRIALS = 3  # whole curves needed: over fewer, a replay tells nothing
 KEEP_BEST = 0.9  # the suggestion: the cheapest setting that kept the best trial in this share of the orders
-MAX_RUNGS = 64  # rungs looked at per trial (a factor of 2 from step 1 reaches 10^19 within them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,20 +114,15 @@ def _stopped_at(
 
 
 def _decided(curve: Curve, rungs: Rungs, cache: Dict[Tuple[str, str], List[Tuple[int, float, float]]]) -> List[Tuple[int, float, float]]:
-    """The reports of ``curve`` at which a decision is due (rung, step, value), as report() meets them in the
-    job; only the first report at or past each rung can be one (a curve of 10^4 steps has a handful)."""
+    """The reports of ``curve`` at which a decision is due (rung, step, value), met as report() meets them in
+    the job; worked out once per trial and rungs, whatever the order."""
     key = (curve.job, rungs.to_text())
     if key not in cache:
-        candidates = set()
-        k = 0
-        while (step := rungs.at(k)) is not None and k < MAX_RUNGS:
-            candidates.add(bisect.bisect_left(curve.steps, step * (1 - 1e-12)))
-            k += 1
         decided, next_rung = [], 0
-        for i in sorted(c for c in candidates if c < len(curve.steps)):
-            rung = rungs.crossed(curve.steps[i], next_rung)
+        for step, value in zip(curve.steps, curve.values):
+            rung = rungs.crossed(step, next_rung)
             if rung is not None:
-                decided.append((rung, curve.steps[i], curve.values[i]))
+                decided.append((rung, step, value))
                 next_rung = rung + 1
         cache[key] = decided
     return cache[key]

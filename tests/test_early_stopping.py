@@ -437,8 +437,9 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
         assert attempt(rival, "5") == "completed"  # alone at every rung
         assert attempt(env, "0") == "completed"  # better than the rival at rungs 1 and 3
         assert attempt(env, "9") == "completed"  # requeued: worse values now, but its decisions were taken
-        early.finished(0)
-        early.finished(1)
+        for job in (0, 1):
+            early.finished(job)
+            early.forget(job, {"id": job, "run": 1})  # recorded
     finally:
         early.close()
     curves = csv_rows(tmp_path / "exp_curves.csv")

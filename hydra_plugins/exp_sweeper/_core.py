@@ -405,7 +405,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             if outcome is None:
                 unfinished.append(trial)
                 if self.early is not None:
-                    self.early.forget(trial.job_num)
+                    self.early.forget(trial.job_num, trial.extra)
             else:
                 if self.early is not None:
                     self.early.catch_up(trial.job_num, trial.extra)
@@ -555,7 +555,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             row[STEPS] = outcome.steps
         store.append(row)
         if self.early is not None:
-            self.early.forget(trial.job_num)
+            self.early.forget(trial.job_num, trial.extra)
         if outcome.failed:
             self.n_failures += 1
             if len(self.failures) < NAMED_FAILURES:

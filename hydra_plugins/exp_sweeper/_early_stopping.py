@@ -93,7 +93,7 @@ class EarlyStopping:
     def watch(self, job_num: int, extra: Mapping[str, Any]) -> Dict[str, str]:
         """Start reading job ``job_num``'s channel; the environment variables that tell the job where it is."""
         key = trial_key(extra)
-        channel = str(self.channels / str(job_num))
+        channel = self._channel(job_num)
         with self._lock:
             self.watched[job_num] = Watched(key, channel)
         if self.pruner is None:
@@ -102,33 +102,35 @@ class EarlyStopping:
         return {**env, BELL_ENV: self.bell.name} if self.bell is not None else env
 
     def finished(self, job_num: int) -> Optional[Watched]:
-        """The job ended: read what it reported last, stop reading its channel (its decision files go: a sweep
-        of 10^5 jobs must not leave 10^5 of them). None if it was not watched."""
+        """The job ended: read what it reported last, stop reading its channel. None if it was not watched."""
         with self._lock:
             watched = self.watched.pop(job_num, None)
             self.reporting.pop(job_num, None)
             if watched is None:
                 return None
             self._read(job_num, watched)
-            for rung in self.decisions.get(watched.key, {}):
-                with contextlib.suppress(OSError):
-                    os.unlink(decision_path(watched.channel, rung))
         return watched
 
-    def forget(self, job_num: int) -> None:
-        """Remove job ``job_num``'s channel: its result is in the results file (the channel was read into the
-        curves), or a resume runs it again under a new number. A sweep of 10^5 jobs must not leave 10^5 files,
-        nor a job of 10^6 reports a second copy of them."""
-        for path in self.channels.glob(f"{job_num}.*"):  # <n>.jsonl and <n>.<rung>.decision (not <n>0.jsonl)
+    def forget(self, job_num: int, extra: Mapping[str, Any]) -> None:
+        """Remove job ``job_num``'s channel and decision files: its result is in the results file (the channel
+        was read into the curves), or a resume runs it again under a new number. A sweep of 10^5 jobs must not
+        leave 10^5 files, nor a job of 10^6 reports a second copy of them."""
+        channel = self._channel(job_num)
+        paths = [channel + ".jsonl", *(decision_path(channel, rung) for rung in self.decisions.get(trial_key(extra), {}))]
+        for path in paths:
             with contextlib.suppress(OSError):
-                path.unlink()
+                os.unlink(path)
 
     def catch_up(self, job_num: int, extra: Mapping[str, Any]) -> Watched:
         """A job that finished while no sweep was reading (a resumed sweep): its reports the curves lack."""
-        watched = Watched(trial_key(extra), str(self.channels / str(job_num)), step=self.curves.last_steps.get(str(job_num)))
+        watched = Watched(trial_key(extra), self._channel(job_num), step=self.curves.last_steps.get(str(job_num)))
         with self._lock:
             self._read(job_num, watched, decide=False)
         return watched
+
+    def _channel(self, job_num: int) -> str:
+        """Job ``job_num``'s channel: ``<channel>.jsonl`` its reports, ``<channel>.<rung>.decision`` the answers."""
+        return str(self.channels / str(job_num))
 
     def close(self) -> None:
         self._closing.set()
