@@ -1,8 +1,15 @@
 """Early stopping on a real training workload: best final validation error against epochs consumed.
 
-The workload: scikit-learn's ``MLPClassifier`` on the digits data, one ``partial_fit`` per epoch, up to 27
-epochs, validation error (1 - accuracy on a fixed held-out quarter) reported after each epoch. Three
-hyper-parameters: ``lr`` (log-uniform 1e-4..1), ``alpha`` (log-uniform 1e-6..0.1), ``hidden`` (8..256 units).
+Two workloads (``--workload``), each on the digits data, one ``partial_fit`` per epoch, up to 27 epochs,
+validation error (1 - accuracy on a fixed held-out quarter, 450 images) reported after each epoch:
+
+- ``mlp`` (default): scikit-learn's ``MLPClassifier``; ``lr`` (log-uniform 1e-4..1), ``alpha`` (log-uniform
+  1e-6..0.1), ``hidden`` (8..256 units). Which of its good configurations ends best depends on the model's
+  initial weights as much as on them (``early_stopping_rungs.py`` trains them again with other seeds);
+- ``sgd``: scikit-learn's ``SGDClassifier`` (logistic regression, learning rate ``eta0 / t**power_t``);
+  ``eta0`` (log-uniform 1e-4..1), ``alpha`` (log-uniform 1e-7..0.1), ``power_t`` (0.05..0.8). A convex
+  problem: its configurations rank the same whatever the seed.
+
 The model's own seed is fixed, so a configuration always gives the same curve.
 
 Methods, each run with ``--seeds`` sweep seeds and two trials at a time:
@@ -26,7 +33,7 @@ the median epochs each method needed to reach the no-pruning run's final best (s
 wall-clock to spend B, and an anytime curve (``--plot FILE``).
 
     pip install -e ".[bench]" optuna "ray[tune]"
-    python benchmarks/early_stopping.py [--seeds 5] [--trials 30] [--min-resource 1] [--plot curve.png]
+    python benchmarks/early_stopping.py [--workload mlp|sgd] [--seeds 5] [--trials 30] [--min-resource 1] [--plot curve.png]
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
+import random
 import signal
 import statistics
 import subprocess
@@ -42,28 +51,126 @@ import tempfile
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 EPOCHS = 27
 HERE = Path(__file__).resolve().parent
 
-APP = textwrap.dedent(f"""
-    import sys
-    sys.path.insert(0, {str(HERE)!r})
-    import hydra
-    from exp_compat import report
-    from early_stopping import train
 
-    @hydra.main(version_base=None, config_path=None, config_name=None)
-    def main(cfg):
-        return train(cfg.lr, cfg.alpha, cfg.hidden, cfg.log, report)
+@dataclass(frozen=True)
+class Param:
+    """One hyper-parameter, as every method's space spells it."""
 
-    main()
-""")
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
 
-GOPT_SPACE = ["+lr=tag(log,interval(0.0001,1.0))", "+alpha=tag(log,interval(0.000001,0.1))", "+hidden=int(interval(8,256))"]
-GRID_SPACE = ["+lr=0.0001,0.001,0.01,0.1,1.0", "+alpha=0.000001,0.001,0.1", "+hidden=8,64,256"]
+    def draw(self, rng: random.Random) -> float:
+        if self.integer:
+            return rng.randint(int(self.low), int(self.high))
+        if self.log:
+            return 10 ** rng.uniform(math.log10(self.low), math.log10(self.high))
+        return rng.uniform(self.low, self.high)
+
+    def override(self) -> str:
+        """exp_gopt's sweep override."""
+        if self.integer:
+            return f"+{self.name}=int(interval({int(self.low)},{int(self.high)}))"
+        interval = f"interval({self.low!r},{self.high!r})"
+        return f"+{self.name}=tag(log,{interval})" if self.log else f"+{self.name}={interval}"
+
+    def suggest(self, trial: Any) -> float:
+        """Optuna's draw, in an Optuna trial."""
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def domain(self, tune: Any) -> Any:
+        """Ray Tune's search domain."""
+        if self.integer:
+            return tune.randint(int(self.low), int(self.high) + 1)
+        return (tune.loguniform if self.log else tune.uniform)(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A model trained one ``partial_fit`` per epoch, its space, and exp_grid's 45-point grid over it."""
+
+    name: str
+    params: Tuple[Param, ...]
+    grid: Tuple[str, ...]
+
+    def model(self, params: Dict[str, Any], seed: int) -> Any:
+        if self.name == "mlp":
+            from sklearn.neural_network import MLPClassifier
+
+            return MLPClassifier(
+                hidden_layer_sizes=(int(params["hidden"]),),
+                learning_rate_init=float(params["lr"]),
+                alpha=float(params["alpha"]),
+                batch_size=64,
+                random_state=seed,
+            )
+        from sklearn.linear_model import SGDClassifier
+
+        return SGDClassifier(
+            loss="log_loss",
+            learning_rate="invscaling",
+            eta0=float(params["eta0"]),
+            alpha=float(params["alpha"]),
+            power_t=float(params["power_t"]),
+            random_state=seed,
+        )
+
+    def space(self) -> List[str]:
+        return [p.override() for p in self.params]
+
+    def draw(self, rng: random.Random) -> Dict[str, float]:
+        return {p.name: p.draw(rng) for p in self.params}
+
+    def suggest(self, trial: Any) -> Dict[str, float]:
+        return {p.name: p.suggest(trial) for p in self.params}
+
+
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload(
+            "mlp",
+            (Param("lr", 1e-4, 1.0, log=True), Param("alpha", 1e-6, 0.1, log=True), Param("hidden", 8, 256, integer=True)),
+            ("+lr=0.0001,0.001,0.01,0.1,1.0", "+alpha=0.000001,0.001,0.1", "+hidden=8,64,256"),
+        ),
+        Workload(
+            "sgd",
+            (Param("eta0", 1e-4, 1.0, log=True), Param("alpha", 1e-7, 0.1, log=True), Param("power_t", 0.05, 0.8)),
+            ("+eta0=0.0001,0.001,0.01,0.1,1.0", "+alpha=0.0000001,0.0001,0.1", "+power_t=0.05,0.4,0.8"),
+        ),
+    )
+}
+
+
+def app(workload: Workload) -> str:
+    """The Hydra app of exp's sweeps: trains ``workload`` with the configuration's hyper-parameters."""
+    names = [p.name for p in workload.params]
+    return textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        import hydra
+        from exp_compat import report
+        from early_stopping import WORKLOADS, train
+
+        @hydra.main(version_base=None, config_path=None, config_name=None)
+        def main(cfg):
+            params = {{name: cfg[name] for name in {names!r}}}
+            return train(WORKLOADS[{workload.name!r}], params, cfg.log, report)
+
+        main()
+    """)
+
 
 _data: Dict[str, Any] = {}
 _lock = threading.Lock()
@@ -81,17 +188,15 @@ def digits() -> Dict[str, Any]:
     return _data
 
 
-def errors(lr: float, alpha: float, hidden: int) -> Iterator[float]:
-    """The workload's learning curve: the validation error after each epoch, one epoch trained per item."""
+def errors(workload: Workload, params: Dict[str, Any], seed: int = 0) -> Iterator[float]:
+    """The workload's learning curve: the validation error after each epoch, one epoch trained per item
+    (``seed``: the model's own, fixed in every method)."""
     import warnings
 
     import numpy as np
-    from sklearn.neural_network import MLPClassifier
 
     data = digits()
-    model = MLPClassifier(
-        hidden_layer_sizes=(int(hidden),), learning_rate_init=float(lr), alpha=float(alpha), batch_size=64, random_state=0
-    )
+    model = workload.model(params, seed)
     for _ in range(EPOCHS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -99,13 +204,13 @@ def errors(lr: float, alpha: float, hidden: int) -> Iterator[float]:
         yield float(1.0 - model.score(data["x_val"], data["y_val"]))
 
 
-def train(lr: float, alpha: float, hidden: int, log: str, report: Callable[..., Any]) -> float:
+def train(workload: Workload, params: Dict[str, Any], log: str, report: Callable[..., Any]) -> float:
     """The workload (run inside every method's trials): train epoch by epoch, log and report each epoch."""
     import os
 
     trial = f"{os.getpid()}-{time.time_ns()}-{threading.get_ident()}"
     error = 1.0
-    for epoch, error in enumerate(errors(lr, alpha, hidden), start=1):
+    for epoch, error in enumerate(errors(workload, params), start=1):
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"t": time.time(), "trial": trial, "epoch": epoch, "error": error}) + "\n")
         report(epoch, error)
@@ -178,16 +283,14 @@ def tpe_study(seed: int, hyperband: bool, min_resource: int) -> Any:
     return optuna.create_study(study_name=f"early-stopping-{seed}", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
 
-def optuna_study(log: Path, seed: int, pruner_name: str, budget: int, min_resource: int) -> None:
+def optuna_study(workload: Workload, log: Path, seed: int, pruner_name: str, budget: int, min_resource: int) -> None:
     import optuna
 
     study = tpe_study(seed, pruner_name == "hyperband", min_resource)
     spent = [0]
 
     def objective(trial: Any) -> float:
-        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
-        alpha = trial.suggest_float("alpha", 1e-6, 0.1, log=True)
-        hidden = trial.suggest_int("hidden", 8, 256)
+        params = workload.suggest(trial)
 
         def report(epoch: int, error: float) -> None:
             spent[0] += 1
@@ -195,7 +298,7 @@ def optuna_study(log: Path, seed: int, pruner_name: str, budget: int, min_resour
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return train(lr, alpha, hidden, str(log), report)
+        return train(workload, params, str(log), report)
 
     def enough(study: Any, trial: Any) -> None:
         if spent[0] >= budget:
@@ -204,7 +307,7 @@ def optuna_study(log: Path, seed: int, pruner_name: str, budget: int, min_resour
     study.optimize(objective, n_trials=10 * budget // EPOCHS, n_jobs=2, callbacks=[enough])
 
 
-def ray_tune(workdir: Path, log: Path, seed: int, budget: int, min_resource: int) -> None:
+def ray_tune(workload: Workload, workdir: Path, log: Path, seed: int, budget: int, min_resource: int) -> None:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -219,14 +322,15 @@ def ray_tune(workdir: Path, log: Path, seed: int, budget: int, min_resource: int
 
     def trainable(config: Dict[str, Any]) -> None:
         sys.path.insert(0, str(HERE))
+        from early_stopping import WORKLOADS
         from early_stopping import train as train_here
 
-        train_here(config["lr"], config["alpha"], config["hidden"], str(log), lambda epoch, error: tune.report({"error": error}))
+        train_here(WORKLOADS[workload.name], config, str(log), lambda epoch, error: tune.report({"error": error}))
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         scheduler = ASHAScheduler(metric="error", mode="min", max_t=EPOCHS, grace_period=min_resource, reduction_factor=3)
-        space = {"lr": tune.loguniform(1e-4, 1.0), "alpha": tune.loguniform(1e-6, 0.1), "hidden": tune.randint(8, 257)}
+        space = {p.name: p.domain(tune) for p in workload.params}
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             param_space=space,
@@ -290,14 +394,15 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="leave Ray Tune out even if it is installed")
     parser.add_argument("--only", nargs="+", default=[], help="run only the methods whose names contain one of these (and no pruning)")
     parser.add_argument("--min-resource", type=first_rung, default=1, help="the first rung of every pruner (Ray's grace period)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="mlp", help="the model trained (module docstring)")
     args = parser.parse_args()
+    workload = WORKLOADS[args.workload]
+    gopt = ["hydra/sweeper=exp_gopt", *workload.space()]
     budget = args.trials * EPOCHS
     first = args.min_resource
     pruned_trials = 6 * args.trials  # enough for a pruning method to spend the budget; cut at it
     methods: Dict[str, Callable[[Path, Path, int], None]] = {
-        "exp_gopt, no pruning": lambda w, log, s: exp_sweep(
-            w, log, s, budget, ["hydra/sweeper=exp_gopt", *GOPT_SPACE, f"hydra.sweeper.n_trials={args.trials}"]
-        ),
+        "exp_gopt, no pruning": lambda w, log, s: exp_sweep(w, log, s, budget, [*gopt, f"hydra.sweeper.n_trials={args.trials}"]),
     }
     for policy in ("last", "capped", "ignore"):
         methods[f"exp_gopt + ASHA (pruned_value={policy})"] = lambda w, log, s, p=policy: exp_sweep(
@@ -306,8 +411,7 @@ def main() -> None:
             s,
             budget,
             [
-                "hydra/sweeper=exp_gopt",
-                *GOPT_SPACE,
+                *gopt,
                 *pruning("asha", first),
                 f"hydra.sweeper.n_trials={pruned_trials}",
                 f"hydra.sweeper.pruned_value={p}",
@@ -318,25 +422,25 @@ def main() -> None:
         log,
         s,
         budget,
-        ["hydra/sweeper=exp_gopt", *GOPT_SPACE, *pruning("hyperband", first), f"hydra.sweeper.n_trials={pruned_trials}"],
+        [*gopt, *pruning("hyperband", first), f"hydra.sweeper.n_trials={pruned_trials}"],
     )
     methods["exp_grid + ASHA (45 configurations)"] = lambda w, log, s: exp_sweep(
-        w, log, s, budget, ["hydra/sweeper=exp_grid", *GRID_SPACE, *pruning("asha", first)]
+        w, log, s, budget, ["hydra/sweeper=exp_grid", *workload.grid, *pruning("asha", first)]
     )
     if importlib.util.find_spec("optuna") is not None:
-        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda w, log, s: optuna_study(log, s, "asha", budget, first)
-        methods["Optuna TPE + HyperbandPruner"] = lambda w, log, s: optuna_study(log, s, "hyperband", budget, first)
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda w, log, s: optuna_study(workload, log, s, "asha", budget, first)
+        methods["Optuna TPE + HyperbandPruner"] = lambda w, log, s: optuna_study(workload, log, s, "hyperband", budget, first)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
     if importlib.util.find_spec("ray") is not None and not args.no_ray:
-        methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(w, log, s, budget, first)
+        methods["Ray Tune ASHAScheduler (random search)"] = lambda w, log, s: ray_tune(workload, w, log, s, budget, first)
     methods = only(methods, args.only)
     marks = [budget // 4, budget // 2, budget]
     curve_marks = [budget * k // 20 for k in range(1, 21)]
     results: Dict[str, Dict[str, List[Any]]] = {name: {"at": [], "reach": [], "wall": [], "curve": []} for name in methods}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        (workdir / "app.py").write_text(APP)
+        (workdir / "app.py").write_text(app(workload))
         for seed in range(args.seeds):
             target = None
             for name, method in methods.items():
@@ -352,7 +456,7 @@ def main() -> None:
                 result["wall"].append(wall_to_spend(epochs, budget, started))
                 result["curve"].append(best_at(epochs, curve_marks))
                 print(f"seed {seed}: {name}: {result['at'][-1]}, reached {result['reach'][-1]}", file=sys.stderr, flush=True)
-    setting = f"median over {args.seeds} seeds, 2 trials at a time, min_resource={first}"
+    setting = f"{workload.name} workload, median over {args.seeds} seeds, 2 trials at a time, min_resource={first}"
     print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), {setting}\n")
     print("| method | best error at B/4 | at B/2 | at B | epochs to reach the no-pruning best | wall-clock to spend B |")
     print("|---|---|---|---|---|---|")

@@ -1,7 +1,7 @@
 """How early the early-stopping workload's errors rank trials as they end: what ``min_resource`` should be.
 
-Trains ``--configurations`` random configurations of ``early_stopping.py``'s workload (the same space) to the
-end, once, then from their curves:
+Trains ``--configurations`` random configurations of one of ``early_stopping.py``'s workloads (the same
+space) to the end, once, then from their curves:
 
 1. for each epoch: Spearman's rank correlation of the epoch's error with the final (27th) one, over every
    configuration and within the best third at that epoch (the trials that a cut there keeps, which the next
@@ -12,14 +12,20 @@ end, once, then from their curves:
    mean best final error (in images of the 450) at a quarter, half and all of the no-pruning budget (20
    trials), and in how many orders the setting reached the no-pruning run's final best within a third of it.
 
+3. luck: the best tenth of the configurations trained again with two other model seeds, and the rank
+   correlation of their final errors between seeds (every method fixes the model's seed: where the
+   good configurations rank differently with another seed, which of them ends best is the seed's luck,
+   and no rung can foresee it).
+
 Random search, so that what differs between settings is the pruner alone.
 
-    python benchmarks/early_stopping_rungs.py [--configurations 2000] [--seeds 1000] [--processes 2]
+    python benchmarks/early_stopping_rungs.py [--workload mlp|sgd] [--configurations 2000] [--seeds 1000] [--processes 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import random
@@ -29,7 +35,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
 
-from early_stopping import EPOCHS, best_at, epochs_to_reach, errors  # noqa: E402
+from early_stopping import EPOCHS, WORKLOADS, best_at, epochs_to_reach, errors  # noqa: E402
 from early_stopping_sim import judged_by, never_stop, run_slots  # noqa: E402
 
 from exp_compat.pruners import make_pruner  # noqa: E402
@@ -46,10 +52,11 @@ SETTINGS: List[Tuple[str, Optional[str], int]] = [
 ]
 
 
-def curve_of(seed: int) -> List[float]:
-    """The whole curve of the configuration drawn with ``seed`` from the benchmark's space."""
-    draw = random.Random(seed)
-    return list(errors(10 ** draw.uniform(-4, 0), 10 ** draw.uniform(-6, -1), draw.randint(8, 256)))
+def curve_of(workload: str, model_seed: int, seed: int) -> List[float]:
+    """The whole curve of the configuration drawn with ``seed`` from the workload's space, its model
+    started from ``model_seed``."""
+    chosen = WORKLOADS[workload]
+    return list(errors(chosen, chosen.draw(random.Random(seed)), model_seed))
 
 
 def ranks(values: List[float]) -> List[float]:
@@ -70,10 +77,15 @@ def spearman(x: List[float], y: List[float]) -> float:
     return statistics.correlation(ranks(x), ranks(y))
 
 
+def best_of(final: List[float]) -> List[int]:
+    """The configurations of the best 2.5% final errors, best first."""
+    return sorted(range(len(final)), key=final.__getitem__)[: max(1, len(final) // 40)]
+
+
 def best_share(at: List[float], final: List[float], share: float) -> float:
     """The share of the best 2.5% final errors whose error at the epoch is within its best ``share``."""
     cut = sorted(at)[max(1, int(len(at) * share)) - 1]
-    finest = sorted(range(len(final)), key=final.__getitem__)[: max(1, len(final) // 40)]
+    finest = best_of(final)
     return sum(at[i] <= cut for i in finest) / len(finest)
 
 
@@ -109,11 +121,16 @@ def main() -> None:
     parser.add_argument("--configurations", type=at_least(40), default=2000, help="configurations trained (the best 2.5%% is one at 40)")
     parser.add_argument("--seeds", type=at_least(1), default=1000, help="random orders of the configurations")
     parser.add_argument("--processes", type=at_least(1), default=2, help="processes that train the curves")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="mlp", help="the model trained (early_stopping.py)")
     args = parser.parse_args()
     with multiprocessing.Pool(args.processes) as pool:
-        curves = pool.map(curve_of, range(args.configurations), chunksize=8)
-    final = [c[-1] for c in curves]
-    print(f"{args.configurations} random configurations trained to epoch {EPOCHS}\n")
+        curves = pool.map(functools.partial(curve_of, args.workload, 0), range(args.configurations), chunksize=8)
+        final = [c[-1] for c in curves]
+        tenth = sorted(range(len(final)), key=final.__getitem__)[: len(final) // 10]
+        again = {0: [final[i] for i in tenth]}
+        for model_seed in (1, 2):
+            again[model_seed] = [c[-1] for c in pool.map(functools.partial(curve_of, args.workload, model_seed), tenth)]
+    print(f"{args.configurations} random configurations of the {args.workload} workload trained to epoch {EPOCHS}\n")
     print(
         "| epoch | rank correlation with the final error | within the best third at the epoch | best 2.5% kept by a cut to 1/3 | to 1/9 |"
     )
@@ -129,6 +146,11 @@ def main() -> None:
             f"{best_share(at, final, 1 / 9):.2f}",
         ]
         print(f"| {epoch} | {' | '.join(cells)} |")
+    print(f"\nthe best tenth ({len(tenth)} configurations) trained again with other model seeds\n")
+    print("| model seeds | rank correlation of the final errors |")
+    print("|---|---|")
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        print(f"| {a} and {b} | {spearman(again[a], again[b]):.2f} |")
     budget = TRIALS * EPOCHS
     marks = [budget // 4, budget // 2, budget]
     found: Dict[str, List[List[float]]] = {name: [] for name, _, _ in SETTINGS}

@@ -12,8 +12,8 @@ timing); use it to tell search methods apart on enough seeds, and ``early_stoppi
 - Optuna's TPE with its ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` (ask and tell; skipped
   without Optuna).
 
-    python benchmarks/early_stopping_sim.py [--seeds 20] [--first-seed 0] [--trials 20] [--only NAME ...] [--until 1|2|4]
-        [--min-resource 1]
+    python benchmarks/early_stopping_sim.py [--workload mlp|sgd] [--seeds 20] [--first-seed 0] [--trials 20]
+        [--only NAME ...] [--until 1|2|4] [--min-resource 1]
 """
 
 from __future__ import annotations
@@ -28,7 +28,18 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
 
-from early_stopping import EPOCHS, GOPT_SPACE, best_at, epochs_to_reach, errors, first_rung, median_of, only, tpe_study  # noqa: E402
+from early_stopping import (  # noqa: E402
+    EPOCHS,
+    WORKLOADS,
+    Workload,
+    best_at,
+    epochs_to_reach,
+    errors,
+    first_rung,
+    median_of,
+    only,
+    tpe_study,
+)
 
 from exp_compat import Space  # noqa: E402
 from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
@@ -48,13 +59,7 @@ GoesOn = Callable[[Any, int, float], bool]
 Finish = Callable[[Any, bool, float], None]
 
 
-def trained_curve(params: Dict[str, Any]) -> Iterator[float]:
-    return errors(params["lr"], params["alpha"], params["hidden"])
-
-
-def run_slots(
-    ask: Ask, goes_on: GoesOn, finish: Finish, budget: int, curve: Callable[[Dict[str, Any]], Iterator[float]] = trained_curve
-) -> List[dict]:
+def run_slots(ask: Ask, goes_on: GoesOn, finish: Finish, budget: int, curve: Callable[[Dict[str, Any]], Iterator[float]]) -> List[dict]:
     """Two slots taking turns, one epoch per turn, until ``budget`` epochs: the epochs in the order trained
     (``curve`` gives a trial's errors: the workload trained, or curves trained before)."""
     trained: List[dict] = []
@@ -83,9 +88,15 @@ def run_slots(
 
 
 def exp_gopt(
-    seed: int, trials: int, budget: int, pruned_value: Optional[str], pruner_kind: str = "asha", min_resource: int = 1
+    workload: Workload,
+    seed: int,
+    trials: int,
+    budget: int,
+    pruned_value: Optional[str],
+    pruner_kind: str = "asha",
+    min_resource: int = 1,
 ) -> List[dict]:
-    search = Space(parse_overrides(GOPT_SPACE).params).search()  # the real sweeps' space
+    search = Space(parse_overrides(workload.space()).params).search()  # the real sweeps' space
     proposer = Proposer(search.dimensions, surrogate="GP", acquisition="EI", n_initial_points=10, seed=seed)
     n_trials = 6 * trials if pruned_value else trials
     told = {"pruned_value": PrunedValue(pruned_value)} if pruned_value else {}
@@ -101,7 +112,7 @@ def exp_gopt(
         strategy.tell(trial, Outcome("pruned" if pruned else "completed", value=error))
 
     goes_on = judged_by(pruner, lambda trial: str(trial.extra["id"])) if pruned_value else never_stop
-    return run_slots(ask, goes_on, finish, budget)
+    return run_slots(ask, goes_on, finish, budget, lambda params: errors(workload, params))
 
 
 def never_stop(handle: Any, epoch: int, error: float) -> bool:
@@ -123,19 +134,14 @@ def judged_by(pruner: Pruner, key: Callable[[Any], str]) -> GoesOn:
     return goes_on
 
 
-def optuna_tpe(seed: int, budget: int, hyperband: bool, min_resource: int) -> List[dict]:
+def optuna_tpe(workload: Workload, seed: int, budget: int, hyperband: bool, min_resource: int) -> List[dict]:
     import optuna
 
     study = tpe_study(seed, hyperband, min_resource)
-    distributions = {
-        "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
-        "alpha": optuna.distributions.FloatDistribution(1e-6, 0.1, log=True),
-        "hidden": optuna.distributions.IntDistribution(8, 256),
-    }
 
     def ask() -> Tuple[Any, Dict[str, Any]]:
-        trial = study.ask(distributions)
-        return trial, trial.params
+        trial = study.ask()
+        return trial, workload.suggest(trial)
 
     def goes_on(trial: Any, epoch: int, error: float) -> bool:
         trial.report(error, epoch)
@@ -147,7 +153,7 @@ def optuna_tpe(seed: int, budget: int, hyperband: bool, min_resource: int) -> Li
         else:
             study.tell(trial, error)
 
-    return run_slots(ask, goes_on, finish, budget)
+    return run_slots(ask, goes_on, finish, budget, lambda params: errors(workload, params))
 
 
 def main() -> None:
@@ -160,21 +166,23 @@ def main() -> None:
         "--until", type=int, choices=(1, 2, 4), default=1, help="stop every method at B/UNTIL: quicker, and nothing after it is measured"
     )
     parser.add_argument("--min-resource", type=first_rung, default=1, help="the first rung of every pruner")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="mlp", help="the model trained (early_stopping.py)")
     args = parser.parse_args()
+    workload = WORKLOADS[args.workload]
     budget = args.trials * EPOCHS
     cut = budget // args.until
     first = args.min_resource
     methods: Dict[str, Callable[[int], List[dict]]] = {
-        "exp_gopt, no pruning": lambda s: exp_gopt(s, args.trials, cut, None),
+        "exp_gopt, no pruning": lambda s: exp_gopt(workload, s, args.trials, cut, None),
         **{
-            f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(s, args.trials, cut, p, "asha", first)
+            f"exp_gopt + ASHA (pruned_value={p})": lambda s, p=p: exp_gopt(workload, s, args.trials, cut, p, "asha", first)
             for p in ("capped", "last", "ignore")
         },
-        "exp_gopt + Hyperband": lambda s: exp_gopt(s, args.trials, cut, "last", "hyperband", first),
+        "exp_gopt + Hyperband": lambda s: exp_gopt(workload, s, args.trials, cut, "last", "hyperband", first),
     }
     if importlib.util.find_spec("optuna") is not None:
-        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(s, cut, False, first)
-        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(s, cut, True, first)
+        methods["Optuna TPE + SuccessiveHalvingPruner"] = lambda s: optuna_tpe(workload, s, cut, False, first)
+        methods["Optuna TPE + HyperbandPruner"] = lambda s: optuna_tpe(workload, s, cut, True, first)
     else:
         print("optuna is not installed: its rows are skipped (pip install optuna)", file=sys.stderr)
     methods = only(methods, args.only)
@@ -190,7 +198,7 @@ def main() -> None:
             found[name].append(best_at(trained, marks))
             reached[name].append(epochs_to_reach(trained, target) if target is not None else None)
             print(f"seed {seed}: {name}: {found[name][-1]}, reached {reached[name][-1]}", file=sys.stderr, flush=True)
-    setting = f"median over {args.seeds} seeds, {SLOTS} slots, min_resource={first}, simulated"
+    setting = f"{workload.name} workload, median over {args.seeds} seeds, {SLOTS} slots, min_resource={first}, simulated"
     print(f"budget B = {budget} epochs ({args.trials} trials x {EPOCHS}), {setting}\n")
     columns = ["best error at B/4", "at B/2", "at B"][: len(marks)] + (
         ["epochs to reach the no-pruning best (seeds within B/3)"] * (cut == budget)
