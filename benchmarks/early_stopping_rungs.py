@@ -74,18 +74,21 @@ def ranks(values: List[float]) -> List[float]:
 
 
 def spearman(x: List[float], y: List[float]) -> float:
+    """Spearman's rank correlation; NaN where either side is constant (a few configurations, all tied)."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
     return statistics.correlation(ranks(x), ranks(y))
 
 
-def best_of(final: List[float]) -> List[int]:
-    """The configurations of the best 2.5% final errors, best first."""
-    return sorted(range(len(final)), key=final.__getitem__)[: max(1, len(final) // 40)]
+def best_of(final: List[float], part: int) -> List[int]:
+    """The configurations of the best 1/``part`` of the final errors, best first."""
+    return sorted(range(len(final)), key=final.__getitem__)[: max(1, len(final) // part)]
 
 
 def best_share(at: List[float], final: List[float], share: float) -> float:
     """The share of the best 2.5% final errors whose error at the epoch is within its best ``share``."""
     cut = sorted(at)[max(1, int(len(at) * share)) - 1]
-    finest = best_of(final)
+    finest = best_of(final, 40)
     return sum(at[i] <= cut for i in finest) / len(finest)
 
 
@@ -126,7 +129,7 @@ def main() -> None:
     with multiprocessing.Pool(args.processes) as pool:
         curves = pool.map(functools.partial(curve_of, args.workload, 0), range(args.configurations), chunksize=8)
         final = [c[-1] for c in curves]
-        tenth = sorted(range(len(final)), key=final.__getitem__)[: len(final) // 10]
+        tenth = best_of(final, 10)
         again = {0: [final[i] for i in tenth]}
         for model_seed in (1, 2):
             again[model_seed] = [c[-1] for c in pool.map(functools.partial(curve_of, args.workload, model_seed), tenth)]
