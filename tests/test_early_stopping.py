@@ -403,11 +403,13 @@ def test_a_plain_exp_module_reports_under_exp_compat_run_and_gopt(tmp_path, exp_
     assert len(rows) == 6 and all(r["steps"] in ("1", "3", "9") for r in rows) and "pruned" in {r["status"] for r in rows}
 
 
+@pytest.mark.parametrize("pruned", [True, False], ids=["asha", "no-pruner"])
 @pytest.mark.parametrize("where", ["same-machine", "other-network-namespace"])
-def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
+def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where, pruned):
     """A requeued SLURM job is the same job again (same channel), from its first step: the first value at a
-    step stands, the curves get each step once, and each rung keeps its first decision. In another network
-    namespace (as on another host) no bell rings either way: both sides find the files by looking."""
+    step stands, the curves get each step once, and each rung keeps its first decision (without a pruner:
+    the curves alone, and the result is the first attempt's). In another network namespace (as on another
+    host) no bell rings either way: both sides find the files by looking."""
     prefix = []
     if where == "other-network-namespace":
         if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
@@ -415,7 +417,7 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
         prefix = ["unshare", "--net"]
     from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 
-    early = EarlyStopping(asha(), 1.0, tmp_path, "exp", resume=False)
+    early = EarlyStopping(asha() if pruned else None, 1.0, tmp_path, "exp", resume=False)
     rival = early.watch(0, {"id": 0, "run": 1})
     env = early.watch(1, {"id": 1, "run": 1})
     code = (
@@ -437,21 +439,26 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where):
         assert attempt(rival, "5") == "completed"  # alone at every rung
         assert attempt(env, "0") == "completed"  # better than the rival at rungs 1 and 3
         assert attempt(env, "9") == "completed"  # requeued: worse values now, but its decisions were taken
+        finished = {}
         for job in (0, 1):
-            early.finished(job)
+            finished[job] = early.finished(job)
             early.forget(job, {"id": job, "run": 1})  # recorded
     finally:
         early.close()
+    assert (finished[1].step, finished[1].value) == (5.0, 0.2)  # the first attempt's last report
     curves = csv_rows(tmp_path / "exp_curves.csv")
     assert [(c["job_num"], c["step"]) for c in curves if c["job_num"] == "1"] == [("1", str(s)) for s in range(1, 6)]
     assert all(float(c["value"]) < 5 for c in curves if c["job_num"] == "1")  # the first attempt's values
+    assert not list((tmp_path / ".exp_jobs" / "reports").iterdir())  # every channel and decision removed
+    if not pruned:
+        assert not (tmp_path / ".exp_jobs" / "rungs.jsonl").exists()
+        return
     assert [(e["trial"], e["rung"], e["continue"]) for e in journal(tmp_path)] == [
         ("0:1", 0, True),
         ("0:1", 1, True),
         ("1:1", 0, True),
         ("1:1", 1, True),
     ]
-    assert not list((tmp_path / ".exp_jobs" / "reports").glob("*.decision"))  # answered, then removed
 
 
 def test_jobs_that_have_not_reported_are_looked_at_rarely(tmp_path):
