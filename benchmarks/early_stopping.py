@@ -326,12 +326,14 @@ def ray_tune(workload: Workload, workdir: Path, log: Path, seed: int, budget: in
         def stop_all(self) -> bool:
             return spent(log) >= budget
 
+    name = workload.name  # the trial's process finds the workload by name: this module is __main__ here
+
     def trainable(config: Dict[str, Any]) -> None:
         sys.path.insert(0, str(HERE))
         from early_stopping import WORKLOADS
         from early_stopping import train as train_here
 
-        train_here(WORKLOADS[workload.name], config, str(log), lambda epoch, error: tune.report({"error": error}))
+        train_here(WORKLOADS[name], config, str(log), lambda epoch, error: tune.report({"error": error}))
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
