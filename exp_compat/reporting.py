@@ -85,22 +85,22 @@ class Rungs:
 
     def at(self, k: int) -> Optional[float]:
         step = self.start * self.factor**k if self.factor is not None else self.start + k * (self.every or 0.0)
-        return step if self.end is None or not _reached(self.end, step) else None
+        return step if self.end is None or not reached(self.end, step) else None
 
     def crossed(self, step: float, first: int) -> Optional[int]:
         """The last rung index >= ``first`` whose step is <= ``step`` (a report past several rungs decides
         at the last of them), or None when ``step`` has not reached rung ``first``."""
         first_step = self.at(first)
-        if first_step is None or not _reached(first_step, step):
+        if first_step is None or not reached(first_step, step):
             return None
         # The index in closed form (a step of 10**12 must not walk 10**12 rungs), then corrected for rounding.
         if self.factor is not None:
             k = first + int(math.log(step / first_step, self.factor))
         else:
             k = first + int((step - first_step) // self.every) if self.every else first
-        while k > first and ((rung := self.at(k)) is None or not _reached(rung, step)):
+        while k > first and ((rung := self.at(k)) is None or not reached(rung, step)):
             k -= 1
-        while (rung := self.at(k + 1)) is not None and _reached(rung, step):
+        while (rung := self.at(k + 1)) is not None and reached(rung, step):
             k += 1
         return k
 
@@ -165,7 +165,7 @@ def _own_bell() -> Optional[Bell]:
     return _bells[pid]
 
 
-def _reached(rung: float, step: float) -> bool:
+def reached(rung: float, step: float) -> bool:
     """``step`` is at or past ``rung``, up to rounding: 0.1 * 3 is 0.30000000000000004, and a step of 0.3 is there."""
     return rung <= step or math.isclose(rung, step, rel_tol=1e-12)
 

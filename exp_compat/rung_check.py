@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from exp_compat.errors import SpaceError
 from exp_compat.files import read_csv
 from exp_compat.pruners import Pruner, make_pruner
-from exp_compat.reporting import Rungs
+from exp_compat.reporting import Rungs, reached
 
 MIN_TRIALS = 3  # whole curves needed: over fewer, a replay tells nothing
 KEEP_BEST = 0.9  # the suggestion: the cheapest setting that kept the best trial in this share of the orders
@@ -75,7 +75,7 @@ def _until(curve: Curve, end: float) -> Optional[Curve]:
     """``curve`` up to step ``end``, where the trial is complete (reports after it left out); None when it did not
     get there, or diverged (NaN or inf) on the way."""
     last = bisect.bisect_right(curve.steps, end * (1 + 1e-12))
-    if last == 0 or not (curve.steps[last - 1] >= end or math.isclose(curve.steps[last - 1], end, rel_tol=1e-12)):
+    if last == 0 or not reached(end, curve.steps[last - 1]):
         return None
     cut = Curve(curve.job, curve.steps[:last], curve.values[:last])
     return cut if all(map(math.isfinite, cut.values)) else None
@@ -152,9 +152,8 @@ def check(path: Path, max_resource: Optional[float], reduction_factor: int, orde
     first_step = min(next((step for step in c.steps if step > 0), math.inf) for c in whole)  # rungs are at steps > 0
     if first_step == math.inf:
         raise SpaceError("no step is above 0: rungs are at steps > 0 (min_resource)", source=str(path))
-    candidates: List[float] = []  # from the first step reported, as Rungs places them, up to 8
-    while (start := first_step * reduction_factor ** len(candidates)) < end and not math.isclose(start, end) and len(candidates) < 8:
-        candidates.append(start)
+    placed = Rungs(first_step, factor=float(reduction_factor), end=end)  # from the first step reported, up to 8
+    candidates = [start for k in range(8) if (start := placed.at(k)) is not None]
     if not candidates:
         raise SpaceError(f"the curves start at step {first_step:g}: no rung fits before step {end:g}", source=str(path))
 
