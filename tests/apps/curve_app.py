@@ -4,9 +4,10 @@ Its loss at epoch ``e`` is ``q + 10 / e``: the configurations rank by ``q`` at e
 right decisions are known in advance. Keys: ``q`` (the configuration's quality, smaller is better),
 ``epochs`` (how many epochs it trains), ``behave.log`` (a file to append one JSON line per epoch actually
 trained: the job's q and epoch), ``behave.nan_at`` (report NaN at this epoch), ``behave.sleep`` (seconds per
-epoch), ``behave.bad`` (report this instead of a number at epoch 2), ``behave.catch`` (catch Pruned and report
-again), ``behave.return_none`` (return nothing: the last report is the result), ``behave.negate`` (report and
-return minus the loss: a score to maximize).
+epoch), ``behave.wait_per_q`` (seconds per unit of q to wait before the first epoch: the better configurations
+reach each rung first, whatever order the jobs start in), ``behave.bad`` (report this instead of a number at
+epoch 2), ``behave.catch`` (catch Pruned and report again), ``behave.return_none`` (return nothing: the last
+report is the result), ``behave.negate`` (report and return minus the loss: a score to maximize).
 """
 
 import json
@@ -23,6 +24,8 @@ def main(cfg: DictConfig):
     behave = cfg.get("behave") or {}
     q = float(cfg.q)
     loss = None
+    if behave.get("wait_per_q"):
+        time.sleep(q * float(behave.wait_per_q))
     for epoch in range(1, int(cfg.get("epochs", 9)) + 1):
         if behave.get("sleep"):
             time.sleep(float(behave.sleep))
