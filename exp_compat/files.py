@@ -10,6 +10,8 @@ import re
 import tempfile
 from typing import IO, Any, Dict, Iterator, List, Tuple, Union
 
+TEMPORARY_PREFIX = ".tmp-"  # atomic_writer's temporary files, beside the file they become
+
 # A sweep's name starts the names of the files it writes: one plain file-name part, not hidden, not an option.
 _PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
@@ -44,7 +46,7 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None, dur
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline=newline, dir=directory, prefix=".tmp-", delete=False)
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline=newline, dir=directory, prefix=TEMPORARY_PREFIX, delete=False)
     try:
         # The temporary file is created 0600; the file it becomes gets what open() would give it,
         # so a teammate or a dashboard can read results as the umask allows.
@@ -59,6 +61,16 @@ def atomic_writer(path: Union[str, os.PathLike], newline: str | None = None, dur
         with contextlib.suppress(OSError):
             os.unlink(handle.name)
         raise
+
+
+def remove_temporaries(directory: Union[str, os.PathLike]) -> None:
+    """Remove the temporary files that ``atomic_writer`` left in ``directory`` when a SIGKILL cut it short (no
+    handler runs then). Only for a directory that no one else writes to now: the caller holds the sweep's lock."""
+    with contextlib.suppress(OSError), os.scandir(str(directory)) as entries:
+        for entry in entries:
+            if entry.name.startswith(TEMPORARY_PREFIX) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def write_atomic(path: Union[str, os.PathLike], text: str, durable: bool = True) -> None:

@@ -363,6 +363,8 @@ def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     before = journal(tmp_path / "sweep")
+    for directory in (tmp_path / "sweep", tmp_path / "sweep" / ".exp_jobs" / "reports"):  # a kill mid atomic write leaves
+        (directory / ".tmp-killed").write_text("half")
     done = run([*args, "+behave.sleep=0.01", "hydra.sweeper.resume=true"], cwd=tmp_path, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
@@ -379,6 +381,7 @@ def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs
             assert (r["status"], r["steps"]) == ("completed", "9")
     assert trained(log)[0.0] == 9
     assert not list((tmp_path / "sweep" / ".exp_jobs" / "reports").iterdir())  # the killed jobs' channels went too
+    assert not (tmp_path / "sweep" / ".tmp-killed").exists()
 
 
 def test_a_plain_exp_module_reports_under_exp_compat_run_and_gopt(tmp_path, exp_compat):

@@ -36,7 +36,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.files import is_plain_file_name
+from exp_compat.files import is_plain_file_name, remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.pruners import Pruner, make_pruner
@@ -365,6 +365,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         resume = self.options.resume
         try:
             self.lock = SweepLock(self.sweep_dir)
+            remove_temporaries(self.sweep_dir)  # a killed sweep's half-written results: only the driver writes here
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
                 log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
             if self.options.pruner is not None:

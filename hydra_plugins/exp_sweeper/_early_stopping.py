@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from exp_compat.files import json_lines, write_atomic
+from exp_compat.files import json_lines, remove_temporaries, write_atomic
 from exp_compat.pruners import Pruner
 from exp_compat.reporting import BELL_ENV, CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, Bell, decision_path, plain_step, ring
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR
@@ -70,6 +70,7 @@ class EarlyStopping:
         self.sign = sign
         self.channels = sweep_dir / JOBS_DIR / "reports"
         self.channels.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(self.channels)  # decision files a killed sweep was writing: only the driver writes here
         journal = sweep_dir / JOBS_DIR / "rungs.jsonl"
         self.decisions: Dict[str, Dict[int, bool]] = {}
         if pruner is not None and resume and journal.exists():
