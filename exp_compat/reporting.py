@@ -18,6 +18,16 @@ sweep has decided, so a stopped trial runs no step past its rung. Both sides
 use :class:`Rungs`, so they never disagree on where the rungs are. On one
 machine a :class:`Bell` (``EXP_REPORT_BELL``) wakes the other side at once
 instead of at its next look at the files.
+
+A report belongs to the job that was running when the reporting thread or
+process started, not to whatever job the environment names when it reports:
+an exp_local worker runs many jobs in turn, and a thread a job left running
+must not write into the next job's curve. The sweep binds each job at its
+start (:func:`begin_job`, in the job's process); a thread alive before that,
+or a report after the job ended, is late: dropped, and counted in the log.
+Child processes (``fork``, ``multiprocessing``, DataLoader workers) report for
+their job too; once the sweep stops a trial it writes ``<channel>.stop``, and
+whichever process of the job reports next raises :class:`Pruned`.
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ import os
 import secrets
 import select
 import socket
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional
 
 REPORT_ENV = "EXP_REPORT"
 RUNGS_ENV = "EXP_RUNGS"
@@ -174,12 +185,22 @@ def decision_path(channel: str, rung: int) -> str:
     return f"{channel}.{rung}.decision"
 
 
+def stop_path(channel: str) -> str:
+    """The mark the sweep leaves once it stopped a trial: the step and value it stopped at."""
+    return f"{channel}.stop"
+
+
 @dataclasses.dataclass
 class _Trial:
-    """This process's current job, as ``report`` tracks it (an exp_local worker runs many jobs in turn)."""
+    """A job as ``report`` tracks it in one process (an exp_local worker runs many jobs in turn)."""
 
     channel: str
     rungs: Optional[Rungs]
+    # Bound at the job's start by the sweep (begin_job): the threads alive then belong to earlier jobs, and a
+    # report after end_job is late. Read from the environment instead (a spawned child process): neither.
+    bound: bool = False
+    earlier_threads: FrozenSet[threading.Thread] = frozenset()
+    ended: bool = False
     next_rung: int = 0
     step: Optional[float] = None
     value: Optional[float] = None
@@ -187,21 +208,80 @@ class _Trial:
 
 
 _current: Optional[_Trial] = None
+_late_reports = 0
+
+
+def begin_job() -> None:
+    """Bind the reports of this process, its threads started from now on and its child processes to the job
+    that the environment names (the sweep calls this as each job starts, in the job's process)."""
+    global _current
+    channel = os.environ.get(REPORT_ENV)
+    if not channel:
+        _current = None
+        return
+    rungs = os.environ.get(RUNGS_ENV)
+    here = threading.current_thread()
+    earlier = frozenset(thread for thread in threading.enumerate() if thread is not here)
+    _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None, bound=True, earlier_threads=earlier)
+    try:  # the channel exists from the job's start: a report that finds it gone comes after the sweep recorded the job
+        with open(channel + ".jsonl", "a", encoding="utf-8"):
+            pass
+    except OSError:
+        pass
+
+
+def end_job() -> None:
+    """The job ended: whatever its threads report from now on is late."""
+    if _current is not None and _current.bound:
+        _current.ended = True
 
 
 def current_trial() -> Optional[_Trial]:
     """The trial that this job reported for (None when it reported nothing, or runs outside an exp sweep)."""
     channel = os.environ.get(REPORT_ENV)
+    if _current is not None and _current.bound:
+        return _current
     return _current if _current is not None and channel and _current.channel == channel else None
 
 
-def _trial(channel: str) -> _Trial:
+def _trial() -> Optional[_Trial]:
+    """The trial this call reports for; None outside an exp sweep; ``_LATE`` for a report of a job that ended."""
     global _current
-    trial = current_trial()
-    if trial is None:
+    if _current is not None and _current.bound:
+        late = _current.ended or threading.current_thread() in _current.earlier_threads
+        return _LATE if late else _current
+    channel = os.environ.get(REPORT_ENV)
+    if not channel:
+        return None
+    if _current is None or _current.channel != channel:
         rungs = os.environ.get(RUNGS_ENV)
-        trial = _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None)
-    return trial
+        _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None)
+    return _current
+
+
+_LATE = _Trial("", None)
+
+
+def _dropped(step: Any) -> None:
+    """Count a late report; say so in the log at the 1st, 10th, 100th... one (a chatty thread must not flood it)."""
+    global _late_reports
+    _late_reports += 1
+    if math.log10(_late_reports).is_integer():
+        log.warning(
+            "report(step=%r) came from a thread or process of a job that has ended: dropped (%d such reports so far in this process)",
+            step,
+            _late_reports,
+        )
+
+
+def _stopped_mark(channel: str) -> Optional[Pruned]:
+    """The sweep's stop of this trial, if it stopped it (from any process of the job)."""
+    try:
+        with open(stop_path(channel), encoding="utf-8") as handle:
+            mark = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return Pruned(mark.get("step"), mark.get("value"))
 
 
 def _number(name: str, value: Any) -> float:
@@ -214,17 +294,31 @@ def _number(name: str, value: Any) -> float:
         raise TypeError(f"report(): {name} must be a number, got {value!r}") from None
 
 
+def _append(trial: _Trial, line: Dict[str, Any]) -> None:
+    """Append one report to the channel. A job bound at its start never creates it: FileNotFoundError then means
+    that the sweep has recorded the job (and removed its channel)."""
+    flags = os.O_WRONLY | os.O_APPEND | (0 if trial.bound else os.O_CREAT)
+    fd = os.open(trial.channel + ".jsonl", flags, 0o644)
+    try:
+        os.write(fd, (json.dumps(line, allow_nan=True) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def report(step: Any, value: Any, **metrics: Any) -> None:
     """Record the objective ``value`` reached at ``step`` (an epoch, an iteration: a number that grows), with
     any other numbers to keep (``accuracy=0.91``); raise :class:`Pruned` when the sweep stops this trial.
 
     Outside an exp sweep, this does nothing. In one, NaN or inf ends the trial as failed (:class:`Diverged`),
-    so that its slot is freed at once.
+    so that its slot is freed at once. Any thread or child process of the job may report; once the sweep has
+    stopped the trial, every report raises :class:`Pruned` again: catching it does not continue the trial.
     """
-    channel = os.environ.get(REPORT_ENV)
-    if not channel:
+    trial = _trial()
+    if trial is None:
         return
-    trial = _trial(channel)
+    if trial is _LATE:
+        _dropped(step)
+        return
     at = _number("step", step)
     if not math.isfinite(at):
         raise ValueError(f"report(): step must be a finite number, got {step!r}")
@@ -234,23 +328,30 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         raise ValueError("report(): job_num is a column of the curves file; name the metric otherwise")
     for key, metric in metrics.items():
         numbers[key] = _number(f"metric {key!r}", metric)
-    if trial.stopped is not None:
-        raise ValueError(
-            f"report(step={step!r}) after the sweep stopped this trial at step {trial.stopped.step}: "
-            "let exp_compat.Pruned propagate (or return) instead of catching it"
-        )
+    stopped = trial.stopped or _stopped_mark(trial.channel)
+    if stopped is not None:
+        if trial.stopped is None:
+            trial.stopped = stopped
+        else:
+            log.warning("report(step=%r) after the sweep stopped this trial at step %s: it stays stopped", step, stopped.step)
+        raise stopped
     if trial.step is not None and at <= trial.step:
         raise ValueError(f"report(): step must grow from one report to the next, got {step!r} after {trial.step!r}")
     rung = trial.rungs.crossed(at, trial.next_rung) if trial.rungs is not None and math.isfinite(number) else None
-    line: Dict[str, Any] = {"step": at, "value": number, "metrics": numbers}
+    line: Dict[str, Any] = {"step": plain_step(at), "value": number, "metrics": numbers}
     bell = _own_bell() if rung is not None else None
     if rung is not None:
         line["rung"] = rung
         if bell is not None:
             line["bell"] = bell.name
     try:
-        with open(channel + ".jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, allow_nan=True) + "\n")
+        _append(trial, line)
+    except FileNotFoundError:
+        if trial.bound:  # the sweep has recorded this job already: a child process that outlived it
+            _dropped(step)
+            return
+        log.warning("report(step=%s) could not reach the sweep (its channel is gone): going on without its decision", step)
+        rung = None
     except OSError as error:  # a full or lost disk must not end hours of training: this report is lost, not the job
         log.warning("report(step=%s) could not reach the sweep (%s): going on without its decision", step, error)
         rung = None
@@ -260,8 +361,8 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
     if rung is None:
         return
     trial.next_rung = rung + 1
-    ring(os.environ.get(BELL_ENV), os.path.basename(channel))  # the sweep reads this job's channel at once
-    if _decision(channel, rung, bell) == STOP:
+    ring(os.environ.get(BELL_ENV), os.path.basename(trial.channel))  # the sweep reads this job's channel at once
+    if _decision(trial.channel, rung, bell) == STOP:
         trial.stopped = Pruned(plain_step(at), number)
         raise trial.stopped
 

@@ -17,7 +17,7 @@ ENGINE_MEMBERS = [name for name in vars(Engine) if not name.startswith("_")]
 
 
 def test_the_contract_names_what_the_sweep_loop_uses():
-    assert sorted(MEMBERS) == ["ahead", "end_earlier_jobs", "shutdown", "slots", "start", "submit"]
+    assert sorted(MEMBERS) == ["ahead", "end", "end_earlier_jobs", "shutdown", "slots", "start", "submit"]
 
 
 def same_member(protocol, implementation, name):

@@ -313,19 +313,188 @@ def test_nan_ends_the_trial_as_diverged_at_once(tmp_path, pruning):
     assert trained(log) == {0.0: 2, 1.0: 2}  # nothing trained after the NaN
 
 
-@pytest.mark.parametrize(
-    "behave,error",
-    [
-        ("+behave.bad=abc", "report(): value must be a number, got 'abc'"),
-        ("+behave.catch=true", "report(step=2) after the sweep stopped this trial at step 1"),
-    ],
-    ids=["value-not-a-number", "report-after-pruned"],
-)
-def test_a_bad_report_fails_its_job_with_the_reason(tmp_path, behave, error):
-    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,3)", behave)
+def test_a_bad_report_fails_its_job_with_the_reason(tmp_path):
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,3)", "+behave.bad=abc")
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
     failed = [r for r in rows if r["status"] == "failed"]
-    assert failed and all(error in r["error"] for r in failed), (rows, done.stderr[-2000:])
+    assert failed and all("report(): value must be a number, got 'abc'" in r["error"] for r in failed), (rows, done.stderr[-2000:])
+
+
+def stops(sweep_dir: Path) -> Dict[str, dict]:
+    """The journal's stop decision of each trial the pruner stopped, by trial key."""
+    found: Dict[str, dict] = {}
+    for entry in journal(sweep_dir):
+        assert entry["trial"] not in found, f"a rung of {entry['trial']} was judged after its stop: {entry}"
+        if not entry["continue"]:
+            found[entry["trial"]] = entry
+    return found
+
+
+def assert_stopped_trials_are_pruned(sweep_dir: Path, results: str = "exp_results.csv", value: str = "result") -> List[Dict[str, str]]:
+    """Every trial the pruner stopped is pruned, with the step and value it was stopped at; none is completed
+    with what its job returned. Returns the rows."""
+    rows = csv_rows(sweep_dir / results)
+    stopped = stops(sweep_dir)
+    assert stopped, "the pruner stopped no trial: the test shows nothing"
+    by_key = {f"{r['id']}:{r.get('run', 1)}": r for r in rows}
+    for key, entry in stopped.items():
+        row = by_key[key]
+        assert (row["status"], row["steps"], float(row[value])) == ("pruned", str(entry["step"]), entry["value"]), row
+    assert all(r["status"] == "completed" for key, r in by_key.items() if key not in stopped)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "behave,returned",
+    [("+behave.swallow=-1000", True), ("+behave.thread=true", True), ("+behave.catch=true", False)],
+    ids=["except-Exception-returns", "report-in-a-thread", "report-after-Pruned"],
+)
+def test_a_stopped_trial_is_pruned_whatever_its_job_returns(tmp_path, behave, returned):
+    """The docs promise that a pruned trial is never best: a job that catches Pruned (a broad ``except``
+    around the loop) and returns -1000, or whose report() runs in a thread while the job returns -1000, is
+    still the pruned trial the sweep stopped. A report after Pruned raises Pruned again."""
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,4)", behave)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
+    assert "-1000" not in {r["result"] for r in rows if r["status"] == "completed"}
+    assert ("recorded as pruned" in done.stdout + done.stderr) is returned
+
+
+def test_exp_gopt_never_takes_a_stopped_trial_that_returned_a_better_value_as_best(tmp_path):
+    done = sweep(
+        tmp_path,
+        "hydra/sweeper=exp_gopt",
+        *ASHA_9,
+        "+q=interval(0.0,9.0)",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.n_initial_points=8",
+        "hydra.sweeper.seed=3",
+        "+behave.swallow=-1000",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "evaluation")
+    import yaml
+
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    completed = [float(r["evaluation"]) for r in rows if r["status"] == "completed"]
+    assert best["best_value"] == min(completed) and best["best_value"] > 0
+    assert best["n_pruned"] == len(rows) - len(completed)
+
+
+def test_a_stopped_job_that_goes_on_is_ended_and_its_slot_freed(tmp_path):
+    """A job that catches Pruned and trains on for a minute is ended by the sweep (exp_local ends one job):
+    the next job starts on its worker long before the stopped one would have ended."""
+    log = tmp_path / "epochs.jsonl"
+    linger = 120
+    options = ["hydra/launcher=exp_local", "hydra.launcher.workers=1", "+q=range(0,3)", f"+behave.linger={linger}", f"+behave.log={log}"]
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, *options, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    lingered = {e["lingers"]: e["at"] for e in entries if "lingers" in e}
+    assert lingered and set(lingered) == {float(r["q"]) for r in rows if r["status"] == "pruned"}
+    first_epochs = {e["q"]: e["at"] for e in entries if e.get("epoch") == 1}
+    for q, since in lingered.items():
+        if q + 1 in first_epochs:  # one worker: the next configuration ran after this one, in its slot
+            assert first_epochs[q + 1] < since + linger, "the next job waited for the stopped one to end"
+    assert "ending it" in done.stdout + done.stderr
+
+
+LATE_THREAD_APP = """
+import threading, time
+from pathlib import Path
+import hydra
+from exp_compat import report
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never came"
+        time.sleep(0.01)
+
+
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg):
+    flags = Path(cfg.flags)
+    if cfg.q == 0:
+        def late():  # reports once the next job runs in this process, where the environment names that job
+            wait_for(flags / "next-started")
+            for step in range(100, 105):
+                report(step, 12345.0)
+            (flags / "late-done").touch()
+
+        threading.Thread(target=late, daemon=True).start()
+        for step in range(1, 4):
+            report(step, 1.0 / step)
+        return 1.0
+    (flags / "next-started").touch()
+    wait_for(flags / "late-done")
+    for step in range(1, 4):
+        report(step, 2.0 / step)
+    return 2.0
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("launcher", [["hydra/launcher=exp_local", "hydra.launcher.workers=1"], []], ids=["exp_local", "basic"])
+def test_a_thread_left_running_by_a_job_never_reports_into_the_next_job(tmp_path, launcher):
+    (tmp_path / "late_app.py").write_text(LATE_THREAD_APP)
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    command = [sys.executable, str(tmp_path / "late_app.py"), "-m", "hydra/sweeper=exp_grid", "+q=range(0,2)", f"+flags={flags}"]
+    done = run([*command, *launcher, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (flags / "late-done").exists()
+    curves = [(c["job_num"], c["step"], c["value"]) for c in csv_rows(tmp_path / "sweep" / "exp_curves.csv")]
+    assert sorted(curves) == sorted([("0", str(s), str(1.0 / s)) for s in range(1, 4)] + [("1", str(s), str(2.0 / s)) for s in range(1, 4)])
+    assert "came from a thread or process of a job that has ended: dropped" in done.stdout + done.stderr
+
+
+def test_a_pruned_trial_is_never_best_even_with_a_better_value(tmp_path):
+    """The loss grows with training (``q + epoch``), so the trials stopped at early rungs hold better values
+    than any completed one: exp_gopt's best is still the best completed trial."""
+    options = ["+q=interval(0.0,3.0)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=8", "hydra.sweeper.seed=3"]
+    done = sweep(tmp_path, "hydra/sweeper=exp_gopt", *ASHA_9, *options, "+behave.overfit=true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "evaluation")
+    import yaml
+
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    completed = [float(r["evaluation"]) for r in rows if r["status"] == "completed"]
+    assert best["best_value"] == min(completed)
+    assert min(float(r["evaluation"]) for r in rows if r["status"] == "pruned") < best["best_value"]  # the test shows something
+
+
+@pytest.mark.parametrize(
+    "launcher,method",
+    [(["hydra/launcher=exp_local", "hydra.launcher.workers=2"], "fork"), ([], "spawn")],
+    ids=["fork-on-exp_local", "spawn-on-basic"],
+)
+def test_reports_from_child_processes_belong_to_the_jobs_trial(tmp_path, launcher, method):
+    """Each epoch's report comes from a new child process (as from DataLoader workers). The child at a rung
+    hears the decision; once the trial is stopped, every later child raises Pruned at its report, whatever
+    the job does; the journal judges each rung of a trial once and nothing after its stop; steps stay integers."""
+    log = tmp_path / "epochs.jsonl"
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, *launcher, "+q=range(0,4)", f"+behave.child={method}", f"+behave.log={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
+    heard: Dict[float, List[int]] = {}
+    for entry in map(json.loads, log.read_text().splitlines()):
+        if "child_of" in entry:
+            heard.setdefault(entry["child_of"], []).append(entry["pruned_at"])
+            assert isinstance(entry["step"], int), entry  # Pruned carries the step as the job wrote it
+    pruned = {float(r["q"]): int(r["steps"]) for r in rows if r["status"] == "pruned"}
+    assert {q: sorted(epochs) for q, epochs in heard.items()} == {q: list(range(step, 10)) for q, step in pruned.items()}
+    curves = csv_rows(tmp_path / "sweep" / "exp_curves.csv")
+    steps = {}
+    for c in curves:
+        steps.setdefault(c["job_num"], []).append(c["step"])
+    for r in rows:  # nothing recorded past a stop; written as the job wrote them
+        assert steps[r["job_num"]] == [str(s) for s in range(1, int(r["steps"]) + 1)]
 
 
 @pytest.mark.parametrize(
@@ -462,6 +631,31 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where, p
         ("1:1", 0, True),
         ("1:1", 1, True),
     ]
+
+
+def test_a_stopped_trial_stays_stopped_at_the_rungs_other_processes_reported(tmp_path):
+    """Two processes of one job (DataLoader workers) reported rung 0 and rung 1 before the sweep read either: the
+    pruner judges rung 0 (stop) and never rung 1, which is answered stop; the stop mark tells every process."""
+    from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
+
+    early = EarlyStopping(asha(), 1.0, tmp_path, "exp", resume=False)
+    early.watch(0, {"id": 0, "run": 1})
+    early.watch(1, {"id": 1, "run": 1})
+    channels = tmp_path / ".exp_jobs" / "reports"
+    try:
+        lines = {0: [(1, 1.0, 0)], 1: [(1, 9.0, 0), (3, 0.5, 1)]}  # job 1: worse than job 0 at rung 0, the best at rung 1
+        for job, reports in lines.items():
+            text = "".join(json.dumps({"step": step, "value": value, "metrics": {}, "rung": rung}) + "\n" for step, value, rung in reports)
+            (channels / f"{job}.jsonl").write_text(text)
+            early.finished(job)
+        assert early.stopped({"id": 1, "run": 1}) == (1, 9.0)
+        assert json.loads((channels / "1.stop").read_text()) == {"step": 1, "value": 9.0}
+        assert (channels / "1.1.decision").read_text() == "stop"
+        early.forget(1, {"id": 1, "run": 1})
+        assert not list(channels.glob("1.*"))
+    finally:
+        early.close()
+    assert [(e["trial"], e["rung"], e["continue"]) for e in journal(tmp_path)] == [("0:1", 0, True), ("1:1", 0, False)]
 
 
 def test_jobs_that_have_not_reported_are_looked_at_rarely(tmp_path):

@@ -121,12 +121,16 @@ def test_pruned_value_says_what_the_optimizer_is_told_of_a_pruned_trial():
         first, second, third = s.ask(3)
         s.tell(first, Outcome("pruned", value=0.1))  # before any completed trial: capped has nothing to cap at
         s.tell(second, Outcome("completed", value={"score": 0.5}))
-        s.tell(third, Outcome("pruned", value=-7.0))  # far worse than the completed trial, on a truncated curve
+        s.tell(third, Outcome("pruned", value=7.0))  # far better than the completed trial, on a truncated curve
         s.close()
         told[policy.value] = [round(-y, 6) for y in s.proposer.y]  # maximized: the optimizer minimizes -score
-        assert s.best_value == 0.5 and s.n_pruned == 2  # a pruned trial is never the best
+        assert s.best_value == 0.5 and s.n_pruned == 2  # a pruned trial is never the best, however good its value
         assert len(s.proposer.seen) == 3  # every point is remembered, told or not: never proposed again
-    assert told == {"last": [0.1, 0.5, -7.0], "capped": [0.1, 0.5, 0.5], "ignore": [0.5]}
+    assert told == {
+        "last": [0.1, 0.5, 7.0],
+        "capped": [0.1, 0.5, 7.0],
+        "ignore": [0.5],
+    }  # capped: never told worse than the worst completed
 
 
 def test_with_a_pruner_the_surrogate_learns_the_values_normal_scores_and_the_plot_the_values():
@@ -154,7 +158,7 @@ def test_with_a_pruner_the_surrogate_learns_the_values_normal_scores_and_the_plo
     assert s.told == [-0.1, -0.5, 7.0, -0.7, -0.5]
     assert s.proposer.y == pytest.approx(normal_scores(s.told)) and s.proposer.fitted.n == 5
     assert s.proposer.y[1] == s.proposer.y[4] and min(s.proposer.y) == s.proposer.y[3]
-    assert s.best_value == 0.7 and s.n_pruned == 2
+    assert s.n_pruned == 2  # (that a pruned trial is never the best: the test above, with a pruned value better than all)
 
 
 def test_normal_scores_keep_the_order_and_drop_the_scale():

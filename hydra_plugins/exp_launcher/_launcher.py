@@ -28,6 +28,8 @@ class Engine(Protocol):
 
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]": ...
 
+    def end(self, job_idx: int) -> None: ...
+
     def shutdown(self, cancel: bool = True) -> None: ...
 
     def end_earlier_jobs(self) -> None: ...
@@ -90,6 +92,11 @@ class EngineLauncher(Launcher):
     def submit(self, overrides: Sequence[str], job_idx: int) -> "Future[JobReturn]":
         assert self.impl is not None, "setup() first"
         return self.impl.submit(overrides, job_idx)
+
+    def end(self, job_idx: int) -> None:
+        """End one running job now (the sweep stopped its trial and it went on); a no-op once it ended."""
+        assert self.impl is not None, "setup() first"
+        self.impl.end(job_idx)
 
     def shutdown(self, cancel: bool = True) -> None:
         if self.impl is not None:

@@ -200,6 +200,7 @@ class LocalEngine:
         self.draining = False  # shutdown(cancel=False): no new jobs, the running ones finish
         self.closing = False
         self.broken: Optional[str] = None  # why workers cannot be started
+        self.ending: set[int] = set()  # jobs to end now (end()), by the dispatcher
         self.payload = b""
 
     @property
@@ -246,6 +247,12 @@ class LocalEngine:
             self.queue.append(job)
         self._wake()
         return job.future
+
+    def end(self, job_idx: int) -> None:
+        """End a running job now: its worker's process tree is killed, and the slot gets a fresh worker."""
+        with self.lock:
+            self.ending.add(job_idx)
+        self._wake()
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[Any]:
         from hydra.core.utils import filter_overrides
@@ -418,6 +425,7 @@ class LocalEngine:
                         continue
                     self._receive(conns[cast(Connection, ready)])  # wait() returns what it was given
                 self._enforce_timeout()
+                self._end_asked()
         except BaseException as error:  # a bug here must not leave futures unresolved or workers running
             log.exception("exp_local: the dispatcher failed")
             self.broken = f"the dispatcher failed: {type(error).__name__}: {error}"
@@ -506,6 +514,19 @@ class LocalEngine:
         for slot, worker in enumerate(self.workers):
             if worker and worker.job and worker.job.started is not None and now - worker.job.started > limit:
                 log.error("exp_local: job #%d ran longer than timeout_s=%s on %s: killed", worker.job.idx, limit, worker.where)
-                worker.kill()
-                self._fail(worker, TimeoutError(f"the job ran longer than hydra.launcher.timeout_s={limit}"))
-                self.workers[slot] = None
+                self._kill(slot, worker, TimeoutError(f"the job ran longer than hydra.launcher.timeout_s={limit}"))
+
+    def _end_asked(self) -> None:
+        """End the running jobs that ``end`` asked for (a job that already ended is left alone)."""
+        with self.lock:
+            asked, self.ending = self.ending, set()
+        for slot, worker in enumerate(self.workers):
+            if worker and worker.job and worker.job.started is not None and worker.job.idx in asked:
+                log.info("exp_local: job #%d ended by the sweep on %s", worker.job.idx, worker.where)
+                self._kill(slot, worker, RuntimeError("ended by the sweep"))
+
+    def _kill(self, slot: int, worker: Worker, error: BaseException) -> None:
+        """Kill the worker's process tree, fail its job with ``error``; the slot gets a fresh worker."""
+        worker.kill()
+        self._fail(worker, error)
+        self.workers[slot] = None

@@ -398,6 +398,14 @@ class SlurmEngine:
         self.jobs_file.unlink(missing_ok=True)  # all ended: their SLURM ids may be reused by other jobs
 
     # -- ending ---------------------------------------------------------------------------------
+    def end(self, job_idx: int) -> None:
+        """Cancel one job (scancel); its future fails here at once."""
+        with self.lock:
+            running = [t for t in self.tracked.values() if t.job.idx == job_idx]
+        for tracked in running:
+            subprocess.run(["scancel", tracked.submitted.job_id], capture_output=True)
+            self._fail(tracked, f"ended by the sweep (SLURM job {tracked.submitted.job_id} cancelled)")
+
     def shutdown(self, cancel: bool = True) -> None:
         """Cancel the unfinished jobs (scancel), or wait for them; with ``cancel_at_exit=false``,
         cancelling leaves them running on the cluster instead (their futures fail here)."""

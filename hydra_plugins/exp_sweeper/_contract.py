@@ -37,6 +37,10 @@ class AsyncLauncher(Protocol):
         when the job raised, its process died, it timed out or was cancelled once running; it raises only if
         it was cancelled before it ran."""
 
+    def end(self, job_idx: int) -> None:
+        """End job ``job_idx`` now if it runs (its future resolves to a FAILED ``JobReturn``); a no-op if it has
+        ended. The sweep ends this way a job that goes on after the pruner stopped it, to free its slot."""
+
     def shutdown(self, cancel: bool = True) -> None:
         """Cancel queued jobs and kill running ones (``cancel``; they run again on resume), or wait for them."""
 

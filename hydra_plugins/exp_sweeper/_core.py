@@ -40,6 +40,7 @@ from exp_compat.files import is_plain_file_name, remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.pruners import Pruner, make_pruner
+from exp_compat.reporting import plain_step
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
@@ -283,7 +284,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         a new sweep has set the previous one's files aside)."""
         pruner = self.pruner(seed) if self.options.pruner is not None else None
         sign = direction_sign(self.directions[0])
-        self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume)
+        end_job = self.async_launcher.end if self.async_launcher is not None else None
+        self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume, end_job)
 
     @staticmethod
     def at_least(key: str, value: Optional[int], low: int) -> None:
@@ -568,9 +570,21 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def with_reports(self, trial: Trial, outcome: Outcome) -> Outcome:
         """What the job reported, read to its last line: its number of steps, and its last value as the result
-        of a job that returned none."""
+        of a job that returned none. A trial the pruner stopped is pruned, at the step and value it was stopped
+        at, whatever its job then returned or raised."""
         assert self.early is not None
         watched = self.early.finished(trial.job_num)
+        stop = self.early.stopped(trial.extra)
+        if stop is not None:
+            if not outcome.pruned:
+                log.warning(
+                    "%s: job #%d %s after the pruner stopped it at step %s: recorded as pruned (let exp_compat.Pruned propagate)",
+                    self.kind,
+                    trial.job_num,
+                    f"failed ({outcome.error})" if outcome.failed else "returned a result",
+                    stop.step,
+                )
+            return dataclasses.replace(outcome, status="pruned", value=stop.value, steps=stop.step, error="")
         if watched is None or watched.step is None:
             if not outcome.failed and outcome.steps is None and self.options.pruner is not None:
                 self.silent_jobs += 1
@@ -582,7 +596,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                         trial.job_num,
                     )
             return outcome
-        steps = outcome.steps if outcome.steps is not None else watched.step
+        steps = outcome.steps if outcome.steps is not None else plain_step(watched.step)
         value = watched.value if outcome.value is None and not outcome.failed else outcome.value
         return dataclasses.replace(outcome, steps=steps, value=value)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from exp_compat.files import write_atomic
-from exp_compat.reporting import Pruned, current_trial, plain_step
+from exp_compat.reporting import Pruned, begin_job, current_trial, end_job, plain_step
 from exp_compat.search import plain
 
 JOBS_DIR = ".exp_jobs"
@@ -95,6 +95,7 @@ class TimedTask:
 
     def __call__(self, cfg: Any) -> Any:
         record: Dict[str, Any] = {"started": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
+        begin_job()
         try:
             value = kept_value(self.timed_function(cfg))
         except Pruned as pruned:
@@ -110,6 +111,7 @@ class TimedTask:
             return value
         finally:
             trial = current_trial()
+            end_job()
             if trial is not None and trial.step is not None:
                 record.setdefault("steps", plain_step(trial.step))
             record["ended"] = time.time()
