@@ -381,12 +381,28 @@ def test_exp_gopt_never_takes_a_stopped_trial_that_returned_a_better_value_as_be
     assert best["n_pruned"] == len(rows) - len(completed)
 
 
-def test_a_stopped_job_that_goes_on_is_ended_and_its_slot_freed(tmp_path):
-    """A job that catches Pruned and trains on for a minute is ended by the sweep (exp_local ends one job):
-    the next job starts on its worker long before the stopped one would have ended."""
+ONE_SLOT = {
+    "exp_local": ["hydra/launcher=exp_local", "hydra.launcher.workers=1"],
+    "exp_slurm": [
+        "hydra/launcher=exp_slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.timeout_min=5",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.poll_interval_s=0.5",
+        "hydra.launcher.array_parallelism=1",
+    ],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(ONE_SLOT))
+def test_a_stopped_job_that_goes_on_is_ended_and_its_slot_freed(tmp_path, request, launcher):
+    """A job that catches Pruned and trains on for two minutes is ended by the sweep (exp_local kills its
+    worker's tree, exp_slurm cancels it): the next job takes its slot long before the stopped one would end."""
+    if launcher == "exp_slurm":
+        request.getfixturevalue("slurm")  # a real SLURM on localhost, or the test is skipped
     log = tmp_path / "epochs.jsonl"
     linger = 120
-    options = ["hydra/launcher=exp_local", "hydra.launcher.workers=1", "+q=range(0,3)", f"+behave.linger={linger}", f"+behave.log={log}"]
+    options = [*ONE_SLOT[launcher], "+q=range(0,3)", f"+behave.linger={linger}", f"+behave.log={log}"]
     done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, *options, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
