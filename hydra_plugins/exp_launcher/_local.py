@@ -45,6 +45,7 @@ from omegaconf import DictConfig
 from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, at_least, device_slots
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, status_word
+from hydra_plugins.exp_launcher._main import MainScript, dumps, main_script
 from hydra_plugins.exp_launcher.config import ExpLocalConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
@@ -202,6 +203,7 @@ class LocalEngine:
         self.broken: Optional[str] = None  # why workers cannot be started
         self.ending: set[int] = set()  # jobs to end now (end()), by the dispatcher
         self.payload = b""
+        self.main: Optional[MainScript] = None  # the app script each worker runs as __main__, if it can
 
     @property
     def slots(self) -> int:
@@ -219,10 +221,10 @@ class LocalEngine:
         the workers are gone."""
         if self.dispatcher is not None or self.closing:
             return
-        import cloudpickle
         from hydra.core.singleton import Singleton
 
-        self.payload = cloudpickle.dumps((self.hydra_context, self.config, self.task_function, Singleton.get_state()))
+        self.main = main_script()
+        self.payload = dumps((self.hydra_context, self.config, self.task_function, Singleton.get_state()), self.main)
         self.dispatcher = threading.Thread(target=self._dispatch, daemon=True, name="exp-local-dispatcher")
         self.dispatcher.start()
         atexit.register(self.shutdown)
@@ -468,7 +470,7 @@ class LocalEngine:
         kind = message[0]
         if kind == "hello":
             try:
-                worker.conn.send_bytes(pickle.dumps(list(sys.path)))
+                worker.conn.send_bytes(pickle.dumps((list(sys.path), self.main)))
                 worker.conn.send_bytes(self.payload)
             except OSError:  # it just died: reading its end says how
                 pass

@@ -38,6 +38,7 @@ from exp_compat.hydra_syntax import typed_options
 from hydra_plugins.exp_launcher._compose import Composer
 from hydra_plugins.exp_launcher._devices import LauncherError, at_least
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered, status_word
+from hydra_plugins.exp_launcher._main import dumps, main_script, prepare
 from hydra_plugins.exp_launcher.config import ExpSlurmConf, SubmititQueueConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
@@ -70,27 +71,31 @@ class SlurmTask:
     """What runs on the node: the job's config composed and run as Hydra's launchers run it.
 
     Checkpointable: on preemption or timeout submitit calls ``checkpoint`` and
-    requeues the same call, which then runs from the start.
+    requeues the same call, which then runs from the start. The job first runs the app script as
+    ``__main__`` (``_main.py``), then reads the sweep's state, whose classes and functions from the
+    script refer to it: submitit's own pickle of this task holds that state as bytes.
     """
 
     def __init__(self, hydra_context: Any, task_function: Any, config: DictConfig):
         from hydra.core.singleton import Singleton
 
-        self.hydra_context = hydra_context
-        self.task_function = task_function
-        self.config = config
-        self.singleton_state = Singleton.get_state()
+        self.main = main_script()
+        self.payload = dumps((hydra_context, task_function, config, Singleton.get_state()), self.main)
 
     def __call__(self, overrides: List[str], idx: int) -> Any:
+        import cloudpickle
         import submitit
         from hydra.core.singleton import Singleton
         from hydra.core.utils import setup_globals
 
+        if self.main is not None:
+            prepare(self.main)
+        hydra_context, task_function, config, singleton_state = cloudpickle.loads(self.payload)
         setup_globals()
-        Singleton.set_state(self.singleton_state)
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        Singleton.set_state(singleton_state)
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
         number(sweep_config, idx, submitit.JobEnvironment().job_id)
-        return run_numbered(self.hydra_context, self.task_function, sweep_config)
+        return run_numbered(hydra_context, task_function, sweep_config)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Requeue the same call; first leave a mark that the driver reads while SLURM ends this run

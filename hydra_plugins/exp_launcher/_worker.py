@@ -299,9 +299,12 @@ def _serve(conn: Connection) -> None:
 
     from hydra_plugins.exp_launcher._compose import Composer
     from hydra_plugins.exp_launcher._jobs import number, run_numbered
+    from hydra_plugins.exp_launcher._main import prepare
 
     conn.send(("hello",))  # the driver sends the payload only now: it never waits for a worker's imports
-    sys.path[:] = pickle.loads(conn.recv_bytes())
+    sys.path[:], main = pickle.loads(conn.recv_bytes())
+    if main is not None:  # before the payload, whose classes and functions from the script refer to it
+        prepare(main)
     hydra_context, config, task_function, singleton_state = cloudpickle.loads(conn.recv_bytes())
     task_function = guarded(task_function)
     setup_globals()
