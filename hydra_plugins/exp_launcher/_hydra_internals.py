@@ -12,14 +12,21 @@ release has that check, so it is not mirrored: the composed config must equal wh
 Hydra's own ``load_sweep_config`` returns, and tests/test_compose.py compares the two key for key, a
 job that changes the launcher included (it fails there as soon as Hydra's own path refuses it).
 Lifting the bound to 1.4 means re-reading those functions against this module.
+
+It also holds the one private name of ``hydra.main`` the launchers use: ``_run_hydra``, which a
+``@hydra.main`` function calls to run its app; a worker that runs the app script again (``_main.py``)
+replaces it for that while, so that a script without a ``__main__`` guard does not start a second sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import importlib
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+import sys
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.defaults_list import create_defaults_list
@@ -30,6 +37,31 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 MIRRORED = "hydra-core 1.3.8"
+
+
+class AppStarted(BaseException):
+    """A ``@hydra.main`` function was called while ``apps_stopped`` held: the app did not run."""
+
+
+def can_stop_apps() -> bool:
+    """Whether this Hydra has the private function ``apps_stopped`` replaces."""
+    return hasattr(sys.modules.get("hydra.main") or importlib.import_module("hydra.main"), "_run_hydra")
+
+
+@contextlib.contextmanager
+def apps_stopped() -> Iterator[None]:
+    """While this lasts, calling a ``@hydra.main`` function raises :class:`AppStarted` instead of running it."""
+    hydra_main = importlib.import_module("hydra.main")
+    run_hydra = hydra_main._run_hydra  # type: ignore[attr-defined]
+
+    def stop(**_: Any) -> None:
+        raise AppStarted
+
+    hydra_main._run_hydra = stop  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        hydra_main._run_hydra = run_hydra  # type: ignore[attr-defined]
 
 
 def mirrors(config_loader: Any) -> bool:

@@ -33,6 +33,8 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 import cloudpickle
 
+from hydra_plugins.exp_launcher._hydra_internals import AppStarted, apps_stopped, can_stop_apps
+
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
 RUN_NAME = "__mp_main__"  # multiprocessing's name for the main module in a child, which it aliases too
@@ -60,7 +62,7 @@ def main_script() -> Optional[MainScript]:
     """The driver's main script, if a worker can run it again (None: send everything by value)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if path is None or not _can_stop_the_app():  # interactive, a notebook
+    if path is None or not can_stop_apps():  # interactive, a notebook
         return None
     path = os.path.abspath(path)
     module = getattr(getattr(main, "__spec__", None), "name", None)
@@ -143,18 +145,6 @@ def _from_main(qualname: str, depth: int, copy: Optional[bytes]) -> Any:
 
 
 # -- the worker: the script run again ---------------------------------------------------------------------
-class _AppStarted(BaseException):
-    """The script called its Hydra app at import time (no ``__main__`` guard): it stops there."""
-
-
-def _can_stop_the_app() -> bool:
-    return hasattr(sys.modules.get("hydra.main"), "_run_hydra")
-
-
-def _stop_the_app(**_: Any) -> None:
-    raise _AppStarted
-
-
 def prepare(main: MainScript) -> None:
     """Run the script as the driver ran it, but as ``__mp_main__``, and make it this process's ``__main__``.
 
@@ -188,15 +178,11 @@ def _run(main: MainScript) -> None:
             code = compile(handle.read(), main.path, "exec")
     module.__file__ = main.path
     sys.modules["__main__"] = sys.modules[RUN_NAME] = module
-    hydra_main = importlib.import_module("hydra.main")
-    run_hydra = hydra_main._run_hydra  # type: ignore[attr-defined]
-    hydra_main._run_hydra = _stop_the_app  # type: ignore[attr-defined]
     try:
-        exec(code, module.__dict__)
-    except _AppStarted:
+        with apps_stopped():  # a script without a __main__ guard calls its app as it runs: it stops there
+            exec(code, module.__dict__)
+    except AppStarted:
         pass
-    finally:
-        hydra_main._run_hydra = run_hydra  # type: ignore[attr-defined]
     _rename(module)
 
 
