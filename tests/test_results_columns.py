@@ -122,6 +122,21 @@ def test_report_metrics_named_like_the_sweeps_columns_land_in_the_curves_and_run
     assert checked.returncode == 0 and "4 of 4 trials reported up to step 4" in checked.stdout, checked.stderr
 
 
+def test_a_report_with_1500_metric_names_keeps_1000_columns_and_says_what_it_dropped(tmp_path):
+    done = app(tmp_path, "metrics_app.py", "hydra/sweeper=exp_grid", "+q=1", "+many=1500", "+epochs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    curves = csv_rows(tmp_path / "sweep" / "exp_curves.csv")
+    kept = [name for name in curves[0] if not name.startswith("exp.")]
+    assert len(kept) == 1000 and kept[:4] == ["error", "status", "job_num", "steps"] and kept[-1] == "m995"
+    assert len(curves) == 2 and all(c["m995"] == "995.0" for c in curves)
+    warnings = [line for line in done.stdout.splitlines() if "metric columns" in line]
+    assert len(warnings) == 1, done.stdout[-3000:]  # once, not at every report
+    assert (
+        "keeps at most 1,000 metric columns: 504 metric names" in warnings[0]
+        and "m996, m997, m998, m999, m1000 and 499 more" in warnings[0]
+    )
+
+
 def test_report_refuses_a_metric_named_with_the_sweeps_prefix(tmp_path):
     (tmp_path / "bad.py").write_text(
         "import hydra\nfrom exp_compat import report\n\n\n@hydra.main(version_base=None, config_path=None, config_name=None)\n"

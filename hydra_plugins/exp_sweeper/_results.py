@@ -110,7 +110,7 @@ class CurvesStore:
     """
 
     FIXED = CURVES
-    MAX_METRICS = 100  # columns for metrics: a job inventing a new name at every step must not make the file quadratic
+    MAX_METRICS = 1_000  # columns for metrics: a job inventing a new name at every step must not make the file quadratic
 
     def __init__(self, path: Path, resume: bool):
         self.path = path
@@ -143,11 +143,10 @@ class CurvesStore:
     def append(self, job_num: int, step: float, value: float, metrics: Dict[str, Any]) -> None:
         handle = self._handle or self._rewrite([])
         new = [name for name in metrics if name not in self.columns]
-        room = self.MAX_METRICS - (len(self.columns) - len(self.FIXED))
-        if len(new) > room and not self._crowded:
-            self._crowded = True
-            log.warning("%s: more than %d metric names: %s not kept", self.path, self.MAX_METRICS, ", ".join(new[room:][:5]))
-        new = new[: max(room, 0)]
+        room = max(self.MAX_METRICS - (len(self.columns) - len(self.FIXED)), 0)
+        if len(new) > room:
+            self._warn_dropped(new[room:])
+            new = new[:room]
         if new:
             handle.close()
             self.columns += new
@@ -155,6 +154,23 @@ class CurvesStore:
         row = {JOB_NUM: job_num, STEP: step, VALUE: value, **metrics}
         self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
         handle.flush()
+
+    def _warn_dropped(self, dropped: Sequence[str]) -> None:
+        """Once per sweep: the cap, and the first names it dropped (later ones are dropped without a word: a job
+        inventing a name at every step must not flood the log)."""
+        if self._crowded:
+            return
+        self._crowded = True
+        more = f" and {len(dropped) - 5:,} more" if len(dropped) > 5 else ""
+        log.warning(
+            "%s keeps at most %s metric columns: %d metric names of this report have none, their values are not kept: %s%s "
+            "(metric names that come later are not kept either, without another warning)",
+            self.path,
+            f"{self.MAX_METRICS:,}",
+            len(dropped),
+            ", ".join(dropped[:5]),
+            more,
+        )
 
     def close(self) -> None:
         if self._handle is not None:
