@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and print for each min_resource the share of the steps it would have trained and how often it kept the "
         "best trial to the end.",
     )
-    rungs.add_argument("curves", help="a sweep's <name>_curves.csv (job_num, step, value, ...)")
+    rungs.add_argument("curves", help="a sweep's <name>_curves.csv (exp.job_num, exp.step, exp.value, ...)")
     rungs.add_argument("--max-resource", type=float, help="the step at which a trial is complete (default: the last step reported)")
     rungs.add_argument("--reduction-factor", type=whole_number, default=3, help="as hydra.sweeper.reduction_factor (default 3)")
     rungs.add_argument("--orders", type=whole_number, default=200, help="random orders of the trials to replay (default 200)")

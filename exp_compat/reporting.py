@@ -44,6 +44,8 @@ import threading
 import time
 from typing import Any, Dict, FrozenSet, List, Optional
 
+from exp_compat.columns import check_name
+
 REPORT_ENV = "EXP_REPORT"
 RUNGS_ENV = "EXP_RUNGS"
 BELL_ENV = "EXP_REPORT_BELL"
@@ -324,9 +326,8 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         raise ValueError(f"report(): step must be a finite number, got {step!r}")
     number = _number("value", value)
     numbers = {}
-    if "job_num" in metrics:
-        raise ValueError("report(): job_num is a column of the curves file; name the metric otherwise")
     for key, metric in metrics.items():
+        check_name(key, "report(): the metric")
         numbers[key] = _number(f"metric {key!r}", metric)
     stopped = trial.stopped or _stopped_mark(trial.channel)
     if stopped is not None:

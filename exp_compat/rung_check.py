@@ -18,8 +18,8 @@ import statistics
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from exp_compat.columns import CURVES, JOB_NUM, STEP, VALUE, read_table
 from exp_compat.errors import SpaceError
-from exp_compat.files import read_csv
 from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.reporting import Rungs, reached
 
@@ -49,25 +49,26 @@ class Replay:
 
 
 def read_curves(path: Path) -> List[Curve]:
-    """The curves of a ``<name>_curves.csv`` (``job_num``, ``step``, ``value``, then metrics), or SpaceError."""
+    """The curves of a ``<name>_curves.csv`` (``exp.job_num``, ``exp.step``, ``exp.value``, then metrics; an earlier
+    release's without ``exp.``), or SpaceError."""
     try:
-        header, rows = read_csv(path)
+        header, rows = read_table(path, CURVES)
     except FileNotFoundError:
         raise SpaceError("no such file (a sweep's <name>_curves.csv, in its sweep directory)", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise SpaceError(f"cannot read it: {error}", source=str(path)) from None
-    missing = [column for column in ("job_num", "step", "value") if column not in header]
+    missing = [column for column in CURVES if column not in header]
     if missing:
         raise SpaceError(f"not a curves file: no column {', '.join(missing)} (columns: {', '.join(header) or 'none'})", source=str(path))
     by_job: Dict[str, Dict[float, float]] = {}
     for number, row in enumerate(rows, start=2):
         try:
-            step, value = float(row["step"]), float(row["value"])
+            step, value = float(row[STEP]), float(row[VALUE])
         except ValueError:
             raise SpaceError(
-                f"line {number}: step and value must be numbers, got {row['step']!r}, {row['value']!r}", source=str(path)
+                f"line {number}: step and value must be numbers, got {row[STEP]!r}, {row[VALUE]!r}", source=str(path)
             ) from None
-        by_job.setdefault(row["job_num"], {}).setdefault(step, value)  # a requeued job's repeat: the first value stands
+        by_job.setdefault(row[JOB_NUM], {}).setdefault(step, value)  # a requeued job's repeat: the first value stands
     return [Curve(job, tuple(sorted(points)), tuple(points[s] for s in sorted(points))) for job, points in by_job.items()]
 
 

@@ -56,8 +56,8 @@ def test_quick_start_optimizes_on_exp_local_workers(tmp_path):
     assert sorted(k["id"] for k in received) == list(range(10)) and {k["run"] for k in received} == {1}
     assert {k["pid"] for k in received} == {0, 1}  # EXP's worker id, from the exp_local slot
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert all(float(r["evaluation"]) == float(r["x"]) ** 2 for r in rows)  # the return value is the result
-    assert min(float(r["evaluation"]) for r in rows) < 2.0
+    assert all(float(r["exp.evaluation"]) == float(r["x"]) ** 2 for r in rows)  # the return value is the result
+    assert min(float(r["exp.evaluation"]) for r in rows) < 2.0
 
 
 def test_other_sweepers_number_the_jobs_and_a_direct_call_is_a_plain_call(tmp_path):
@@ -100,10 +100,12 @@ def test_the_readme_quick_start_commands_work_as_written(tmp_path):
         assert done.returncode == 0, (command, done.stderr[-3000:])
         results[i] = done
     optimized = csv_rows(tmp_path / "0" / "opt_configurations.csv")  # EXP's quick start: x ** 2 on [-10, 10]
-    assert len(optimized) == 20 and min(float(r["evaluation"]) for r in optimized) < 0.1
+    assert len(optimized) == 20 and min(float(r["exp.evaluation"]) for r in optimized) < 0.1
     assert (tmp_path / "0" / "0" / "runnable.log").exists()
     grid = csv_rows(tmp_path / "1" / "exp_results.csv")  # 24 configurations, twice
-    assert len(grid) == 48 and sorted({(r["id"], r["run"]) for r in grid}) == sorted((str(i), str(r)) for i in range(24) for r in (1, 2))
+    assert len(grid) == 48 and sorted({(r["exp.id"], r["exp.run"]) for r in grid}) == sorted(
+        (str(i), str(r)) for i in range(24) for r in (1, 2)
+    )
     from_syntax = csv_rows(tmp_path / "2" / "opt_configurations.csv")
     assert len(from_syntax) == 20 and all(-10 <= float(r["x"]) <= 10 for r in from_syntax)
     assert "grid (EXP runner rules): 24 configurations" in results[3].stdout
@@ -136,11 +138,11 @@ def test_the_digits_example_tunes_a_real_model(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 6 and {r["status"] for r in rows} <= {"completed", "pruned"}
-    assert all((r["status"], r["steps"]) in (("completed", "10"), ("pruned", "5")) for r in rows)
+    assert len(rows) == 6 and {r["exp.status"] for r in rows} <= {"completed", "pruned"}
+    assert all((r["exp.status"], r["exp.steps"]) in (("completed", "10"), ("pruned", "5")) for r in rows)
     curves = csv_rows(tmp_path / "sweep" / "opt_curves.csv")  # a report every 5 iterations
-    assert sorted(int(c["step"]) for c in curves) == sorted(s for r in rows for s in range(5, int(r["steps"]) + 1, 5))
-    errors = [float(r["evaluation"]) for r in rows]
+    assert sorted(int(c["exp.step"]) for c in curves) == sorted(s for r in rows for s in range(5, int(r["exp.steps"]) + 1, 5))
+    errors = [float(r["exp.evaluation"]) for r in rows]
     assert all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.3  # error rates; digits is learnable
     assert all(r["max_depth"].isdigit() and 2 <= int(r["max_depth"]) <= 8 for r in rows)  # an integer dimension
     assert {r["l2_regularization"] for r in rows} <= {"0.0", "0.1", "1.0"}
@@ -173,10 +175,10 @@ def test_the_torch_example_trains_on_the_cpu_without_a_gpu(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    errors = [float(r["evaluation"]) for r in rows]
+    errors = [float(r["exp.evaluation"]) for r in rows]
     assert len(rows) == 4 and all(0.0 <= e <= 1.0 for e in errors) and min(errors) < 0.5  # 10 classes: chance is 0.9
-    assert all((r["status"] == "completed") == (r["steps"] == "10") and r["steps"] in ("1", "3", "9", "10") for r in rows)
-    assert len(csv_rows(tmp_path / "sweep" / "opt_curves.csv")) == sum(int(r["steps"]) for r in rows)  # a report per epoch
+    assert all((r["exp.status"] == "completed") == (r["exp.steps"] == "10") and r["exp.steps"] in ("1", "3", "9", "10") for r in rows)
+    assert len(csv_rows(tmp_path / "sweep" / "opt_curves.csv")) == sum(int(r["exp.steps"]) for r in rows)  # a report per epoch
     assert {r["optimizer"] for r in rows} <= {"adam", "sgd"} and all(16 <= int(r["hidden"]) <= 256 for r in rows)
-    devices = {(tmp_path / "sweep" / r["job_num"] / "train.log").read_text().split("training on ")[1].split()[0] for r in rows}
+    devices = {(tmp_path / "sweep" / r["exp.job_num"] / "train.log").read_text().split("training on ")[1].split()[0] for r in rows}
     assert devices == {"cpu"}

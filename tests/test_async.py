@@ -203,7 +203,7 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
     kept = {finished(sweep)[n] for n in range(launched_before) if n in finished(sweep)}  # orphans may end before the resume ends them
     cut_short = {json.dumps(e["params"], sort_keys=True) for e in journal(sweep)[:launched_before]} - kept
     rows = csv_rows(sweep / ("exp_results.csv" if sweeper == "exp_grid" else "opt_configurations.csv"))
-    assert len(rows) == 8 and all(r["status"] == "completed" for r in rows) and len({r["x"] for r in rows}) == 8
+    assert len(rows) == 8 and all(r["exp.status"] == "completed" for r in rows) and len({r["x"] for r in rows}) == 8
     ended = list(finished(sweep).values())
     assert len(ended) == 8 and len(set(ended)) == 8  # each configuration ended exactly once, over both runs
     assert 3 not in finished(sweep)  # the slow job was cut short (killed with its worker, or cancelled on SLURM)
@@ -265,7 +265,7 @@ def test_a_job_handed_ahead_to_a_worker_that_dies_runs_elsewhere(tmp_path, hydra
         f"+behave.record={log}",
     )
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert rows["0"]["status"] == "failed" and "the worker process died" in rows["0"]["error"], done.stderr[-3000:]
-    assert rows["1"]["status"] == rows["2"]["status"] == "completed"
+    assert rows["0"]["exp.status"] == "failed" and "the worker process died" in rows["0"]["exp.error"], done.stderr[-3000:]
+    assert rows["1"]["exp.status"] == rows["2"]["exp.status"] == "completed"
     jobs = {j["config"]["x"]: j for j in records(log)}
     assert jobs[1]["pid"] != jobs[0]["pid"] and jobs[1]["started"] >= jobs[0]["ended"]

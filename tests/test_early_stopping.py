@@ -139,8 +139,8 @@ def test_curves_file_gains_a_column_for_a_new_metric_and_keeps_its_rows(tmp_path
     store.append(0, 2, 0.4, {"acc": 0.2, "lr": 0.01})
     store.close()
     assert csv_rows(tmp_path / "c.csv") == [
-        {"job_num": "0", "step": "1", "value": "0.5", "acc": "0.1", "lr": ""},
-        {"job_num": "0", "step": "2", "value": "0.4", "acc": "0.2", "lr": "0.01"},
+        {"exp.job_num": "0", "exp.step": "1", "exp.value": "0.5", "acc": "0.1", "lr": ""},
+        {"exp.job_num": "0", "exp.step": "2", "exp.value": "0.4", "acc": "0.2", "lr": "0.01"},
     ]
     again = CurvesStore(tmp_path / "c.csv", resume=True)
     assert again.last_steps == {"0": 2.0}
@@ -168,10 +168,10 @@ def test_an_exp_sweep_without_a_pruner_records_every_report_and_stops_nothing(tm
     assert done.returncode == 0, done.stderr[-3000:]
     assert trained(log) == {0.0: 4, 1.0: 4, 2.0: 4}
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert [r["status"] for r in rows] == ["completed"] * 3 and "steps" not in rows[0]  # the results file as before pruners
-    by_job = {r["job_num"]: float(r["q"]) for r in rows}
+    assert [r["exp.status"] for r in rows] == ["completed"] * 3 and "exp.steps" not in rows[0]  # the results file as before pruners
+    by_job = {r["exp.job_num"]: float(r["q"]) for r in rows}
     curves = csv_rows(tmp_path / "sweep" / "exp_curves.csv")
-    assert sorted((by_job[c["job_num"]], int(c["step"]), float(c["value"])) for c in curves) == [
+    assert sorted((by_job[c["exp.job_num"]], int(c["exp.step"]), float(c["exp.value"])) for c in curves) == [
         (q, epoch, pytest.approx(q + 10 / epoch)) for q in (0.0, 1.0, 2.0) for epoch in range(1, 5)
     ]
     assert not (tmp_path / "sweep" / ".exp_jobs" / "rungs.jsonl").exists()  # nothing was decided
@@ -226,23 +226,25 @@ def test_asha_with_exp_grid_stops_trials_at_rungs_and_never_the_best(tmp_path, l
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = tmp_path / "sweep"
     rows = {int(r["q"]): r for r in csv_rows(sweep_dir / "exp_results.csv")}
-    assert rows[0]["status"] == "completed" and rows[0]["steps"] == "9" and float(rows[0]["result"]) == pytest.approx(10 / 9)
-    pruned = [q for q, r in rows.items() if r["status"] == "pruned"]
-    assert pruned and all(rows[q]["status"] == "completed" for q in rows if q not in pruned)
+    assert rows[0]["exp.status"] == "completed" and rows[0]["exp.steps"] == "9" and float(rows[0]["exp.result"]) == pytest.approx(10 / 9)
+    pruned = [q for q, r in rows.items() if r["exp.status"] == "pruned"]
+    assert pruned and all(rows[q]["exp.status"] == "completed" for q in rows if q not in pruned)
     epochs = trained(log)
     for q, row in rows.items():
-        assert epochs[q] == int(row["steps"])  # the results say how far each trial trained
+        assert epochs[q] == int(row["exp.steps"])  # the results say how far each trial trained
         if q in pruned:
             assert epochs[q] in (1, 3)  # a stopped trial ran no epoch past its rung
-            assert float(row["result"]) == pytest.approx(q + 10 / epochs[q])  # its last report is its result
+            assert float(row["exp.result"]) == pytest.approx(q + 10 / epochs[q])  # its last report is its result
     entries = journal(sweep_dir)
     assert [e["continue"] for e in entries] == replayed(asha(), entries)  # every decision is ASHA's
     assert {(e["trial"], e["rung"]) for e in entries if not e["continue"]} == {(f"{q}:1", [1, 3].index(epochs[q])) for q in pruned}
     curves = csv_rows(sweep_dir / "exp_curves.csv")
-    assert list(curves[0]) == ["job_num", "step", "value", "accuracy", "epoch_seconds"]
+    assert list(curves[0]) == ["exp.job_num", "exp.step", "exp.value", "accuracy", "epoch_seconds"]
     assert len(curves) == sum(epochs.values())  # one row per report, as it arrived
-    by_job = {int(r["job_num"]): int(r["q"]) for r in rows.values()}
-    assert {(by_job[int(c["job_num"])], int(c["step"])) for c in curves} == {(q, e) for q in epochs for e in range(1, epochs[q] + 1)}
+    by_job = {int(r["exp.job_num"]): int(r["q"]) for r in rows.values()}
+    assert {(by_job[int(c["exp.job_num"])], int(c["exp.step"])) for c in curves} == {
+        (q, e) for q in epochs for e in range(1, epochs[q] + 1)
+    }
     assert f"{len(pruned)} pruned" in done.stdout + done.stderr
     assert not list((sweep_dir / ".exp_jobs" / "reports").iterdir())  # channels and decision files went with each job
 
@@ -261,15 +263,15 @@ def test_asha_with_exp_gopt_tells_pruned_trials_and_reports_the_best_completed_o
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 14 and {r["status"] for r in rows} == {"completed", "pruned"}
+    assert len(rows) == 14 and {r["exp.status"] for r in rows} == {"completed", "pruned"}
     for r in rows:
-        assert float(r["evaluation"]) == pytest.approx(float(r["q"]) + 10 / float(r["steps"]))
-    completed = [r for r in rows if r["status"] == "completed"]
+        assert float(r["exp.evaluation"]) == pytest.approx(float(r["q"]) + 10 / float(r["exp.steps"]))
+    completed = [r for r in rows if r["exp.status"] == "completed"]
     summary = (tmp_path / "sweep" / "optimization_results.yaml").read_text()
     import yaml
 
     best = yaml.safe_load(summary)
-    assert best["best_value"] == pytest.approx(min(float(r["evaluation"]) for r in completed))
+    assert best["best_value"] == pytest.approx(min(float(r["exp.evaluation"]) for r in completed))
     assert best["n_pruned"] == len(rows) - len(completed)
     assert (tmp_path / "sweep" / "opt_curves.png").stat().st_size > 10_000  # the learning curves, pruned ones apart
 
@@ -309,16 +311,16 @@ def test_nan_ends_the_trial_as_diverged_at_once(tmp_path, pruning):
     done = sweep(tmp_path, "hydra/sweeper=exp_grid", *pruning, "+q=range(0,2)", "+behave.nan_at=2", f"+behave.log={log}")
     assert done.returncode == 1  # every job failed
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert [r["status"] for r in rows] == ["failed", "failed"] and [r.get("steps", "2") for r in rows] == ["2", "2"]
-    assert all("diverged at step 2 (value nan)" in r["error"] for r in rows)
+    assert [r["exp.status"] for r in rows] == ["failed", "failed"] and [r.get("exp.steps", "2") for r in rows] == ["2", "2"]
+    assert all("diverged at step 2 (value nan)" in r["exp.error"] for r in rows)
     assert trained(log) == {0.0: 2, 1.0: 2}  # nothing trained after the NaN
 
 
 def test_a_bad_report_fails_its_job_with_the_reason(tmp_path):
     done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,3)", "+behave.bad=abc")
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    failed = [r for r in rows if r["status"] == "failed"]
-    assert failed and all("report(): value must be a number, got 'abc'" in r["error"] for r in failed), (rows, done.stderr[-2000:])
+    failed = [r for r in rows if r["exp.status"] == "failed"]
+    assert failed and all("report(): value must be a number, got 'abc'" in r["exp.error"] for r in failed), (rows, done.stderr[-2000:])
 
 
 def stops(sweep_dir: Path) -> Dict[str, dict]:
@@ -331,17 +333,17 @@ def stops(sweep_dir: Path) -> Dict[str, dict]:
     return found
 
 
-def assert_stopped_trials_are_pruned(sweep_dir: Path, results: str = "exp_results.csv", value: str = "result") -> List[Dict[str, str]]:
+def assert_stopped_trials_are_pruned(sweep_dir: Path, results: str = "exp_results.csv", value: str = "exp.result") -> List[Dict[str, str]]:
     """Every trial the pruner stopped is pruned, with the step and value it was stopped at; none is completed
     with what its job returned. Returns the rows."""
     rows = csv_rows(sweep_dir / results)
     stopped = stops(sweep_dir)
     assert stopped, "the pruner stopped no trial: the test shows nothing"
-    by_key = {f"{r['id']}:{r.get('run', 1)}": r for r in rows}
+    by_key = {f"{r['exp.id']}:{r.get('exp.run', 1)}": r for r in rows}
     for key, entry in stopped.items():
         row = by_key[key]
-        assert (row["status"], row["steps"], float(row[value])) == ("pruned", str(entry["step"]), entry["value"]), row
-    assert all(r["status"] == "completed" for key, r in by_key.items() if key not in stopped)
+        assert (row["exp.status"], row["exp.steps"], float(row[value])) == ("pruned", str(entry["step"]), entry["value"]), row
+    assert all(r["exp.status"] == "completed" for key, r in by_key.items() if key not in stopped)
     return rows
 
 
@@ -357,7 +359,7 @@ def test_a_stopped_trial_is_pruned_whatever_its_job_returns(tmp_path, behave, re
     done = sweep(tmp_path, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,4)", behave)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
-    assert "-1000" not in {r["result"] for r in rows if r["status"] == "completed"}
+    assert "-1000" not in {r["exp.result"] for r in rows if r["exp.status"] == "completed"}
     assert ("recorded as pruned" in done.stdout + done.stderr) is returned
 
 
@@ -373,11 +375,11 @@ def test_exp_gopt_never_takes_a_stopped_trial_that_returned_a_better_value_as_be
         "+behave.swallow=-1000",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "evaluation")
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "exp.evaluation")
     import yaml
 
     best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    completed = [float(r["evaluation"]) for r in rows if r["status"] == "completed"]
+    completed = [float(r["exp.evaluation"]) for r in rows if r["exp.status"] == "completed"]
     assert best["best_value"] == min(completed) and best["best_value"] > 0
     assert best["n_pruned"] == len(rows) - len(completed)
 
@@ -409,7 +411,7 @@ def test_a_stopped_job_that_goes_on_is_ended_and_its_slot_freed(tmp_path, reques
     rows = assert_stopped_trials_are_pruned(tmp_path / "sweep")
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     lingered = {e["lingers"]: e["at"] for e in entries if "lingers" in e}
-    assert lingered and set(lingered) == {float(r["q"]) for r in rows if r["status"] == "pruned"}
+    assert lingered and set(lingered) == {float(r["q"]) for r in rows if r["exp.status"] == "pruned"}
     first_epochs = {e["q"]: e["at"] for e in entries if e.get("epoch") == 1}
     for q, since in lingered.items():
         if q + 1 in first_epochs:  # one worker: the next configuration ran after this one, in its slot
@@ -466,7 +468,7 @@ def test_a_thread_left_running_by_a_job_never_reports_into_the_next_job(tmp_path
     done = run([*command, *launcher, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (flags / "late-done").exists()
-    curves = [(c["job_num"], c["step"], c["value"]) for c in csv_rows(tmp_path / "sweep" / "exp_curves.csv")]
+    curves = [(c["exp.job_num"], c["exp.step"], c["exp.value"]) for c in csv_rows(tmp_path / "sweep" / "exp_curves.csv")]
     assert sorted(curves) == sorted([("0", str(s), str(1.0 / s)) for s in range(1, 4)] + [("1", str(s), str(2.0 / s)) for s in range(1, 4)])
     assert "came from a thread or process of a job that has ended: dropped" in done.stdout + done.stderr
 
@@ -477,13 +479,13 @@ def test_a_pruned_trial_is_never_best_even_with_a_better_value(tmp_path):
     options = ["+q=interval(0.0,3.0)", "hydra.sweeper.n_trials=8", "hydra.sweeper.n_initial_points=8", "hydra.sweeper.seed=3"]
     done = sweep(tmp_path, "hydra/sweeper=exp_gopt", *ASHA_9, *options, "+behave.overfit=true")
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "evaluation")
+    rows = assert_stopped_trials_are_pruned(tmp_path / "sweep", "opt_configurations.csv", "exp.evaluation")
     import yaml
 
     best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    completed = [float(r["evaluation"]) for r in rows if r["status"] == "completed"]
+    completed = [float(r["exp.evaluation"]) for r in rows if r["exp.status"] == "completed"]
     assert best["best_value"] == min(completed)
-    assert min(float(r["evaluation"]) for r in rows if r["status"] == "pruned") < best["best_value"]  # the test shows something
+    assert min(float(r["exp.evaluation"]) for r in rows if r["exp.status"] == "pruned") < best["best_value"]  # the test shows something
 
 
 @pytest.mark.parametrize(
@@ -504,7 +506,7 @@ def test_reports_from_child_processes_belong_to_the_jobs_trial(tmp_path, launche
         if "child_of" in entry:
             heard.setdefault(entry["child_of"], []).append(entry["pruned_at"])
             assert isinstance(entry["step"], int), entry  # Pruned carries the step as the job wrote it
-    pruned = {float(r["q"]): int(r["steps"]) for r in rows if r["status"] == "pruned"}
+    pruned = {float(r["q"]): int(r["exp.steps"]) for r in rows if r["exp.status"] == "pruned"}
     assert set(heard) == set(pruned)
     last = trained(log)  # the job goes on after the stop; exp_local may end it (PRUNED_GRACE_S) mid-epoch
     for q, step in pruned.items():  # from the stop on, every child that reported heard Pruned
@@ -512,9 +514,9 @@ def test_reports_from_child_processes_belong_to_the_jobs_trial(tmp_path, launche
     curves = csv_rows(tmp_path / "sweep" / "exp_curves.csv")
     steps = {}
     for c in curves:
-        steps.setdefault(c["job_num"], []).append(c["step"])
+        steps.setdefault(c["exp.job_num"], []).append(c["exp.step"])
     for r in rows:  # nothing recorded past a stop; written as the job wrote them
-        assert steps[r["job_num"]] == [str(s) for s in range(1, int(r["steps"]) + 1)]
+        assert steps[r["exp.job_num"]] == [str(s) for s in range(1, int(r["exp.steps"]) + 1)]
 
 
 @pytest.mark.parametrize(
@@ -565,9 +567,9 @@ def test_a_sweep_killed_mid_way_resumes_with_every_trial_once_and_the_same_rungs
     stops = {e["trial"]: e["step"] for e in after if not e["continue"]}
     for r in rows:
         if f"{r['q']}:1" in stops:
-            assert (r["status"], int(r["steps"])) == ("pruned", stops[f"{r['q']}:1"])
+            assert (r["exp.status"], int(r["exp.steps"])) == ("pruned", stops[f"{r['q']}:1"])
         else:
-            assert (r["status"], r["steps"]) == ("completed", "9")
+            assert (r["exp.status"], r["exp.steps"]) == ("completed", "9")
     assert trained(log)[0.0] == 9
     assert not list((tmp_path / "sweep" / ".exp_jobs" / "reports").iterdir())  # the killed jobs' channels went too
     assert not (tmp_path / "sweep" / ".tmp-killed").exists()
@@ -587,12 +589,12 @@ def test_a_plain_exp_module_reports_under_exp_compat_run_and_gopt(tmp_path, exp_
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "-w", "2", *pruning)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {int(r["q"]): r for r in csv_rows(tmp_path / "exp_results.csv")}
-    assert sorted(rows) == list(range(5)) and (rows[0]["status"], rows[0]["steps"]) == ("completed", "9")  # EXP: end excluded
-    assert {r["status"] for r in rows.values()} == {"completed", "pruned"}
+    assert sorted(rows) == list(range(5)) and (rows[0]["exp.status"], rows[0]["exp.steps"]) == ("completed", "9")  # EXP: end excluded
+    assert {r["exp.status"] for r in rows.values()} == {"completed", "pruned"}
     done = exp_compat("gopt", "-p", "space.conf", "-m", "runnable.py", "-n", "6", "-w", "2", "-o", "gopt", *pruning)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "gopt" / "opt_configurations.csv")
-    assert len(rows) == 6 and all(r["steps"] in ("1", "3", "9") for r in rows) and "pruned" in {r["status"] for r in rows}
+    assert len(rows) == 6 and all(r["exp.steps"] in ("1", "3", "9") for r in rows) and "pruned" in {r["exp.status"] for r in rows}
 
 
 @pytest.mark.parametrize("pruned", [True, False], ids=["asha", "no-pruner"])
@@ -639,8 +641,8 @@ def test_a_requeued_job_reporting_its_steps_again_counts_once(tmp_path, where, p
         early.close()
     assert (finished[1].step, finished[1].value) == (5.0, 0.2)  # the first attempt's last report
     curves = csv_rows(tmp_path / "exp_curves.csv")
-    assert [(c["job_num"], c["step"]) for c in curves if c["job_num"] == "1"] == [("1", str(s)) for s in range(1, 6)]
-    assert all(float(c["value"]) < 5 for c in curves if c["job_num"] == "1")  # the first attempt's values
+    assert [(c["exp.job_num"], c["exp.step"]) for c in curves if c["exp.job_num"] == "1"] == [("1", str(s)) for s in range(1, 6)]
+    assert all(float(c["exp.value"]) < 5 for c in curves if c["exp.job_num"] == "1")  # the first attempt's values
     assert not list((tmp_path / ".exp_jobs" / "reports").iterdir())  # every channel and decision removed
     if not pruned:
         assert not (tmp_path / ".exp_jobs" / "rungs.jsonl").exists()
@@ -753,7 +755,7 @@ def test_rungs_judges_trials_at_max_resource_not_after(tmp_path, exp_compat):
     "content,args,words",
     [
         (None, [], "no such file"),
-        ("a,b\n1,2\n", [], "not a curves file: no column job_num, step, value"),
+        ("a,b\n1,2\n", [], "not a curves file: no column exp.job_num, exp.step, exp.value"),
         ("job_num,step,value\n0,1,0.5\n0,2,abc\n", [], "line 3: step and value must be numbers"),
         ("job_num,step,value\n0,1,0.5\n0,2,0.4\n1,1,0.6\n", [], "1 of 2 trials reported up to step 2; at least 3 whole curves"),
         ("job_num,step,value\n", [], "no reports in it"),

@@ -44,7 +44,7 @@ def test_run_writes_exps_files_for_every_configuration(tmp_path, exp_compat):
     assert sorted(c["x"] for c in calls(tmp_path)) == [-2, -1, 0, 1, 2]
     assert [r["x"] for r in csv_rows(tmp_path / "exp_params.csv")] == ["-2", "-1", "0", "1", "2"]
     rows = csv_rows(tmp_path / "exp_results.csv")
-    assert sorted((int(r["x"]), int(r["result"])) for r in rows) == [(x, x * x) for x in range(-2, 3)]
+    assert sorted((int(r["x"]), int(r["exp.result"])) for r in rows) == [(x, x * x) for x in range(-2, 3)]
     assert (tmp_path / "exp" / "0" / "runnable.log").exists()  # Hydra's job directories under <name>/
     assert not (tmp_path / "exp.log").exists()  # no errors, no error log
 
@@ -66,7 +66,7 @@ def test_run_cancel_stops_after_the_first_failure_and_logs_it(tmp_path, exp_comp
     monkeypatch.setenv("EXP_FAIL_AT_0", "1")
     done = exp_compat("run", "-p", "space.conf", "-m", "runnable.py", "--cancel")
     assert done.returncode == 1
-    ran = {r["x"]: r["status"] for r in csv_rows(tmp_path / "exp_results.csv")}
+    ran = {r["x"]: r["exp.status"] for r in csv_rows(tmp_path / "exp_results.csv")}
     # the grid in order on one worker; x=1 may have been handed to the worker ahead and started as x=0 failed
     assert {"-2": "completed", "-1": "completed", "0": "failed"}.items() <= ran.items() and set(ran) <= {"-2", "-1", "0", "1"}
     assert {c["x"] for c in calls(tmp_path)} <= {-2, -1, 0, 1}  # nothing launched after the failure was seen
@@ -82,7 +82,7 @@ def test_gopt_quick_start_finds_a_solution_very_close_to_zero(tmp_path, exp_comp
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "opt_configurations.csv")
-    assert len(rows) == 20 and min(float(r["evaluation"]) for r in rows) < 0.01
+    assert len(rows) == 20 and min(float(r["exp.evaluation"]) for r in rows) < 0.01
     workers = min(4, os.cpu_count())  # EXP's rule: at most one worker per CPU core
     assert sweeper(tmp_path)["sweeper"]["mode"] == "async" and f"keeping {workers} trials in flight" in done.stdout + done.stderr
 
@@ -142,9 +142,9 @@ def test_gopt_takes_several_objectives_and_constraints_as_hydra_overrides(tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "opt_configurations.csv")
-    assert len(rows) == 12 and all(r["feasible"] == str(float(r["x"]) <= 3) for r in rows)
+    assert len(rows) == 12 and all(r["exp.feasible"] == str(float(r["x"]) <= 3) for r in rows)
     solutions = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["solutions"]
-    feasible = [(float(r["near_0"]), float(r["near_4"]), float(r["x"])) for r in rows if r["feasible"] == "True"]
+    feasible = [(float(r["near_0"]), float(r["near_4"]), float(r["x"])) for r in rows if r["exp.feasible"] == "True"]
     front = [p for p in feasible if not any(q[0] <= p[0] and q[1] <= p[1] and q[:2] != p[:2] for q in feasible)]
     assert solutions and sorted(s["params"]["x"] for s in solutions) == sorted(p[2] for p in front)
     assert all(s["params"]["x"] <= 3 for s in solutions)

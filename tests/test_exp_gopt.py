@@ -36,12 +36,12 @@ def test_quick_start_finds_the_minimum_and_writes_its_files(tmp_path, hydra_app)
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert list(rows[0]) == ["x", "id", "evaluation", "run", "job_num", "status", "duration_s", "error"]
-    assert len(rows) == 12 and [r["id"] for r in rows] == [str(i) for i in range(12)]
-    assert all(-10 <= float(r["x"]) <= 10 and float(r["evaluation"]) == float(r["x"]) for r in rows)
+    assert list(rows[0]) == ["x", "exp.id", "exp.evaluation", "exp.run", "exp.job_num", "exp.status", "exp.duration_s", "exp.error"]
+    assert len(rows) == 12 and [r["exp.id"] for r in rows] == [str(i) for i in range(12)]
+    assert all(-10 <= float(r["x"]) <= 10 and float(r["exp.evaluation"]) == float(r["x"]) for r in rows)
     result = summary(tmp_path)
     assert result["n_trials"] == 12 and result["n_failed"] == 0 and result["name"] == "opt"
-    assert result["best_value"] == min(float(r["evaluation"]) for r in rows) == result["best_params"]["x"]
+    assert result["best_value"] == min(float(r["exp.evaluation"]) for r in rows) == result["best_params"]["x"]
     assert result["best_value"] < -9.5  # minimizing x itself over [-10, 10]: the optimizer goes to the edge
     for plot in ("opt_convergence.png", "opt_objective.png"):
         assert (tmp_path / "sweep" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -59,8 +59,8 @@ def test_maximize_a_dict_objective(tmp_path, hydra_app):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert all(r["status"] == "completed" for r in rows)
-    assert summary(tmp_path)["best_value"] == max(float(r["evaluation"]) for r in rows) > 4.5
+    assert all(r["exp.status"] == "completed" for r in rows)
+    assert summary(tmp_path)["best_value"] == max(float(r["exp.evaluation"]) for r in rows) > 4.5
 
 
 def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hydra_app):
@@ -74,7 +74,7 @@ def test_bad_return_values_are_failed_trials_and_the_sweep_goes_on(tmp_path, hyd
     )
     assert done.returncode == 1 and "every job failed" in done.stderr and "Traceback" not in done.stderr
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert {r["x"]: (r["status"], r["error"]) for r in rows} == {
+    assert {r["x"]: (r["exp.status"], r["exp.error"]) for r in rows} == {
         "0": ("failed", "bad return value: returned nan, expected a finite number"),
         "1": ("failed", "bad return value: returned 'not a number', expected a number"),
         "2": ("failed", "bad return value: returned None, expected a number"),
@@ -101,15 +101,15 @@ def test_nan_among_good_results_does_not_break_the_optimizer(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = {int(r["job_num"]): r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
+    rows = {int(r["exp.job_num"]): r for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
     assert sorted(rows) == list(range(8)) and sorted(int(r["x"]) for r in rows.values()) == list(range(8))
-    failed = {n: r["error"] for n, r in rows.items() if r["status"] != "completed"}
+    failed = {n: r["exp.error"] for n, r in rows.items() if r["exp.status"] != "completed"}
     assert failed == {
         3: "bad return value: returned nan, expected a finite number",
         5: "bad return value: returned inf, expected a finite number",
         6: "bad return value: returned -inf, expected a finite number",
     }
-    assert all(float(r["evaluation"]) == float(r["x"]) for n, r in rows.items() if n not in failed)
+    assert all(float(r["exp.evaluation"]) == float(r["x"]) for n, r in rows.items() if n not in failed)
     result = summary(tmp_path)
     assert result["n_failed"] == 3 and result["best_value"] == min(float(rows[n]["x"]) for n in rows if n not in failed)
 
@@ -126,7 +126,7 @@ def test_a_finite_space_ends_early_without_repeats(tmp_path, hydra_app):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert all(r["status"] == "completed" and float(r["evaluation"]) == float(r["x"]) for r in rows)
+    assert all(r["exp.status"] == "completed" and float(r["exp.evaluation"]) == float(r["x"]) for r in rows)
     assert sorted(float(r["x"]) for r in rows) == [-2.5, -1.0, 0.5, 2.0, 3.5, 7.0]  # each once, no repeat
     assert len(received_configs(tmp_path / "sweep")) == 6  # no 7th job
     assert "all 6 distinct configurations of this finite space have run" in done.stderr + done.stdout
@@ -257,7 +257,7 @@ def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(results)
-    assert len(rows) == 14 and len({r["x"] for r in rows}) == 14 and len({r["job_num"] for r in rows}) == 14
+    assert len(rows) == 14 and len({r["x"] for r in rows}) == 14 and len({r["exp.job_num"] for r in rows}) == 14
     again = [json.loads(line)["config"]["x"] for line in record.read_text().splitlines()[executed_before:]]
     assert not {str(x) for x in again} & kept
     assert unfinished and unfinished <= {str(x) for x in again[: len(unfinished)]}  # what was running runs first

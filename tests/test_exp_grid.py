@@ -73,20 +73,32 @@ def test_every_configuration_reaches_its_job_exactly(tmp_path, hydra_app, launch
     assert Counter(repr(typed(c)) for c in received) == expected_jobs(tmp_path / "space.conf", runs=2)
 
     rows = csv_rows(sweep / "exp_results.csv")
-    assert list(rows[0]) == ["x", "model.lr", "model.name", "flag", "id", "run", "job_num", "status", "duration_s", "error", "result"]
-    assert sorted(int(r["job_num"]) for r in rows) == list(range(36))
-    assert {(r["id"], r["run"]) for r in rows} == {(str(i), str(r)) for i in range(18) for r in (1, 2)}
-    assert all(r["status"] == "completed" and float(r["duration_s"]) >= 0 for r in rows)
-    assert all(r["result"] == r["x"] for r in rows)
+    assert list(rows[0]) == [
+        "x",
+        "model.lr",
+        "model.name",
+        "flag",
+        "exp.id",
+        "exp.run",
+        "exp.job_num",
+        "exp.status",
+        "exp.duration_s",
+        "exp.error",
+        "exp.result",
+    ]
+    assert sorted(int(r["exp.job_num"]) for r in rows) == list(range(36))
+    assert {(r["exp.id"], r["exp.run"]) for r in rows} == {(str(i), str(r)) for i in range(18) for r in (1, 2)}
+    assert all(r["exp.status"] == "completed" and float(r["exp.duration_s"]) >= 0 for r in rows)
+    assert all(r["exp.result"] == r["x"] for r in rows)
     planned = csv_rows(sweep / "exp_params.csv")
     assert list(planned[0]) == ["id", "run", "x", "model.lr", "model.name", "flag"] and len(planned) == 36
     assert (sweep / "multirun.yaml").exists()
     # job numbers match output directories: job #n wrote into sweep/n, and had its id and run in its environment
     for row in rows:
-        config = json.loads((sweep / row["job_num"] / "received.json").read_text())
+        config = json.loads((sweep / row["exp.job_num"] / "received.json").read_text())
         assert (str(config["x"]), str(config["model"]["lr"])) == (row["x"], row["model.lr"])
-        env = (sweep / row["job_num"] / ".hydra" / "hydra.yaml").read_text()
-        assert f"EXP_CONFIG_ID: '{row['id']}'" in env and f"EXP_RUN: '{row['run']}'" in env
+        env = (sweep / row["exp.job_num"] / ".hydra" / "hydra.yaml").read_text()
+        assert f"EXP_CONFIG_ID: '{row['exp.id']}'" in env and f"EXP_RUN: '{row['exp.run']}'" in env
 
 
 def test_config_ids_runs_only_those_configurations(tmp_path, hydra_app):
@@ -141,9 +153,9 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, hydra_app):
     done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,4)", "+behave.fail_if=2")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {int(r["x"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert [rows[x]["status"] for x in range(4)] == ["completed", "completed", "failed", "completed"]
-    assert rows[2]["error"] == "ValueError: boom at x=2" and rows[2]["result"] == ""
-    log_path = tmp_path / "sweep" / rows[2]["job_num"] / "task_app.log"
+    assert [rows[x]["exp.status"] for x in range(4)] == ["completed", "completed", "failed", "completed"]
+    assert rows[2]["exp.error"] == "ValueError: boom at x=2" and rows[2]["exp.result"] == ""
+    log_path = tmp_path / "sweep" / rows[2]["exp.job_num"] / "task_app.log"
     assert "boom at x=2" in log_path.read_text() and str(log_path) in done.stdout + done.stderr
 
 
@@ -155,7 +167,7 @@ def test_cancel_stops_launching_after_the_first_failure(tmp_path, hydra_app):
     assert "stopped: a job failed and hydra.sweeper.on_failure=cancel" in done.stderr
     assert "Traceback" not in done.stderr
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert [(r["x"], r["status"]) for r in rows] == [("0", "completed"), ("1", "failed")]
+    assert [(r["x"], r["exp.status"]) for r in rows] == [("0", "completed"), ("1", "failed")]
     assert len(received_configs(tmp_path / "sweep")) == 2
 
 
@@ -241,8 +253,8 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_nothing(tmp_path, batch)
     done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = csv_rows(sweep / "exp_results.csv")
-    assert len(rows) == 20 and len({(r["id"], r["run"]) for r in rows}) == 20
-    assert len({r["job_num"] for r in rows}) == 20 and all(r["status"] == "completed" for r in rows)
+    assert len(rows) == 20 and len({(r["exp.id"], r["exp.run"]) for r in rows}) == 20
+    assert len({r["exp.job_num"] for r in rows}) == 20 and all(r["exp.status"] == "completed" for r in rows)
     executed_after = [json.loads(line)["config"] for line in record.read_text().splitlines()[executed_before:]]
     assert not {(c["id"], c["run"]) for c in executed_after} & finished_before
     assert len(executed_after) == 20 - len(finished_before)
@@ -292,4 +304,4 @@ def test_durations_are_found_under_a_sweep_dir_that_uses_now(tmp_path, hydra_app
     assert done.returncode == 0, done.stderr[-2000:]
     (sweep,) = (tmp_path / "out").iterdir()
     rows = csv_rows(sweep / "exp_results.csv")
-    assert len(rows) == 3 and all(float(r["duration_s"]) >= 0.05 for r in rows)
+    assert len(rows) == 3 and all(float(r["exp.duration_s"]) >= 0.05 for r in rows)

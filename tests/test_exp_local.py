@@ -307,11 +307,11 @@ def test_faults_fail_only_their_job_and_leave_nothing_running(tmp_path, hydra_ap
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert [rows[str(x)]["status"] for x in range(7)] == ["completed", "failed", "failed", "failed", "failed", "completed", "completed"]
-    assert rows["1"]["error"] == "ValueError: boom at x=1"
-    assert rows["2"]["error"] == "RuntimeError: the worker process died (exit status 3)"
-    assert rows["3"]["error"] == "RuntimeError: the worker process died (killed by signal 9 (SIGKILL))"
-    assert rows["4"]["error"].startswith("TimeoutError: the job ran longer than hydra.launcher.timeout_s=3")
+    assert [rows[str(x)]["exp.status"] for x in range(7)] == ["completed", "failed", "failed", "failed", "failed", "completed", "completed"]
+    assert rows["1"]["exp.error"] == "ValueError: boom at x=1"
+    assert rows["2"]["exp.error"] == "RuntimeError: the worker process died (exit status 3)"
+    assert rows["3"]["exp.error"] == "RuntimeError: the worker process died (killed by signal 9 (SIGKILL))"
+    assert rows["4"]["exp.error"].startswith("TimeoutError: the job ran longer than hydra.launcher.timeout_s=3")
     hung = [j for j in records(log) if j["config"]["x"] == 4][0]
     assert not alive(hung["child"])  # the hung job's own child was killed with it
     assert not marked_processes(mark)

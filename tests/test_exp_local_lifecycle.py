@@ -136,13 +136,13 @@ def test_failures_name_their_real_cause_and_the_worker_survives_exceptions(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
     statuses = ["failed", "failed", "completed", "failed", "completed", "failed", "completed"]
-    assert [rows[str(x)]["status"] for x in range(7)] == statuses
-    assert rows["0"]["error"] == "RuntimeError: the job raised KeyboardInterrupt"
-    assert rows["1"]["error"] == "RuntimeError: the job raised SystemExit(3)"
-    assert rows["3"]["error"] == "RuntimeError: the worker process died (killed by signal 15 (SIGTERM))"
+    assert [rows[str(x)]["exp.status"] for x in range(7)] == statuses
+    assert rows["0"]["exp.error"] == "RuntimeError: the job raised KeyboardInterrupt"
+    assert rows["1"]["exp.error"] == "RuntimeError: the job raised SystemExit(3)"
+    assert rows["3"]["exp.error"] == "RuntimeError: the worker process died (killed by signal 15 (SIGTERM))"
     jobs = by_x(tmp_path)
     assert jobs[0]["pid"] == jobs[1]["pid"] == jobs[2]["pid"] == jobs[3]["pid"] != jobs[4]["pid"]
-    assert rows["5"]["error"] == "RuntimeError: Hydra failed around the job: KeyError: 'EXP_CONFIG_ID'"
+    assert rows["5"]["exp.error"] == "RuntimeError: Hydra failed around the job: KeyError: 'EXP_CONFIG_ID'"
     assert jobs[4]["pid"] == jobs[5]["pid"] == jobs[6]["pid"]  # the worker survived Hydra's error
 
 
@@ -253,6 +253,6 @@ def test_a_job_whose_config_hydra_cannot_compose_fails_alone_and_the_worker_stay
     assert done.returncode == 1 and "every job failed" in done.stderr
     rows = csv_rows(sweep / "exp_results.csv")
     assert len(rows) == 4 and all(
-        "Hydra cannot compose the job's config: Could not override 'run.seed.deep'" in r["error"] for r in rows
+        "Hydra cannot compose the job's config: Could not override 'run.seed.deep'" in r["exp.error"] for r in rows
     ), rows
     assert done.stdout.count("starting 1 worker") == 1  # never restarted: the worker survived every refused job

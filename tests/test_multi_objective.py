@@ -50,12 +50,23 @@ def test_two_objectives_returned_as_a_list_give_the_pareto_set_of_the_results(tm
     done = sweep(*SPACE, "hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.n_trials=16", "hydra.sweeper.n_initial_points=5")
     assert done.returncode == 0, done.stderr[-3000:]
     rows, summary = results(tmp_path)
-    assert list(rows[0]) == ["x", "y", "id", "values_0", "values_1", "run", "job_num", "status", "duration_s", "error"]
-    assert len(rows) == 16 and all(r["status"] == "completed" for r in rows)
+    assert list(rows[0]) == [
+        "x",
+        "y",
+        "exp.id",
+        "exp.values_0",
+        "exp.values_1",
+        "exp.run",
+        "exp.job_num",
+        "exp.status",
+        "exp.duration_s",
+        "exp.error",
+    ]
+    assert len(rows) == 16 and all(r["exp.status"] == "completed" for r in rows)
     for r in rows:  # the values are what the task returned for these parameters
         x, y = float(r["x"]), float(r["y"])
-        assert (float(r["values_0"]), float(r["values_1"])) == (x, (1 - x) ** 2 + y)
-    points = [(float(r["values_0"]), float(r["values_1"])) for r in rows]
+        assert (float(r["exp.values_0"]), float(r["exp.values_1"])) == (x, (1 - x) ** 2 + y)
+    points = [(float(r["exp.values_0"]), float(r["exp.values_1"])) for r in rows]
     expected = [points[i] for i in pareto(points, [1, 1])]
     assert sorted(tuple(s["values"]) for s in summary["solutions"]) == sorted(expected)
     assert all(s["params"]["x"] == s["values"][0] for s in summary["solutions"])
@@ -77,10 +88,10 @@ def test_a_dict_with_mixed_directions_and_a_constraint(tmp_path, sweep):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows, summary = results(tmp_path)
-    assert list(rows[0])[:7] == ["x", "y", "id", "latency_ms", "accuracy", "size", "feasible"]
+    assert list(rows[0])[:7] == ["x", "y", "exp.id", "latency_ms", "accuracy", "size", "exp.feasible"]
     for r in rows:
-        assert r["feasible"] == str(float(r["x"]) + float(r["y"]) <= 0.5) and float(r["size"]) == float(r["x"]) + float(r["y"])
-    feasible = [r for r in rows if r["feasible"] == "True"]
+        assert r["exp.feasible"] == str(float(r["x"]) + float(r["y"]) <= 0.5) and float(r["size"]) == float(r["x"]) + float(r["y"])
+    feasible = [r for r in rows if r["exp.feasible"] == "True"]
     assert feasible and len(feasible) < len(rows)  # the random start breaks the constraint now and then
     points = [(float(r["latency_ms"]), float(r["accuracy"])) for r in feasible]
     expected = [points[i] for i in pareto(points, [1, -1])]
@@ -103,14 +114,14 @@ def test_one_objective_under_a_constraint_reports_the_best_feasible_trial(tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows, summary = results(tmp_path)
-    assert list(rows[0])[:6] == ["x", "y", "id", "evaluation", "size", "feasible"]
-    feasible = [r for r in rows if r["feasible"] == "True"]
-    assert summary["best_value"] == min(float(r["evaluation"]) for r in feasible)
-    assert min(float(r["evaluation"]) for r in rows) < summary["best_value"]  # an infeasible trial was better
+    assert list(rows[0])[:6] == ["x", "y", "exp.id", "exp.evaluation", "size", "exp.feasible"]
+    feasible = [r for r in rows if r["exp.feasible"] == "True"]
+    assert summary["best_value"] == min(float(r["exp.evaluation"]) for r in feasible)
+    assert min(float(r["exp.evaluation"]) for r in rows) < summary["best_value"]  # an infeasible trial was better
     assert float(summary["best_params"]["x"]) + float(summary["best_params"]["y"]) >= 1.5
     assert summary["best_value"] < 0.3  # the constrained optimum is 0.25 (x = 1.5, y = 0), on the edge
     # the model-based trials go to the constraint's edge, where the optimum is, or stay feasible (random: ~60%)
-    assert sum(abs(float(r["size"]) - 1.5) < 0.1 or r["feasible"] == "True" for r in rows[6:]) >= 12
+    assert sum(abs(float(r["size"]) - 1.5) < 0.1 or r["exp.feasible"] == "True" for r in rows[6:]) >= 12
 
 
 def test_an_array_return_and_a_warm_start(tmp_path, sweep):
@@ -127,8 +138,8 @@ def test_an_array_return_and_a_warm_start(tmp_path, sweep):
     assert done.returncode == 0, done.stderr[-3000:]
     rows, summary = results(tmp_path)
     assert len(rows) == 4  # the earlier trials were told, not run again; they stand in the Pareto set too
-    earlier = [(float(r["values_0"]), float(r["values_1"])) for r in csv_rows(tmp_path / "earlier.csv")]
-    mine = [(float(r["values_0"]), float(r["values_1"])) for r in rows]
+    earlier = [(float(r["exp.values_0"]), float(r["exp.values_1"])) for r in csv_rows(tmp_path / "earlier.csv")]
+    mine = [(float(r["exp.values_0"]), float(r["exp.values_1"])) for r in rows]
     assert sorted(tuple(s["values"]) for s in summary["solutions"]) == sorted(mine[i] for i in pareto(mine, [1, 1]))
     assert all(point not in earlier for point in mine)
 
@@ -144,7 +155,7 @@ def test_bad_returns_are_failed_trials_with_clear_errors(tmp_path, sweep):
     )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     rows, summary = results(tmp_path)
-    errors = {r["x"]: r["error"] for r in rows}
+    errors = {r["x"]: r["exp.error"] for r in rows}
     assert errors == {
         "0": "bad return value: returned 1 values, expected 2 (one per direction)",
         "1": "bad return value: returned {'loss': 1.0}, expected a list of 2 numbers (one per direction)",
@@ -166,7 +177,7 @@ def test_bad_returns_are_failed_trials_with_clear_errors(tmp_path, sweep):
         "hydra.sweeper.n_initial_points=4",
     )
     assert done.returncode == 1 and "every job failed" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
-    errors = {r["x"]: r["error"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
+    errors = {r["x"]: r["exp.error"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
     assert errors["0"] == "bad return value: returned [0.0], expected a dict with the objective key 'loss'"
     assert errors["1"] == "bad return value: returned a dict without the objective key 'latency_ms' (keys: loss)"
     assert errors["4"] == "bad return value: returned 'big', expected a number"
@@ -193,8 +204,7 @@ def test_bad_returns_are_failed_trials_with_clear_errors(tmp_path, sweep):
         ),
         (["hydra.sweeper.objective=e", "+hydra.sweeper.constraints.s='<= 3'", "hydra.sweeper.pruner=asha"], "pruner=asha with constraints"),
         (["hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.objective=[x,e]"], "columns ['x'] clash"),
-        (["hydra.sweeper.objective=e", "+hydra.sweeper.constraints.status='<= 3'"], "columns ['status'] clash"),
-        (["hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.objective=[error,e]"], "columns ['error'] clash"),
+        (["hydra.sweeper.direction=[minimize,minimize]", "hydra.sweeper.objective=[exp.a,e]"], "key 'exp.a' starts with 'exp.'"),
     ],
 )
 def test_bad_options_are_clear_errors_that_write_nothing(tmp_path, sweep, options, words):
@@ -245,8 +255,8 @@ def test_resume_after_sigkill_with_two_objectives_and_a_constraint_on_exp_local(
     assert len(rows) == 14 and len({(r["x"], r["y"]) for r in rows}) == 14 and [(r["x"], r["y"]) for r in rows[: len(kept)]] == kept
     again = [json.loads(line) for line in record.read_text().splitlines()[executed_before:]]
     assert not {(repr(a["x"]), repr(a["y"])) for a in again} & set(kept)  # finished trials did not run again
-    assert all(r["feasible"] == str(float(r["size"]) <= 1.5) for r in rows)
-    points = [(float(r["loss"]), float(r["latency_ms"])) for r in rows if r["feasible"] == "True"]
+    assert all(r["exp.feasible"] == str(float(r["size"]) <= 1.5) for r in rows)
+    points = [(float(r["loss"]), float(r["latency_ms"])) for r in rows if r["exp.feasible"] == "True"]
     summary = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert sorted(tuple(s["values"]) for s in summary["solutions"]) == sorted(points[i] for i in pareto(points, [1, 1]))
 

@@ -38,9 +38,9 @@ def test_exp_grid_with_submitit_slurm_runs_every_job_on_slurm(tmp_path, hydra_ap
     assert sorted((j["config"]["x"], j["config"]["y"]) for j in jobs) == [(x, y) for x in range(4) for y in "ab"]
     assert len({j["env"]["SLURM_JOB_ID"] for j in jobs}) == 8 and len({j["env"]["SLURM_ARRAY_JOB_ID"] for j in jobs}) == 1
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert sorted(int(r["job_num"]) for r in rows) == list(range(8))
-    assert {(r["x"], r["status"]) for r in rows} == {(str(x), "failed" if x == 3 else "completed") for x in range(4)}
-    assert {r["error"] for r in rows if r["status"] == "failed"} == {"ValueError: boom at x=3"}
+    assert sorted(int(r["exp.job_num"]) for r in rows) == list(range(8))
+    assert {(r["x"], r["exp.status"]) for r in rows} == {(str(x), "failed" if x == 3 else "completed") for x in range(4)}
+    assert {r["exp.error"] for r in rows if r["exp.status"] == "failed"} == {"ValueError: boom at x=3"}
     assert slurm.jobs() == []
 
 
@@ -59,8 +59,8 @@ def test_exp_gopt_with_submitit_slurm_in_batches(tmp_path, hydra_app, slurm):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "batches" in done.stdout + done.stderr  # the one-line notice: no asynchronous interface here
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 6 and all(r["status"] == "completed" for r in rows)
-    assert all(float(r["evaluation"]) == float(r["x"]) for r in rows)  # the value each job returned
+    assert len(rows) == 6 and all(r["exp.status"] == "completed" for r in rows)
+    assert all(float(r["exp.evaluation"]) == float(r["x"]) for r in rows)  # the value each job returned
     jobs = records(record)
     assert sorted(j["config"]["x"] for j in jobs) == sorted(float(r["x"]) for r in rows)
     assert len({j["env"]["SLURM_ARRAY_JOB_ID"] for j in jobs}) == 3  # three arrays of two
@@ -167,12 +167,12 @@ def test_exp_slurm_raise_exit_scancel_and_out_of_memory_each_come_back_failed(tm
     assert driver.wait(timeout=90) == 0, output.read_text()[-3000:]
     assert "keeping 2 jobs in flight" in output.read_text()
     rows = {int(r["x"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert [rows[x]["status"] for x in range(6)] == ["completed", "failed", "failed", "failed", "completed", "failed"]
-    assert rows[1]["error"] == "ValueError: boom at x=1"
+    assert [rows[x]["exp.status"] for x in range(6)] == ["completed", "failed", "failed", "failed", "completed", "failed"]
+    assert rows[1]["exp.error"] == "ValueError: boom at x=1"
     for x, state in ((2, "FAILED"), (3, "CANCELLED"), (5, "FAILED")):  # no result: SLURM's state and the job's log files
-        assert f"ended ({state})" in rows[x]["error"] and " without a result; log: " in rows[x]["error"], rows[x]["error"]
-        assert Path(rows[x]["error"].split("log: ")[1].split(" and ")[0]).exists()
-    assert "out of memory" in rows[5]["error"] and "out of memory" not in rows[2]["error"] + rows[3]["error"]
+        assert f"ended ({state})" in rows[x]["exp.error"] and " without a result; log: " in rows[x]["exp.error"], rows[x]["exp.error"]
+        assert Path(rows[x]["exp.error"].split("log: ")[1].split(" and ")[0]).exists()
+    assert "out of memory" in rows[5]["exp.error"] and "out of memory" not in rows[2]["exp.error"] + rows[3]["exp.error"]
     assert sorted(j["config"]["x"] for j in records(record)) == [0, 1, 2, 4, 5]  # x=2 exits, x=5 is killed after recording
     assert slurm.jobs() == []
 
@@ -201,7 +201,7 @@ def test_exp_gopt_keeps_the_cluster_busy_with_distinct_trials(tmp_path, slurm):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "keeping 3 trials in flight" in done.stdout + done.stderr
     rows = csv_rows(tmp_path / "sweep" / "opt_configurations.csv")
-    assert len(rows) == 7 and all(r["status"] == "completed" for r in rows)
+    assert len(rows) == 7 and all(r["exp.status"] == "completed" for r in rows)
     jobs = {j["num"]: j for j in records(record)}
     assert sorted(jobs) == list(range(7)) and len({j["slurm_job"] for j in jobs.values()}) == 7
     assert len({j["x"] for j in jobs.values()}) == 7
@@ -244,7 +244,7 @@ def test_ctrl_c_cancels_every_submitted_job_and_the_sweep_resumes(tmp_path, slur
     )
     assert again.returncode == 0, again.stderr[-3000:]
     rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
-    assert sorted(int(r["x"]) for r in rows if r["status"] == "completed") == [0, 1, 2, 3]
+    assert sorted(int(r["x"]) for r in rows if r["exp.status"] == "completed") == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -287,14 +287,14 @@ def test_a_preempted_or_timed_out_job_is_requeued_up_to_max_num_timeout(tmp_path
         subprocess.run(["scontrol", "update", f"JobId={victim}", "StartTime=now"], check=True, env=os.environ)
     driver.wait(timeout=120)
     rows = {r["x"]: r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
-    assert rows["1"]["status"] == "completed", output.read_text()[-3000:]
+    assert rows["1"]["exp.status"] == "completed", output.read_text()[-3000:]
     if requeued:
-        assert driver.returncode == 0 and rows["0"]["status"] == "completed", output.read_text()[-3000:]
+        assert driver.returncode == 0 and rows["0"]["exp.status"] == "completed", output.read_text()[-3000:]
         first = next(j for j in records(record) if j["config"]["x"] == 0)
         assert first["env"]["SLURM_JOB_ID"] == victim and first["env"]["SLURM_RESTART_COUNT"] == "1"
         assert first["started"] > signalled  # the result is the requeued run's
     else:
-        assert rows["0"]["status"] == "failed" and "timed-out too many times" in rows["0"]["error"]
+        assert rows["0"]["exp.status"] == "failed" and "timed-out too many times" in rows["0"]["exp.error"]
         assert [j["config"]["x"] for j in records(record)] == [1]  # job #0 never finished, nor ran again
 
 
@@ -374,9 +374,9 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
     for line in log.read_text().splitlines():
         entry = json.loads(line)
         epochs[entry["q"]] = max(epochs.get(entry["q"], 0), entry["epoch"])
-    assert rows["0"]["status"] == "completed" and epochs[0.0] == 9  # the best is never stopped
-    pruned = [q for q, r in rows.items() if r["status"] == "pruned"]
+    assert rows["0"]["exp.status"] == "completed" and epochs[0.0] == 9  # the best is never stopped
+    pruned = [q for q, r in rows.items() if r["exp.status"] == "pruned"]
     assert pruned, rows
     for q in pruned:
-        assert epochs[float(q)] == int(rows[q]["steps"]) and epochs[float(q)] in (1, 3)
+        assert epochs[float(q)] == int(rows[q]["exp.steps"]) and epochs[float(q)] in (1, 3)
     wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left

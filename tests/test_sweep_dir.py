@@ -155,10 +155,10 @@ def test_a_huge_return_value_is_bounded_in_the_results_and_the_objective_is_stil
     results = next(p for p in sweep.glob("*.csv") if p.name != "exp_params.csv")
     assert results.stat().st_size < 100_000
     rows = csv_rows(results)
-    assert len(rows) == 3 and all(r["status"] == "completed" for r in rows)
+    assert len(rows) == 3 and all(r["exp.status"] == "completed" for r in rows)
     if sweeper == "exp_gopt":
-        assert all(float(r["evaluation"]) == float(r["x"]) for r in rows)
+        assert all(float(r["exp.evaluation"]) == float(r["x"]) for r in rows)
     else:
-        kept = json.loads(rows[0]["result"])
+        kept = json.loads(rows[0]["exp.result"])
         assert kept["loss"] == 0 and kept["blob"].startswith("<str of 20,000,000 bytes, too large")
     assert all(p.stat().st_size < 10_000 for p in records(sweep))

@@ -36,6 +36,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
+from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS, STEPS
 from exp_compat.files import is_plain_file_name, remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
@@ -51,9 +52,9 @@ from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailur
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
-BOOKKEEPING = ["job_num", "status", "duration_s", "error"]
-STEPS = "steps"  # with a pruner: the last step each job reported
-RESERVED_COLUMNS = ("id", "run", "evaluation", "result", STEPS, *BOOKKEEPING)
+BOOKKEEPING = [JOB_NUM, STATUS, DURATION_S, ERROR]  # STEPS too with a pruner: the last step each job reported
+# Parameter names refused as before the sweep's own columns had their prefix (exp_compat.columns).
+RESERVED_COLUMNS = ("id", "run", "evaluation", "result", "steps", "job_num", "status", "duration_s", "error")
 KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
 NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
@@ -398,7 +399,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def recover(self, strategy: Strategy, store: ResultsStore, progress: Progress, journal: LaunchJournal) -> None:
         """After a kill: record the jobs that finished unrecorded (mid-batch), requeue those that never finished."""
-        recorded = {int(row["job_num"]) for row in store.rows}
+        recorded = {int(row[JOB_NUM]) for row in store.rows}
         unfinished = []
         for entry in journal.entries():
             if entry["job_num"] in recorded:
@@ -553,7 +554,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             outcome = self.with_reports(trial, outcome)
         outcome = strategy.tell(trial, outcome)
         row = strategy.row(trial, outcome)
-        row.update(job_num=trial.job_num, status=outcome.status, duration_s=outcome.duration_s, error=outcome.error)
+        row.update({JOB_NUM: trial.job_num, STATUS: outcome.status, DURATION_S: outcome.duration_s, ERROR: outcome.error})
         if self.options.pruner is not None:
             row[STEPS] = outcome.steps
         store.append(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
 import os
@@ -11,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space, SpaceError
+from exp_compat.columns import ID, RUN, STATUS, read_table
 from exp_compat.search import SearchSpace
-from hydra_plugins.exp_sweeper._core import BOOKKEEPING, RESERVED_COLUMNS, SweepCore, SweepError, Trial
+from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, normal_scores, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, read_results, write_summary
+from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, write_summary
 from hydra_plugins.exp_sweeper.config import Acquisition, ExpGoptConf, Mode, PrunedValue
 
 if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: after the workers are started
@@ -140,7 +142,7 @@ class GoptStrategy:
             except (KeyError, ValueError) as error:
                 raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
             value: Any = None
-            if row["status"] in ("completed", "pruned"):
+            if row[STATUS] in ("completed", "pruned"):
                 try:
                     value = self.objectives.from_row(row)
                 except KeyError as error:
@@ -152,12 +154,12 @@ class GoptStrategy:
                 if value is not None and self.objectives.plain:
                     value = value.values[0]
             valued = value is not None
-            self._learn(point, self.search.to_config(point), value, completed=row["status"] == "completed", own=count)
+            self._learn(point, self.search.to_config(point), value, completed=row[STATUS] == "completed", own=count)
             if count:
                 self.finished += 1
                 self.n_failed += not valued
-                self.n_pruned += valued and row["status"] == "pruned"
-                self.next_id = max(self.next_id, int(row["id"]) + 1)
+                self.n_pruned += valued and row[STATUS] == "pruned"
+                self.next_id = max(self.next_id, int(row[ID]) + 1)
 
     def _tell_untold(self, fit: bool, redraw: bool = False) -> None:
         """The results not told yet, to the proposer: fitted now (``fit``) or recorded for the next refit.
@@ -285,7 +287,7 @@ class GoptStrategy:
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
         value = None if outcome.failed else outcome.value
         reading = value if isinstance(value, Reading) or value is None else Reading([value], {}, True)
-        return {**trial.params, "id": trial.extra["id"], "run": trial.extra["run"], **self.objectives.cells(reading)}
+        return {**trial.params, ID: trial.extra["id"], RUN: trial.extra["run"], **self.objectives.cells(reading)}
 
     def solutions(self) -> List[Dict[str, Any]]:
         """The Pareto-optimal feasible trials (several objectives), in the order they ran."""
@@ -390,21 +392,18 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             seed=state.record["seed"],
             allow_repeats=o.allow_repeats,
         )
-        taken = {*space.names, *RESERVED_COLUMNS} - {"evaluation"}  # the objective's own column, with one objective
-        clash = [name for name in self.objectives.columns if name in taken]
+        clash = [name for name in self.objectives.columns if name in space.names]
         if clash:
-            raise SweepError(
-                f"{self.kind}: the objective and metric columns {clash} clash with parameters or the results columns; rename them"
-            )
+            raise SweepError(f"{self.kind}: the objective and metric columns {clash} clash with parameters; rename them")
         strategy = GoptStrategy(
             search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"], scored=o.pruner is not None
         )
         if o.warm_start:
-            strategy.replay(self.earlier_results(o.warm_start), count=False)
+            strategy.replay(self.warm_start_rows(o.warm_start, space, search), count=False)
         return strategy
 
     def results(self, space: Space) -> Tuple[str, List[str]]:
-        return f"{self.options.name}_configurations.csv", [*space.names, "id", *self.objectives.columns, "run", *BOOKKEEPING]
+        return f"{self.options.name}_configurations.csv", [*space.names, ID, *self.objectives.columns, RUN, *BOOKKEEPING]
 
     def begin(self, strategy: GoptStrategy, store: ResultsStore) -> Progress:
         strategy.replay(store.rows, count=True)
@@ -422,13 +421,57 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
     def lanes(self) -> Tuple[int, bool]:
         return self.n_jobs, self.asynchronous
 
-    def earlier_results(self, path: str) -> List[Dict[str, str]]:
+    def warm_start_rows(self, path: str, space: Space, search: SearchSpace) -> List[Dict[str, str]]:
+        """The rows of ``warm_start`` that hold every parameter and the objectives (a file without a status
+        column, made by hand or by another tool, holds completed trials); SweepError naming the file and the
+        reason when none does. Before anything is written: a bad file leaves the sweep directory as it was."""
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or "."
+        where = f"{self.kind}: hydra.sweeper.warm_start={path}"
         try:
-            _, rows = read_results(Path(cwd, path))
+            header, rows = read_table(Path(cwd, path), self.results(space)[1])
         except OSError as error:
-            raise SweepError(f"{self.kind}: warm_start={path}: {error.strerror}") from None
-        return rows
+            raise SweepError(f"{where}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise SweepError(f"{where}: not a text file ({error.reason})") from None
+        needed = [*search.names, *self.objectives.value_columns, *self.objectives.metric_names]
+        missing = [column for column in needed if column not in header]
+        if missing:
+            raise SweepError(f"{where}: no column {', '.join(missing)} (its columns: {', '.join(header) or 'none'}): no row can be taken")
+        taken: List[Dict[str, str]] = []
+        skipped: "collections.Counter[str]" = collections.Counter()
+        for row in rows:
+            reason = self._unusable(row, search)
+            if reason is None:
+                taken.append({**row, STATUS: row.get(STATUS, "completed")})
+            else:
+                skipped[reason] += 1
+        reasons = "; ".join(f"{n} {reason}" for reason, n in skipped.most_common())
+        if not taken:
+            raise SweepError(f"{where}: no row can be taken: {reasons or 'it has no rows'}")
+        log.info(
+            "%s: warm start from %s: %d rows taken, %d skipped%s",
+            self.kind,
+            path,
+            len(taken),
+            sum(skipped.values()),
+            f" ({reasons})" if reasons else "",
+        )
+        return taken
+
+    def _unusable(self, row: Dict[str, str], search: SearchSpace) -> Optional[str]:
+        """Why a warm start cannot take this row (None: it can)."""
+        status = row.get(STATUS, "completed")
+        if status not in ("completed", "pruned"):
+            return f"with status {status or 'empty'}"
+        try:
+            point_from_row(search, row)
+        except ValueError:
+            return "without a value in the space for every parameter"
+        try:
+            reading = self.objectives.from_row(row)
+        except ValueError:
+            reading = None
+        return "without a number for every objective and constrained metric" if reading is None else None
 
     def finish(self, strategy: GoptStrategy, store: ResultsStore) -> None:
         strategy.close()

@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space
+from exp_compat.columns import RESULT, STATUS, own
 from exp_compat.files import atomic_writer
 from exp_compat.grid import Grid
 from exp_compat.space import RESERVED_ROOTS
@@ -22,7 +23,8 @@ from hydra_plugins.exp_sweeper.config import ExpGridConf
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
-# The CSV always calls them id and run, as EXP's files did; jobs receive them under id_key/run_key.
+# <name>_params.csv calls them id and run, as EXP's files did, the results CSV exp.id and exp.run (the sweep's own
+# columns: exp_compat.columns); jobs receive them under id_key/run_key.
 ID, RUN = "id", "run"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _ABSENT = object()
@@ -61,7 +63,11 @@ class GridStrategy:
         return outcome
 
     def row(self, trial: Trial, outcome: Outcome) -> Dict[str, Any]:
-        return {**trial.params, **trial.extra, "result": outcome.value if not outcome.failed else None}
+        return {
+            **trial.params,
+            **{own(key): value for key, value in trial.extra.items()},
+            RESULT: outcome.value if not outcome.failed else None,
+        }
 
     def requeue(self, trials: List[Trial]) -> None:
         pass  # unfinished grid jobs are not in `done`, so the grid hands them out again in order
@@ -190,7 +196,7 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
 
     def results(self, space: Space) -> Tuple[str, List[str]]:
         assert self.grid is not None, "prepare() first"
-        return f"{self.options.name}_results.csv", [*self.grid.names, ID, RUN, *BOOKKEEPING, "result"]
+        return f"{self.options.name}_results.csv", [*self.grid.names, own(ID), own(RUN), *BOOKKEEPING, RESULT]
 
     def begin(self, strategy: GridStrategy, store: ResultsStore) -> Progress:
         """Writes the planned jobs, unless a resumed sweep has them; the grid skips the jobs already finished."""
@@ -200,14 +206,14 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
             write_planned_grid(planned, self.grid, self.ids)
             if self.total > PLAN_LIMIT:
                 log.info("%s: %s jobs planned: %s lists the first %s", self.kind, f"{self.total:,}", planned.name, f"{PLAN_LIMIT:,}")
-        strategy.done.update((int(r[ID]), int(r[RUN])) for r in store.rows)
+        strategy.done.update((int(r[own(ID)]), int(r[own(RUN)])) for r in store.rows)
         return Progress(
             self.kind,
             self.total,
             self.options.progress,
             done=len(store.rows),
-            failed=sum(r["status"] == "failed" for r in store.rows),
-            pruned=sum(r["status"] == "pruned" for r in store.rows),
+            failed=sum(r[STATUS] == "failed" for r in store.rows),
+            pruned=sum(r[STATUS] == "pruned" for r in store.rows),
         )
 
     def lanes(self) -> Tuple[int, bool]:

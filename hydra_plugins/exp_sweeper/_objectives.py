@@ -26,11 +26,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from exp_compat.columns import EVALUATION, FEASIBLE, check_name, own
 from hydra_plugins.exp_sweeper._outcome import objective_of
 from hydra_plugins.exp_sweeper.config import Direction, direction_sign
 
 _CONSTRAINT = re.compile(r"^\s*(<=|>=)\s*(\S+)\s*$")
-FEASIBLE = "feasible"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,7 @@ def parse_constraints(mapping: Optional[Mapping[str, Any]]) -> List[Constraint]:
     constraints = []
     for metric, text in (mapping or {}).items():
         where = f"hydra.sweeper.constraints.{metric}={text!r}"
+        check_name(str(metric), f"{where}: the metric")
         match = _CONSTRAINT.match(str(text)) if isinstance(text, str) else None
         try:
             bound = float(match.group(2)) if match else math.nan
@@ -106,6 +107,8 @@ class Objectives:
             )
         if self.keys is not None and len(set(self.keys)) < len(self.keys):
             raise ValueError(f"hydra.sweeper.objective={self.keys!r} names a key twice")
+        for key in self.keys or ():
+            check_name(key, f"hydra.sweeper.objective={keys!r}: the key")
         objective_keys = set(self.keys or ())
         self.metric_names = list(dict.fromkeys(c.metric for c in self.constraints if c.metric not in objective_keys))
 
@@ -120,10 +123,11 @@ class Objectives:
 
     @property
     def value_columns(self) -> List[str]:
-        """The results CSV's columns of the objectives (``evaluation`` for one, as before)."""
+        """The results CSV's columns of the objectives: ``exp.evaluation`` for one (EXP's column), the keys of
+        several, ``exp.values_<i>`` for a returned list."""
         if not self.multi:
-            return ["evaluation"]
-        return list(self.keys) if self.keys else [f"values_{i}" for i in range(len(self.directions))]
+            return [EVALUATION]
+        return list(self.keys) if self.keys else [own(f"values_{i}") for i in range(len(self.directions))]
 
     @property
     def columns(self) -> List[str]:

@@ -47,19 +47,19 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from exp_compat.files import read_csv
+    from exp_compat.columns import CURVES, JOB_NUM, STATUS, STEP, VALUE, read_table
     from hydra_plugins.exp_sweeper._results import read_results
 
     curves = sweep_dir / f"{name}_curves.csv"
     if not curves.exists():
         log.warning("exp: no trial reported a step (exp_compat.report): no learning-curve plot")
         return
-    status = {row["job_num"]: row["status"] for row in read_results(results)[1]} if results.exists() else {}
+    status = {row[JOB_NUM]: row[STATUS] for row in read_results(results, [JOB_NUM])[1]} if results.exists() else {}
     by_job: Dict[str, Tuple[List[float], List[float]]] = {}
-    for row in read_csv(curves)[1]:
-        steps, values = by_job.setdefault(row["job_num"], ([], []))
-        steps.append(float(row["step"]))
-        values.append(float(row["value"]))
+    for row in read_table(curves, CURVES)[1]:
+        steps, values = by_job.setdefault(row[JOB_NUM], ([], []))
+        steps.append(float(row[STEP]))
+        values.append(float(row[VALUE]))
     styles: Dict[str, Dict[str, Any]] = {
         "pruned": dict(color="0.6", linewidth=0.8, alpha=0.7),
         "failed": dict(color="tab:red", linewidth=0.8),

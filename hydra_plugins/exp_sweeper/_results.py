@@ -16,13 +16,14 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
-from exp_compat.files import atomic_writer, json_lines, read_csv
+from exp_compat.columns import CURVES, ERROR, JOB_NUM, RESULT, STATUS, STEP, VALUE, read_table
+from exp_compat.files import atomic_writer, json_lines
 
 FINISHED = ("completed", "pruned", "failed")
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
 # returns 200 MB must not make a 200 MB CSV. The job's own record and log keep what it said.
 LONG_CELL = 10_000
-FREE_FORM = ("result", "error")
+FREE_FORM = (RESULT, ERROR)
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 
@@ -37,10 +38,11 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def read_results(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
-    """Header and rows of finished jobs of a results CSV."""
-    header, rows = read_csv(path)
-    return header, [row for row in rows if row.get("status") in FINISHED]
+def read_results(path: Path, columns: Sequence[str]) -> Tuple[List[str], List[Dict[str, str]]]:
+    """Header and rows of finished jobs of a results CSV, in this layout (``columns``: those of the sweep that
+    reads it: an earlier release's file has the sweep's own under their bare names)."""
+    header, rows = read_table(path, [*columns, STATUS])
+    return header, [row for row in rows if row.get(STATUS) in FINISHED]
 
 
 def bounded(text: str) -> str:
@@ -59,7 +61,7 @@ class ResultsStore:
         self.rows: List[Dict[str, str]] = []
         header: List[str] = []
         if resume and path.exists():
-            header, self.rows = read_results(path)
+            header, self.rows = read_results(path, self.columns)
             if not header:  # empty, or killed while its header was written: the job records rebuild it
                 log.warning("%s has no complete header: rebuilding it from the job records", path)
         if header:
@@ -102,27 +104,27 @@ class ResultsStore:
 class CurvesStore:
     """``<name>_curves.csv``: one row per report of a running job, appended and flushed as it arrives.
 
-    Columns are ``job_num``, ``step``, ``value``, then each metric a job reported, by name; a metric seen for
-    the first time adds its column (the file is rewritten once, with the new header; rare: jobs report the
-    same metrics at every step).
+    Columns are ``exp.job_num``, ``exp.step``, ``exp.value``, then each metric a job reported, by its name (the
+    rule: ``exp_compat.columns``); a metric seen for the first time adds its column (the file is rewritten once,
+    with the new header; rare: jobs report the same metrics at every step).
     """
 
-    FIXED = ["job_num", "step", "value"]
-    MAX_METRICS = 100  # columns for metrics: a job inventing a new name at every step must not make the file quadratic
+    FIXED = CURVES
+    MAX_METRICS = 1_000  # columns for metrics: a job inventing a new name at every step must not make the file quadratic
 
     def __init__(self, path: Path, resume: bool):
         self.path = path
         self.columns = list(self.FIXED)
         rows: List[Dict[str, str]] = []
         if resume and path.exists():
-            header, rows = read_csv(path)
+            header, rows = read_table(path, self.FIXED)
             if header[: len(self.FIXED)] == self.FIXED:
                 self.columns = header
             else:
                 rows = []
         elif path.exists():
             _set_aside(path)
-        self.last_steps = {row["job_num"]: float(row["step"]) for row in rows}  # read by a resume, then dropped
+        self.last_steps = {row[JOB_NUM]: float(row[STEP]) for row in rows}  # read by a resume, then dropped
         self._crowded = False
         self._handle: Optional[TextIO] = None
         if rows or resume and path.exists():
@@ -141,18 +143,34 @@ class CurvesStore:
     def append(self, job_num: int, step: float, value: float, metrics: Dict[str, Any]) -> None:
         handle = self._handle or self._rewrite([])
         new = [name for name in metrics if name not in self.columns]
-        room = self.MAX_METRICS - (len(self.columns) - len(self.FIXED))
-        if len(new) > room and not self._crowded:
-            self._crowded = True
-            log.warning("%s: more than %d metric names: %s not kept", self.path, self.MAX_METRICS, ", ".join(new[room:][:5]))
-        new = new[: max(room, 0)]
+        room = max(self.MAX_METRICS - (len(self.columns) - len(self.FIXED)), 0)
+        if len(new) > room:
+            self._warn_dropped(new[room:])
+            new = new[:room]
         if new:
             handle.close()
             self.columns += new
-            handle = self._rewrite(read_csv(self.path)[1])
-        row = {"job_num": job_num, "step": step, "value": value, **metrics}
+            handle = self._rewrite(read_table(self.path, self.FIXED)[1])
+        row = {JOB_NUM: job_num, STEP: step, VALUE: value, **metrics}
         self._writer.writerow({column: cell(row.get(column)) for column in self.columns})
         handle.flush()
+
+    def _warn_dropped(self, dropped: Sequence[str]) -> None:
+        """Once per sweep: the cap, and the first names it dropped (later ones are dropped without a word: a job
+        inventing a name at every step must not flood the log)."""
+        if self._crowded:
+            return
+        self._crowded = True
+        more = f" and {len(dropped) - 5:,} more" if len(dropped) > 5 else ""
+        log.warning(
+            "%s keeps at most %s metric columns: %d metric names of this report have none, their values are not kept: %s%s "
+            "(metric names that come later are not kept either, without another warning)",
+            self.path,
+            f"{self.MAX_METRICS:,}",
+            len(dropped),
+            ", ".join(dropped[:5]),
+            more,
+        )
 
     def close(self) -> None:
         if self._handle is not None:
@@ -231,7 +249,7 @@ def _set_aside(path: Path) -> Path:
 
 def next_job_num(sweep_dir: Path, rows: Sequence[Dict[str, str]]) -> int:
     """The first job number whose output directory cannot belong to an earlier run of this sweep."""
-    used = [int(row["job_num"]) for row in rows if row.get("job_num", "").isdigit()]
+    used = [int(row[JOB_NUM]) for row in rows if row.get(JOB_NUM, "").isdigit()]
     if sweep_dir.is_dir():
         used += [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return max(used) + 1 if used else 0

@@ -4,8 +4,10 @@
 ``form`` says how it returns them: ``list`` ([loss, latency_ms]), ``array`` (a numpy array), ``dict``
 ({"loss", "latency_ms", "size": x + y, "accuracy": 1 - loss}); ``bad`` returns, by the whole part of x:
 0 a list of one value, 1 a dict without latency_ms, 2 text, 3 [loss, nan], 4 a dict whose size is text,
-anything else the list. ``sleep`` (seconds) makes each job take that long; ``record`` (a file) gets one JSON line
-per job run, with its x and y.
+anything else the list; ``named`` returns a dict under names that the sweep's own columns have too ({"error": loss,
+"duration_s": latency_ms, "status": size, then "feasible", "steps", "job_num", "id", "run", "evaluation" and
+"result": 0 + x, 1 + x, ...}). ``sleep`` (seconds) makes each job take that long; ``record`` (a file) gets one
+JSON line per job run, with its x and y.
 """
 
 import json
@@ -32,6 +34,9 @@ def main(cfg: DictConfig):
         return np.array([loss, latency])
     if form == "dict":
         return named
+    if form == "named":
+        own = ("feasible", "steps", "job_num", "id", "run", "evaluation", "result")
+        return {"error": loss, "duration_s": latency, "status": x + y, **{name: i + x for i, name in enumerate(own)}}
     if form == "bad":
         bad = {0: [loss], 1: {"loss": loss}, 2: "text", 3: [loss, math.nan], 4: {**named, "size": "big"}}
         return bad.get(int(x), [loss, latency])
