@@ -158,18 +158,12 @@ def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app)
 
 
 def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
+    """The same seed draws the same first points: only the told earlier results keep the second sweep off them."""
     (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
-    first = hydra_app(
-        "hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first", "+behave.result=const"
-    )
+    same = ("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweeper.seed=5", "+behave.result=const")
+    first = hydra_app(*same, "hydra.sweep.dir=first")
     assert first.returncode == 0, first.stderr[-3000:]
-    done = hydra_app(
-        "hydra/sweeper=exp_gopt",
-        "+exp.params=s.conf",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.warm_start=first/opt_configurations.csv",
-        "+behave.result=const",
-    )
+    done = hydra_app(*same, "hydra.sweeper.warm_start=first/opt_configurations.csv")
     assert done.returncode == 0, done.stderr[-3000:]
     before = {r["x"] for r in csv_rows(tmp_path / "first" / "opt_configurations.csv")}
     after = {r["x"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
