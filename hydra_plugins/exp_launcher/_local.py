@@ -371,6 +371,7 @@ class LocalEngine:
                     worker.ahead = job
                     job.future.add_done_callback(lambda future: self._wake() if future.cancelled() else None)
                     self._hand(worker, job)
+                    log.debug("exp_local: job #%d handed ahead to %s", job.idx, worker.where)  # hydra.verbose shows it
             idle = sum(1 for w in ready if w.job is None)
             for worker in ready:
                 if worker.ahead is None or worker.taking_back == worker.ahead.idx:
