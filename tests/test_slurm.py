@@ -345,8 +345,9 @@ def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_p
 @pytest.mark.parametrize("launcher", ["exp_slurm", "submitit_slurm"])
 def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
     """The report channel across SLURM jobs: exp_slurm (asynchronous) and Hydra's submitit_slurm (the sweep
-    decides while it waits in Launcher.launch). The worse configurations start later: ASHA stops no one when
-    the trials reach a rung worst first, which the cluster's start order alone could make happen."""
+    decides while it waits in Launcher.launch). The worse configurations wait until the best has passed the
+    first rung: ASHA stops no one when the trials reach a rung worst first, which the cluster's start order
+    alone could make happen (a head start of 1 s per q was not always enough on a loaded machine)."""
     log = tmp_path / "epochs.jsonl"
     launch = EXP_SLURM if launcher == "exp_slurm" else SUBMITIT
     done = run(
@@ -361,7 +362,7 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
             "+epochs=9",
             "+q=range(0,4)",
             "+behave.sleep=0.2",
-            "+behave.wait_per_q=1.0",
+            "+behave.after_best=true",
             f"+behave.log={log}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],

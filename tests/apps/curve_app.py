@@ -4,8 +4,9 @@ Its loss at epoch ``e`` is ``q + 10 / e``: the configurations rank by ``q`` at e
 right decisions are known in advance. Keys: ``q`` (the configuration's quality, smaller is better),
 ``epochs`` (how many epochs it trains), ``behave.log`` (a file to append one JSON line per epoch actually
 trained: the job's q and epoch), ``behave.nan_at`` (report NaN at this epoch), ``behave.sleep`` (seconds per
-epoch), ``behave.wait_per_q`` (seconds per unit of q to wait before the first epoch: the better configurations
-reach each rung first, whatever order the jobs start in), ``behave.bad`` (report this instead of a number at
+epoch), ``behave.after_best`` (a trial of q > 0 waits, 60 s at most, before its first epoch until the log shows
+that q = 0 trained its second epoch, past the first rung: the best reaches it first, whatever order the jobs
+start in), ``behave.bad`` (report this instead of a number at
 epoch 2), ``behave.catch`` (catch Pruned and report again), ``behave.return_none`` (return nothing: the last
 report is the result), ``behave.negate`` (report and return minus the loss: a score to maximize).
 """
@@ -19,13 +20,26 @@ from omegaconf import DictConfig
 from exp_compat import Pruned, report
 
 
+def wait_for_epoch(log: str, q: float, epoch: int, timeout_s: float = 60.0) -> None:
+    """Until the log shows that the trial of this q trained this epoch (or the timeout passes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(log, encoding="utf-8") as handle:
+                if {"q": q, "epoch": epoch} in (json.loads(line) for line in handle if line.endswith("\n")):
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+
+
 @hydra.main(version_base=None, config_path=None, config_name=None)
 def main(cfg: DictConfig):
     behave = cfg.get("behave") or {}
     q = float(cfg.q)
     loss = None
-    if behave.get("wait_per_q"):
-        time.sleep(q * float(behave.wait_per_q))
+    if behave.get("after_best") and q > 0:
+        wait_for_epoch(behave.log, 0.0, 2)
     for epoch in range(1, int(cfg.get("epochs", 9)) + 1):
         if behave.get("sleep"):
             time.sleep(float(behave.sleep))
