@@ -256,3 +256,28 @@ def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     assert not {str(x) for x in again} & kept
     assert unfinished and unfinished <= {str(x) for x in again[: len(unfinished)]}  # what was running runs first
     assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["n_trials"] == 14
+
+
+def test_pruned_value_set_on_the_command_line_changes_what_the_optimizer_learns(tmp_path):
+    """The same seeded sweep with pruned_value=last and =ignore: the same random first trials, pruned alike;
+    told the pruned trials' values or not, the optimizer proposes other points after them."""
+    from test_early_stopping import ASHA_9, sweep
+
+    points = {}
+    for policy in ("last", "ignore"):
+        done = sweep(
+            tmp_path,
+            "hydra/sweeper=exp_gopt",
+            *ASHA_9,
+            "+q=interval(0.0,9.0)",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.n_initial_points=5",
+            "hydra.sweeper.seed=3",
+            f"hydra.sweeper.pruned_value={policy}",
+            name=policy,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((tmp_path / policy / "opt_sweep.json").read_text())["pruned_value"] == policy
+        points[policy] = [(r["q"], r["status"]) for r in csv_rows(tmp_path / policy / "opt_configurations.csv")]
+    assert points["last"][:5] == points["ignore"][:5] and "pruned" in {status for _, status in points["last"][:5]}
+    assert points["last"][5:] != points["ignore"][5:], points
