@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import APPS, csv_rows, received_configs, typed
+from conftest import APPS, csv_rows, received_configs, run, typed
 
 from exp_compat import Space
 
@@ -320,3 +320,14 @@ def test_median_and_hyperband_stop_trials_in_a_real_sweep(tmp_path, kind):
         assert pruned == set(range(1, 9)) and set(epochs.values()) == {9, 1}
     else:  # bracket 0 stops at 1 and 3, bracket 1 at 3, bracket 2 never
         assert pruned and {epochs[q] for q in pruned} <= {1, 3}
+
+
+def test_a_bad_decision_timeout_fails_the_jobs_at_their_first_rung_naming_it(tmp_path):
+    from test_early_stopping import ASHA_9, CURVE
+
+    args = [*CURVE, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,2)", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = run(["env", "EXP_DECISION_TIMEOUT_S=soon", *args], cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    error = "ValueError: EXP_DECISION_TIMEOUT_S must be a number of seconds > 0, got 'soon'"
+    assert [(r["status"], r["error"]) for r in rows] == [("failed", error)] * 2

@@ -381,3 +381,37 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
     for q in pruned:
         assert epochs[float(q)] == int(rows[q]["steps"]) and epochs[float(q)] in (1, 3)
     wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left
+
+
+def test_a_job_whose_driver_was_killed_goes_on_after_the_decision_timeout(tmp_path, slurm, spawn):
+    """A SLURM job outlives its killed driver: at its rungs nobody decides, and with EXP_DECISION_TIMEOUT_S=2
+    in its environment it goes on training after 2 s at each, not after ten minutes."""
+    from test_early_stopping import ASHA_9
+
+    log, go = tmp_path / "epochs.jsonl", tmp_path / "go"
+    driver = spawn(
+        [
+            sys.executable,
+            str(APPS / "curve_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            *EXP_SLURM,
+            *ASHA_9,
+            "+q=0",
+            f"+behave.log={log}",
+            f"+behave.hold={go}",  # the first epoch waits for the driver's end
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, EXP_DECISION_TIMEOUT_S="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: running(slurm))
+    driver.kill()
+    driver.wait()
+    go.touch()
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 9, timeout=120)  # every epoch trained
+    wait_for(lambda: slurm.jobs() == [], timeout=60)
+    said = "".join(p.read_text(errors="replace") for p in (tmp_path / "sweep").rglob("*.log"))
+    assert said.count("no decision from the sweep at rung ") == 2 and "within 2 s: going on" in said, said[-3000:]

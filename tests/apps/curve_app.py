@@ -6,13 +6,16 @@ right decisions are known in advance. Keys: ``q`` (the configuration's quality, 
 trained: the job's q and epoch), ``behave.nan_at`` (report NaN at this epoch), ``behave.sleep`` (seconds per
 epoch), ``behave.after_best`` (a trial of q > 0 waits, 60 s at most, before its first epoch until the log shows
 that q = 0 trained its second epoch, past the first rung: the best reaches it first, whatever order the jobs
-start in), ``behave.bad`` (report this instead of a number at
-epoch 2), ``behave.catch`` (catch Pruned and report again), ``behave.return_none`` (return nothing: the last
-report is the result), ``behave.negate`` (report and return minus the loss: a score to maximize).
+start in), ``behave.hold`` (a file: wait, 60 s at most, until it exists before the first epoch),
+``behave.bad`` (report this instead of a number at epoch 2), ``behave.catch`` (catch Pruned and report
+again), ``behave.return_none`` (return nothing: the last report is the result), ``behave.negate`` (report
+and return minus the loss: a score to maximize).
 """
 
 import json
+import os
 import time
+from typing import Callable
 
 import hydra
 from omegaconf import DictConfig
@@ -20,16 +23,18 @@ from omegaconf import DictConfig
 from exp_compat import Pruned, report
 
 
-def wait_for_epoch(log: str, q: float, epoch: int, timeout_s: float = 60.0) -> None:
-    """Until the log shows that the trial of this q trained this epoch (or the timeout passes)."""
+def logged(log: str, q: float, epoch: int) -> bool:
+    """Whether the log shows that the trial of this q trained this epoch."""
+    try:
+        with open(log, encoding="utf-8") as handle:
+            return {"q": q, "epoch": epoch} in (json.loads(line) for line in handle if line.endswith("\n"))
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with open(log, encoding="utf-8") as handle:
-                if {"q": q, "epoch": epoch} in (json.loads(line) for line in handle if line.endswith("\n")):
-                    return
-        except FileNotFoundError:
-            pass
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -39,7 +44,9 @@ def main(cfg: DictConfig):
     q = float(cfg.q)
     loss = None
     if behave.get("after_best") and q > 0:
-        wait_for_epoch(behave.log, 0.0, 2)
+        wait_until(lambda: logged(behave.log, 0.0, 2))
+    if behave.get("hold"):
+        wait_until(lambda: os.path.exists(behave.hold))
     for epoch in range(1, int(cfg.get("epochs", 9)) + 1):
         if behave.get("sleep"):
             time.sleep(float(behave.sleep))
