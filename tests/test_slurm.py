@@ -342,14 +342,23 @@ def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_p
     assert out_of_memory(state, tmp_path / "missing.err") == ("" if state != "OUT_OF_MEMORY" else out_of_memory(state, stderr))
 
 
-@pytest.mark.parametrize("launcher", ["exp_slurm", "submitit_slurm"])
-def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
+ASHA_LAUNCHERS = {
+    "exp_slurm": EXP_SLURM,
+    "submitit_slurm": SUBMITIT,
+    "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],  # submitit without SLURM
+}
+
+
+@pytest.mark.parametrize("launcher", list(ASHA_LAUNCHERS))
+def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, request, launcher):
     """The report channel across SLURM jobs: exp_slurm (asynchronous) and Hydra's submitit_slurm (the sweep
-    decides while it waits in Launcher.launch). The worse configurations wait until the best has passed the
+    decides while it waits in Launcher.launch); and across the processes of submitit's LocalExecutor
+    (submitit_local), which runs in every CI. The worse configurations wait until the best has passed the
     first rung: ASHA stops no one when the trials reach a rung worst first, which the cluster's start order
     alone could make happen (a head start of 1 s per q was not always enough on a loaded machine)."""
+    slurm = request.getfixturevalue("slurm") if launcher != "submitit_local" else None  # skips where no local SLURM runs
     log = tmp_path / "epochs.jsonl"
-    launch = EXP_SLURM if launcher == "exp_slurm" else SUBMITIT
+    launch = ASHA_LAUNCHERS[launcher]
     done = run(
         [
             sys.executable,
@@ -380,7 +389,8 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
     assert pruned, rows
     for q in pruned:
         assert epochs[float(q)] == int(rows[q]["steps"]) and epochs[float(q)] in (1, 3)
-    wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left
+    if slurm is not None:
+        wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left
 
 
 def test_a_job_whose_driver_was_killed_goes_on_after_the_decision_timeout(tmp_path, slurm, spawn):
