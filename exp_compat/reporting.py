@@ -51,11 +51,13 @@ RUNGS_ENV = "EXP_RUNGS"
 BELL_ENV = "EXP_REPORT_BELL"
 # A report at a rung polls for the sweep's decision every FIRST_POLL_S for FAST_POLL_S (a driver on the same
 # machine answers within that), then less and less often, up to MAX_POLL_S; it goes on training (with a
-# warning) if none comes within DECISION_TIMEOUT_S: a lost driver must not hang a GPU job.
+# warning) if none comes within DECISION_TIMEOUT_S (the job's EXP_DECISION_TIMEOUT_S, if set): a lost driver
+# must not hang a GPU job.
 FIRST_POLL_S = 0.0005
 FAST_POLL_S = 0.05
 MAX_POLL_S = 0.05
 DECISION_TIMEOUT_S = 600.0
+DECISION_TIMEOUT_ENV = "EXP_DECISION_TIMEOUT_S"
 CONTINUE, STOP = "continue", "stop"
 
 log = logging.getLogger(__name__)
@@ -373,10 +375,26 @@ def plain_step(step: float) -> Any:
     return int(step) if step.is_integer() else step
 
 
+def decision_timeout_s() -> float:
+    """How long a report at a rung waits for the sweep's decision: a job may expect its driver to be lost
+    (preemptible driver nodes) or slow (a driver far from a cluster's shared disk)."""
+    text = os.environ.get(DECISION_TIMEOUT_ENV)
+    if text is None:
+        return DECISION_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{DECISION_TIMEOUT_ENV} must be a number of seconds > 0, got {text!r}")
+    return seconds
+
+
 def _decision(channel: str, rung: int, bell: Optional[Bell]) -> str:
     path = decision_path(channel, rung)
     started = time.monotonic()
-    deadline = started + DECISION_TIMEOUT_S
+    timeout_s = decision_timeout_s()
+    deadline = started + timeout_s
     pause = FIRST_POLL_S
     while True:
         try:
@@ -385,7 +403,7 @@ def _decision(channel: str, rung: int, bell: Optional[Bell]) -> str:
         except FileNotFoundError:
             pass
         if time.monotonic() > deadline:
-            log.warning("no decision from the sweep at rung %d within %.0f s: going on", rung, DECISION_TIMEOUT_S)
+            log.warning("no decision from the sweep at rung %d within %g s: going on", rung, timeout_s)
             return CONTINUE
         if bell is not None:
             bell.wait(pause)

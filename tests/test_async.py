@@ -22,7 +22,9 @@ def test_no_barrier_a_free_slot_starts_the_next_job_at_once(tmp_path, hydra_app)
         "hydra/launcher=exp_local",
         "hydra.launcher.workers=2",
         "+x=range(0,5)",
-        "+behave.sleeps=[2.5,0.3,0.3,0.3,0.3]",
+        "+behave.hold_if=0",  # x=0 runs until the four others have ended (60 s at most)
+        f"+behave.hold={log}",
+        "+behave.hold_lines=4",
         f"+behave.record={log}",
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -217,12 +219,21 @@ def test_resume_after_sigkill_of_an_asynchronous_sweep_runs_each_configuration_o
 def test_a_worker_goes_on_to_the_job_handed_ahead_without_the_driver(tmp_path, spawn):
     """exp_local hands a busy worker its next job before the current one ends: with the driver frozen
     (SIGSTOP) while job 0 runs, the worker still starts job 1 when job 0 ends."""
-    first = grid_driver(spawn, tmp_path, "hydra.launcher.workers=1", "+x=range(0,2)", "+behave.sleeps=[2.0,0.1]")
-    assert wait_for(lambda: started_jobs(tmp_path / "sweep") >= 1)
-    time.sleep(0.5)  # the sweep submits both jobs at once; job 1 goes to the busy worker
+    release = tmp_path / "release"
+    first = grid_driver(
+        spawn,
+        tmp_path,
+        "hydra.launcher.workers=1",
+        "+x=range(0,2)",
+        "+behave.hold_if=0",  # job 0 runs until the driver is frozen
+        f"+behave.hold={release}",
+        "hydra.verbose=hydra_plugins.exp_launcher",
+    )
+    assert any("job #1 handed ahead to worker 0" in line for line in first.stdout)  # until the driver ends
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        assert wait_for(lambda: len(records(tmp_path / "jobs.jsonl")) == 2, timeout=20)
+        release.touch()
+        assert wait_for(lambda: len(records(tmp_path / "jobs.jsonl")) == 2, timeout=60)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     output = first.communicate(timeout=60)[0]
@@ -241,7 +252,9 @@ def test_a_job_handed_ahead_is_taken_back_for_an_idle_worker(tmp_path, hydra_app
         "hydra/launcher=exp_local",
         "hydra.launcher.workers=2",
         "+x=range(0,6)",
-        "+behave.sleeps=[4.0,0.2,0.2,0.2,0.2,0.2]",
+        "+behave.hold_if=0",  # x=0 runs until the five others have ended (60 s at most)
+        f"+behave.hold={log}",
+        "+behave.hold_lines=5",
         f"+behave.record={log}",
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -682,20 +682,25 @@ def test_a_stopped_trial_stays_stopped_at_the_rungs_other_processes_reported(tmp
 
 def test_jobs_that_have_not_reported_are_looked_at_rarely(tmp_path):
     """A batch launcher's chunk (1,000 jobs, most queued) must not make the sweep's reader stat every file every
-    few milliseconds: it took half a core, beside the job running in the same process (Hydra's basic launcher)."""
-    from hydra_plugins.exp_sweeper._early_stopping import MAX_POLL_S, EarlyStopping
+    few milliseconds: it took half a core, beside the job running in the same process (Hydra's basic launcher).
+    The rule: a job that has not reported is looked at no more than ten times a second."""
+    from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 
     early = EarlyStopping(asha(), 1.0, tmp_path, "exp", resume=False)
     reads = []
     original = early._read
     early._read = lambda job_num, watched, decide=True: reads.append(job_num) or original(job_num, watched, decide)
     try:
+        began = time.monotonic()
         for job in range(1000):
             early.watch(job, {"id": job, "run": 1})
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while reads.count(999) < 4 and time.monotonic() < deadline:  # the last job watched, looked at 4 times
+            time.sleep(0.01)
+        looks, seconds = reads.count(999), time.monotonic() - began
     finally:
         early.close()
-    assert len(reads) <= 1000 * (1.0 / MAX_POLL_S + 2)  # every quiet job about every MAX_POLL_S, not every 2 ms
+    assert 4 <= looks <= 10 * seconds + 1, f"a quiet job looked at {looks} times in {seconds:.2f} s"
 
 
 # -- exp-compat rungs: how early to cut, replayed on an earlier sweep's curves ---------------------------------

@@ -158,18 +158,12 @@ def test_parallel_batches_never_hold_the_same_configuration(tmp_path, hydra_app)
 
 
 def test_warm_start_tells_earlier_results(tmp_path, hydra_app):
+    """The same seed draws the same first points: only the told earlier results keep the second sweep off them."""
     (tmp_path / "s.conf").write_text(LETTERS, encoding="utf-8")
-    first = hydra_app(
-        "hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweep.dir=first", "+behave.result=const"
-    )
+    same = ("hydra/sweeper=exp_gopt", "+exp.params=s.conf", "hydra.sweeper.n_trials=3", "hydra.sweeper.seed=5", "+behave.result=const")
+    first = hydra_app(*same, "hydra.sweep.dir=first")
     assert first.returncode == 0, first.stderr[-3000:]
-    done = hydra_app(
-        "hydra/sweeper=exp_gopt",
-        "+exp.params=s.conf",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.warm_start=first/opt_configurations.csv",
-        "+behave.result=const",
-    )
+    done = hydra_app(*same, "hydra.sweeper.warm_start=first/opt_configurations.csv")
     assert done.returncode == 0, done.stderr[-3000:]
     before = {r["x"] for r in csv_rows(tmp_path / "first" / "opt_configurations.csv")}
     after = {r["x"] for r in csv_rows(tmp_path / "sweep" / "opt_configurations.csv")}
@@ -262,3 +256,28 @@ def test_resume_after_sigkill_finishes_n_trials_without_repeats(tmp_path):
     assert not {str(x) for x in again} & kept
     assert unfinished and unfinished <= {str(x) for x in again[: len(unfinished)]}  # what was running runs first
     assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["n_trials"] == 14
+
+
+def test_pruned_value_set_on_the_command_line_changes_what_the_optimizer_learns(tmp_path):
+    """The same seeded sweep with pruned_value=last and =ignore: the same random first trials, pruned alike;
+    told the pruned trials' values or not, the optimizer proposes other points after them."""
+    from test_early_stopping import ASHA_9, sweep
+
+    points = {}
+    for policy in ("last", "ignore"):
+        done = sweep(
+            tmp_path,
+            "hydra/sweeper=exp_gopt",
+            *ASHA_9,
+            "+q=interval(0.0,9.0)",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.n_initial_points=5",
+            "hydra.sweeper.seed=3",
+            f"hydra.sweeper.pruned_value={policy}",
+            name=policy,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((tmp_path / policy / "opt_sweep.json").read_text())["pruned_value"] == policy
+        points[policy] = [(r["q"], r["exp.status"]) for r in csv_rows(tmp_path / policy / "opt_configurations.csv")]
+    assert points["last"][:5] == points["ignore"][:5] and "pruned" in {status for _, status in points["last"][:5]}
+    assert points["last"][5:] != points["ignore"][5:], points

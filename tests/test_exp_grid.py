@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import APPS, csv_rows, received_configs, typed
+from conftest import APPS, csv_rows, received_configs, run, typed
 
 from exp_compat import Space
 
@@ -305,3 +305,41 @@ def test_durations_are_found_under_a_sweep_dir_that_uses_now(tmp_path, hydra_app
     (sweep,) = (tmp_path / "out").iterdir()
     rows = csv_rows(sweep / "exp_results.csv")
     assert len(rows) == 3 and all(float(r["exp.duration_s"]) >= 0.05 for r in rows)
+
+
+@pytest.mark.parametrize("kind", ["median", "hyperband"])
+def test_median_and_hyperband_stop_trials_in_a_real_sweep(tmp_path, kind):
+    """The basic launcher runs the trials one after another, best first: every one after q = 0 is worse than
+    what its rungs have seen. Each decision in the journal is the rule's (hyperband's brackets drawn with the
+    sweep's seed), a stopped trial trained no epoch past its rung, and the best is never stopped."""
+    from test_early_stopping import journal, replayed, sweep, trained
+
+    from exp_compat.pruners import make_pruner
+
+    log = tmp_path / "epochs.jsonl"
+    pruning = [f"hydra.sweeper.pruner={kind}", "hydra.sweeper.max_resource=9", "hydra.sweeper.seed=7", "+epochs=9"]
+    done = sweep(tmp_path, "hydra/sweeper=exp_grid", *pruning, "+q=range(0,9)", f"+behave.log={log}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {int(r["q"]): r for r in csv_rows(tmp_path / "sweep" / "exp_results.csv")}
+    epochs = trained(log)
+    assert rows[0]["exp.status"] == "completed" and epochs[0] == 9
+    pruned = {q for q, r in rows.items() if r["exp.status"] == "pruned"}
+    assert all(epochs[q] == int(r["exp.steps"]) for q, r in rows.items())
+    entries = journal(tmp_path / "sweep")
+    assert [e["continue"] for e in entries] == replayed(make_pruner(kind, 1.0, 9.0, 3, 0, 0.0, 7), entries)
+    assert {(e["trial"], e["step"]) for e in entries if not e["continue"]} == {(f"{q}:1", epochs[q]) for q in pruned}
+    if kind == "median":  # a rung at every step: each later trial is worse than the median at its first step
+        assert pruned == set(range(1, 9)) and set(epochs.values()) == {9, 1}
+    else:  # bracket 0 stops at 1 and 3, bracket 1 at 3, bracket 2 never
+        assert pruned and {epochs[q] for q in pruned} <= {1, 3}
+
+
+def test_a_bad_decision_timeout_fails_the_jobs_at_their_first_rung_naming_it(tmp_path):
+    from test_early_stopping import ASHA_9, CURVE
+
+    args = [*CURVE, "hydra/sweeper=exp_grid", *ASHA_9, "+q=range(0,2)", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = run(["env", "EXP_DECISION_TIMEOUT_S=soon", *args], cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / "exp_results.csv")
+    error = "ValueError: EXP_DECISION_TIMEOUT_S must be a number of seconds > 0, got 'soon'"
+    assert [(r["exp.status"], r["exp.error"]) for r in rows] == [("failed", error)] * 2

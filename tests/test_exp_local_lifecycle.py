@@ -6,6 +6,7 @@ which earlier children are still alive) to ``+record``.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -90,7 +91,21 @@ def by_x(tmp_path: Path):
     return {r["x"]: r for r in records(tmp_path / "jobs.jsonl")}
 
 
+SLOW_SECOND_WORKER = """
+import os, time
+if os.environ.get("EXP_WORKER_ID") == "1":  # starts only once job 0 runs (is in C code) on worker 0
+    deadline = time.monotonic() + 60
+    while not os.path.exists({record!r}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
 def test_a_job_blocked_in_c_code_and_its_detached_child_end_when_the_driver_is_killed(tmp_path, app, spawn, mark):
+    """Worker 1 starts late, as a loaded machine with cold caches made it do: job 1, handed ahead to worker 0
+    meanwhile, could not be taken back from a worker whose job holds the interpreter lock, and never ran."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_SECOND_WORKER.format(record=str(tmp_path / "jobs.jsonl")))
+    path = os.pathsep.join([str(tmp_path / "site"), *filter(None, [os.environ.get("PYTHONPATH")])])
     driver = spawn(
         app(
             "hydra/launcher=exp_local",
@@ -100,6 +115,7 @@ def test_a_job_blocked_in_c_code_and_its_detached_child_end_when_the_driver_is_k
             f"+hydra.launcher.env.EXP_TEST_MARK={mark}",
         ),
         cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -75,9 +75,17 @@ def test_two_objectives_returned_as_a_list_give_the_pareto_set_of_the_results(tm
     assert sum(float(r["y"]) < 0.05 for r in rows[5:]) >= 6
 
 
-def test_a_dict_with_mixed_directions_and_a_constraint(tmp_path, sweep):
+@pytest.mark.parametrize("launcher", ["basic", "exp_slurm"])
+def test_a_dict_with_mixed_directions_and_a_constraint(tmp_path, sweep, request, launcher):
+    """On Hydra's basic launcher (blocking batches) and on exp_slurm (asynchronous, every job a SLURM job; two in
+    flight, as the local cluster's two CPUs run, so that the model-based trials learn from finished ones)."""
+    if launcher == "exp_slurm":
+        request.getfixturevalue("slurm")  # skips where no local SLURM can run
+    from test_slurm import EXP_SLURM
+
     done = sweep(
         *SPACE,
+        *([*EXP_SLURM, "hydra.launcher.array_parallelism=2"] if launcher == "exp_slurm" else ["hydra/launcher=basic"]),
         "+form=dict",
         "hydra.sweeper.direction=[minimize,maximize]",
         "hydra.sweeper.objective=[latency_ms,accuracy]",
@@ -101,6 +109,25 @@ def test_a_dict_with_mixed_directions_and_a_constraint(tmp_path, sweep):
     assert summary["n_feasible"] == len(feasible)
     for plot in ("opt_convergence.png", "opt_pareto.png"):
         assert (tmp_path / "sweep" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_objectives_where_no_trial_is_feasible_end_with_an_empty_pareto_set(tmp_path, sweep):
+    done = sweep(
+        *SPACE,
+        "+form=dict",
+        "hydra.sweeper.direction=[minimize,maximize]",
+        "hydra.sweeper.objective=[latency_ms,accuracy]",
+        '+hydra.sweeper.constraints.size=">= 10"',  # x + y is at most 3
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.n_initial_points=4",
+        "hydra.sweeper.plot=true",
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    rows, summary = results(tmp_path)
+    assert len(rows) == 8 and all(r["exp.status"] == "completed" and r["exp.feasible"] == "False" for r in rows)
+    assert summary["solutions"] == [] and summary["n_feasible"] == 0 and summary["n_trials"] == 8
+    assert "no trial met the constraints" in done.stdout + done.stderr
+    assert "no feasible completed trial, no plots" in done.stdout + done.stderr and not list((tmp_path / "sweep").glob("*.png"))
 
 
 def test_one_objective_under_a_constraint_reports_the_best_feasible_trial(tmp_path, sweep):
@@ -131,16 +158,18 @@ def test_an_array_return_and_a_warm_start(tmp_path, sweep):
     done = sweep(
         *SPACE,
         "hydra.sweeper.direction=[minimize,minimize]",
-        "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.n_initial_points=4",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_initial_points=3",
         "hydra.sweeper.warm_start=earlier.csv",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows, summary = results(tmp_path)
-    assert len(rows) == 4  # the earlier trials were told, not run again; they stand in the Pareto set too
+    assert len(rows) == 3  # the earlier trials were told, not run again
     earlier = [(float(r["exp.values_0"]), float(r["exp.values_1"])) for r in csv_rows(tmp_path / "earlier.csv")]
     mine = [(float(r["exp.values_0"]), float(r["exp.values_1"])) for r in rows]
+    # the Pareto set is this sweep's own trials (docs/sweepers.md, warm_start), although earlier ones would stand in it
     assert sorted(tuple(s["values"]) for s in summary["solutions"]) == sorted(mine[i] for i in pareto(mine, [1, 1]))
+    assert any(i >= len(mine) for i in pareto(mine + earlier, [1, 1]))
     assert all(point not in earlier for point in mine)
 
 

@@ -342,13 +342,23 @@ def test_a_job_killed_for_its_memory_is_named_so_from_its_state_or_its_log(tmp_p
     assert out_of_memory(state, tmp_path / "missing.err") == ("" if state != "OUT_OF_MEMORY" else out_of_memory(state, stderr))
 
 
-@pytest.mark.parametrize("launcher", ["exp_slurm", "submitit_slurm"])
-def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
+ASHA_LAUNCHERS = {
+    "exp_slurm": EXP_SLURM,
+    "submitit_slurm": SUBMITIT,
+    "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],  # submitit without SLURM
+}
+
+
+@pytest.mark.parametrize("launcher", list(ASHA_LAUNCHERS))
+def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, request, launcher):
     """The report channel across SLURM jobs: exp_slurm (asynchronous) and Hydra's submitit_slurm (the sweep
-    decides while it waits in Launcher.launch). The worse configurations start later: ASHA stops no one when
-    the trials reach a rung worst first, which the cluster's start order alone could make happen."""
+    decides while it waits in Launcher.launch); and across the processes of submitit's LocalExecutor
+    (submitit_local), which runs in every CI. The worse configurations wait until the best has passed the
+    first rung: ASHA stops no one when the trials reach a rung worst first, which the cluster's start order
+    alone could make happen (a head start of 1 s per q was not always enough on a loaded machine)."""
+    slurm = request.getfixturevalue("slurm") if launcher != "submitit_local" else None  # skips where no local SLURM runs
     log = tmp_path / "epochs.jsonl"
-    launch = EXP_SLURM if launcher == "exp_slurm" else SUBMITIT
+    launch = ASHA_LAUNCHERS[launcher]
     done = run(
         [
             sys.executable,
@@ -361,7 +371,7 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
             "+epochs=9",
             "+q=range(0,4)",
             "+behave.sleep=0.2",
-            "+behave.wait_per_q=1.0",
+            "+behave.after_best=true",
             f"+behave.log={log}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
@@ -379,4 +389,39 @@ def test_asha_stops_trials_at_rungs_on_slurm(tmp_path, slurm, launcher):
     assert pruned, rows
     for q in pruned:
         assert epochs[float(q)] == int(rows[q]["exp.steps"]) and epochs[float(q)] in (1, 3)
-    wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left
+    if slurm is not None:
+        wait_for(lambda: slurm.jobs() == [], timeout=30)  # ended on the cluster (shown a moment while completing), none left
+
+
+def test_a_job_whose_driver_was_killed_goes_on_after_the_decision_timeout(tmp_path, slurm, spawn):
+    """A SLURM job outlives its killed driver: at its rungs nobody decides, and with EXP_DECISION_TIMEOUT_S=2
+    in its environment it goes on training after 2 s at each, not after ten minutes."""
+    from test_early_stopping import ASHA_9
+
+    log, go = tmp_path / "epochs.jsonl", tmp_path / "go"
+    driver = spawn(
+        [
+            sys.executable,
+            str(APPS / "curve_app.py"),
+            "-m",
+            "hydra/sweeper=exp_grid",
+            *EXP_SLURM,
+            *ASHA_9,
+            "+q=0",
+            f"+behave.log={log}",
+            f"+behave.hold={go}",  # the first epoch waits for the driver's end
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, EXP_DECISION_TIMEOUT_S="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: running(slurm))
+    driver.kill()
+    driver.wait()
+    go.touch()
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 9, timeout=120)  # every epoch trained
+    wait_for(lambda: slurm.jobs() == [], timeout=60)
+    said = "".join(p.read_text(errors="replace") for p in (tmp_path / "sweep").rglob("*.log"))
+    assert said.count("no decision from the sweep at rung ") == 2 and "within 2 s: going on" in said, said[-3000:]

@@ -31,13 +31,17 @@ def records(sweep: Path) -> list:
 def test_a_second_sweep_in_a_directory_is_refused_while_the_first_runs_and_a_killed_one_leaves_no_lock(tmp_path, spawn):
     sweep = tmp_path / "sweep"
     log = tmp_path / "runs.jsonl"
-    args = [*TASK, "hydra/sweeper=exp_grid", "+x=range(0,6)", "+behave.sleep=0.4", f"+behave.record={log}", f"hydra.sweep.dir={sweep}"]
-    first = spawn(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [*TASK, "hydra/sweeper=exp_grid", "+x=range(0,6)", f"+behave.record={log}", f"hydra.sweep.dir={sweep}"]
+    # job 1 (job 2 of the killed sweep) runs until the test creates the file named by behave.hold
+    first = spawn(
+        [*args, "+behave.hold_if=1", f"+behave.hold={tmp_path / 'go'}"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(lambda: sweep.is_dir() and len(records(sweep)) >= 1)
     for extra in (["hydra.sweeper.resume=true"], []):
         second = subprocess.run([*args, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
         assert f"another sweep (pid {first.pid} on" in second.stderr and str(sweep) in second.stderr
+    (tmp_path / "go").touch()
     assert first.wait(timeout=120) == 0
     rows = csv_rows(sweep / "exp_results.csv")
     assert sorted(int(r["x"]) for r in rows) == list(range(6))  # the first sweep's rows, each once
@@ -45,14 +49,14 @@ def test_a_second_sweep_in_a_directory_is_refused_while_the_first_runs_and_a_kil
     assert not list(sweep.glob("exp_results.*.csv"))  # the refused sweeps set nothing aside
 
     # SIGKILL leaves no stale lock: the resume runs, and only what never finished
-    killed = spawn(
-        [*args, "hydra.sweep.dir=" + str(tmp_path / "killed")], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    held = [*args, "hydra.sweep.dir=" + str(tmp_path / "killed"), "+behave.hold_if=2", f"+behave.hold={tmp_path / 'again'}"]
+    killed = spawn(held, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: len(records(tmp_path / "killed")) >= 2 if (tmp_path / "killed").is_dir() else False)
     killed.kill()
     killed.wait()
+    (tmp_path / "again").touch()
     done = subprocess.run(
-        [*args, f"hydra.sweep.dir={tmp_path / 'killed'}", "hydra.sweeper.resume=true"],
+        [*held, "hydra.sweeper.resume=true"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

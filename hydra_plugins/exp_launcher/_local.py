@@ -12,9 +12,10 @@ whole process tree on request or when the driver dies, whatever the job does.
 A dispatcher thread starts the workers (all at once: a worker says hello when
 its imports are done and only then gets the sweep's payload), hands queued
 jobs to idle workers and resolves each job's ``Future`` with its
-``JobReturn``. A busy worker is handed one more queued job *ahead*, which it
-starts the moment its current job ends, without a round trip to the driver
-(``ahead``: a sweep keeps that many more jobs in flight); until it starts, the
+``JobReturn``. A busy worker is handed one more queued job *ahead* (none that
+a worker still starting will take), which it starts the moment its current job
+ends, without a round trip to the driver (``ahead``: a sweep keeps that many
+more jobs in flight); until it starts, the
 dispatcher takes it back for a worker that has gone idle with nothing queued,
 so a job never waits behind a long one while a slot is free. Workers are
 started as jobs need them, never more than there are jobs. A job that raises
@@ -366,7 +367,12 @@ class LocalEngine:
                         break
                     worker.job, job.started = job, time.monotonic()
                     self._hand(worker, job)
+            # the queued jobs that workers still starting will take are not handed ahead: taking one back needs
+            # the busy worker's Python, which a job in C code holding the interpreter lock stops for its whole run
+            starting = sum(1 for w in self.workers if w is not None and not w.ready)
             for worker in ready:
+                if len(self.queue) <= starting:
+                    break
                 if worker.job is not None and worker.ahead is None and (limit is None or worker.jobs_done + 1 < limit):
                     job = self._next_queued(claim=False)
                     if job is None:
@@ -374,6 +380,7 @@ class LocalEngine:
                     worker.ahead = job
                     job.future.add_done_callback(lambda future: self._wake() if future.cancelled() else None)
                     self._hand(worker, job)
+                    log.debug("exp_local: job #%d handed ahead to %s", job.idx, worker.where)  # hydra.verbose shows it
             idle = sum(1 for w in ready if w.job is None)
             for worker in ready:
                 if worker.ahead is None or worker.taking_back == worker.ahead.idx:

@@ -7,7 +7,9 @@ start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``;
 key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``results`` (a list: return what
 ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
 itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a
-child process, write its pid to the record, then sleep for an hour).
+child process, write its pid to the record, then sleep for an hour), ``hold_if`` (job x waits, up to 60 s,
+until the file ``hold`` has at least ``hold_lines`` lines, default 0: until it exists; an event, not a race
+with a sleep).
 """
 
 import json
@@ -22,6 +24,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 
+def hold(path: str, lines: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if len(handle.read().splitlines()) >= lines:
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+
+
 @hydra.main(version_base=None, config_path=None, config_name=None)
 def main(cfg: DictConfig):
     received = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -32,6 +46,8 @@ def main(cfg: DictConfig):
         time.sleep(float(behave["sleep"]))
     if behave.get("sleeps"):  # a duration per value of x
         time.sleep(float(behave["sleeps"][int(received["x"])]))
+    if "hold_if" in behave and received.get("x") == behave["hold_if"]:
+        hold(behave["hold"], int(behave.get("hold_lines", 0)))
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w", encoding="utf-8") as handle:
         json.dump(received, handle)
     x = received.get("x")
