@@ -36,13 +36,14 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.files import is_plain_file_name, remove_temporaries
+from exp_compat.files import remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
+from hydra_plugins.exp_sweeper._options import check_ranges
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
@@ -219,14 +220,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def check_options(self) -> None:
         """What the options' types cannot say (the types were checked as the options were read)."""
         o = self.options
-        if not is_plain_file_name(o.name):
-            raise SweepError(
-                f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
-                f"which starts the names of the sweep's files, got {o.name!r}"
-            )
-        if not 0 <= o.max_failure_rate <= 1:
-            raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
         try:
+            check_ranges(o)
             self.directions = parse_directions(o.direction)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
@@ -241,8 +236,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         where = f"{self.kind}: hydra.sweeper.pruner={kind}"
         if len(self.directions) > 1:
             raise SweepError(f"{where}: a pruner ranks trials by one objective, but hydra.sweeper.direction lists {len(self.directions)}")
-        if not 0 < o.min_resource < float("inf"):
-            raise SweepError(f"{where}: min_resource must be a step > 0 (the first rung), got {o.min_resource!r}")
         if o.max_resource is not None and not o.min_resource < o.max_resource:
             raise SweepError(
                 f"{where}: min_resource={o.min_resource!r} must be smaller than max_resource={o.max_resource!r} "
@@ -250,11 +243,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             )
         if o.max_resource is None and kind == "hyperband":
             raise SweepError(f"{where} needs max_resource, the step at which a trial is complete (its number of epochs)")
-        if o.reduction_factor < 2:
-            raise SweepError(f"{where}: reduction_factor must be a whole number >= 2, got {o.reduction_factor!r}")
-        self.at_least("n_startup_trials", o.n_startup_trials, 0)
-        if not 0 <= o.n_warmup_steps < float("inf"):
-            raise SweepError(f"{where}: n_warmup_steps must be a step >= 0, got {o.n_warmup_steps!r}")
         pruner = make_pruner(kind, o.min_resource, o.max_resource, o.reduction_factor, o.n_startup_trials, o.n_warmup_steps, seed)
         if pruner.bracket_rungs(0).at(0) is None:
             raise SweepError(
@@ -284,12 +272,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         pruner = self.pruner(seed) if self.options.pruner is not None else None
         sign = direction_sign(self.directions[0])
         self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume)
-
-    @staticmethod
-    def at_least(key: str, value: Optional[int], low: int) -> None:
-        """A whole-number option's lower bound (None passes: where null is allowed, the type says so)."""
-        if value is not None and value < low:
-            raise SweepError(f"hydra.sweeper.{key} must be a whole number >= {low}, got {value!r}")
 
     def params_file(self) -> Optional[Path]:
         """``hydra.sweeper.params_file`` or ``exp.params``, relative to the directory the user ran from."""

@@ -318,8 +318,6 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
     def check_options(self) -> None:
         super().check_options()
         o = self.options
-        for key in ("n_trials", "n_initial_points", "n_jobs"):
-            self.at_least(key, getattr(o, key), 1)
         try:
             self.objectives = Objectives(self.directions, o.objective, parse_constraints(o.constraints))
         except ValueError as error:

@@ -1,0 +1,40 @@
+"""Every option's wrong values, and what a sweep tells its user: real Hydra multiruns in subprocesses, as typed."""
+
+from __future__ import annotations
+
+import pytest
+
+BIG = "1180591620717411303424"  # 2**70: more than any seed or count a sweep can use
+
+BAD_VALUES = [  # (sweeper, option as typed, what the one line names)
+    ("exp_gopt", "hydra.sweeper.seed=-1", "hydra.sweeper.seed must be a whole number from 0 to 4294967295, got -1"),
+    ("exp_gopt", f"hydra.sweeper.seed={BIG}", f"hydra.sweeper.seed must be a whole number from 0 to 4294967295, got {BIG}"),
+    ("exp_grid", "hydra.sweeper.seed=-1", "hydra.sweeper.seed must be a whole number from 0 to 4294967295, got -1"),
+    ("exp_grid", "hydra.sweeper.name=" + "n" * 300, "hydra.sweeper.name must be a plain file name"),
+    ("exp_gopt", "hydra.sweeper.name=" + "n" * 300, "of at most 100 characters"),
+    ("exp_grid", "hydra.sweeper.max_failure_rate=nan", "hydra.sweeper.max_failure_rate must be a fraction from 0 to 1, got nan"),
+    ("exp_grid", "hydra.sweeper.runs=0", "hydra.sweeper.runs must be a whole number >= 1, got 0"),
+    ("exp_grid", "hydra.sweeper.max_batch_size=1000000", "hydra.sweeper.max_batch_size must be a whole number from 1 to 10000"),
+    ("exp_gopt", "hydra.sweeper.n_jobs=1000000", "hydra.sweeper.n_jobs must be a whole number from 1 to 10000, got 1000000"),
+    ("exp_gopt", "hydra.sweeper.n_initial_points=0", "hydra.sweeper.n_initial_points must be a whole number >= 1, got 0"),
+    ("exp_gopt", "hydra.sweeper.kappa=inf", "hydra.sweeper.kappa must be a number >= 0, got inf"),
+    ("exp_gopt", "hydra.sweeper.xi=-1", "hydra.sweeper.xi must be a number >= 0, got -1.0"),
+    ("exp_gopt", "hydra.sweeper.min_resource=nan", "hydra.sweeper.min_resource must be a step > 0, got nan"),
+    ("exp_grid", "hydra.sweeper.n_warmup_steps=inf", "hydra.sweeper.n_warmup_steps must be a step >= 0, got inf"),
+]
+
+
+@pytest.mark.parametrize("sweeper, option, words", BAD_VALUES, ids=[f"{s}-{o.split('=')[0][14:]}" for s, o, _ in BAD_VALUES])
+def test_a_wrong_value_of_any_option_is_one_line_naming_it_before_any_job(tmp_path, hydra_app, sweeper, option, words):
+    space = "+x=range(0,2)" if sweeper == "exp_grid" else "+x=interval(0,1)"
+    done = hydra_app(f"hydra/sweeper={sweeper}", space, "hydra.sweeper.n_trials=2" if sweeper == "exp_gopt" else "+y=1", option)
+    assert done.returncode == 1 and words in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("sweeper", ["exp_grid", "exp_gopt"])
+def test_hyperband_to_an_infinite_step_is_refused(tmp_path, hydra_app, sweeper):
+    space = "+x=range(0,2)" if sweeper == "exp_grid" else "+x=interval(0,1)"
+    done = hydra_app(f"hydra/sweeper={sweeper}", space, "hydra.sweeper.pruner=hyperband", "hydra.sweeper.max_resource=inf")
+    assert done.returncode == 1 and "hydra.sweeper.max_resource must be a step > 0, got inf" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "sweep").exists()
