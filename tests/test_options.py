@@ -38,3 +38,20 @@ def test_hyperband_to_an_infinite_step_is_refused(tmp_path, hydra_app, sweeper):
     done = hydra_app(f"hydra/sweeper={sweeper}", space, "hydra.sweeper.pruner=hyperband", "hydra.sweeper.max_resource=inf")
     assert done.returncode == 1 and "hydra.sweeper.max_resource must be a step > 0, got inf" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ([], "hydra.sweeper.pruner was asha, now null"),
+        (["hydra.sweeper.pruner=median"], "hydra.sweeper.pruner was asha, now median"),
+        (["hydra.sweeper.pruner=asha", "hydra.sweeper.min_resource=2"], "hydra.sweeper.min_resource was 1.0, now 2.0"),
+    ],
+    ids=["dropped", "changed", "min_resource"],
+)
+def test_resume_with_another_pruner_names_the_option_and_both_values(tmp_path, hydra_app, change, words):
+    space = ("hydra/sweeper=exp_grid", "+x=range(0,2)", "hydra.sweeper.max_resource=9")
+    assert hydra_app(*space, "hydra.sweeper.pruner=asha").returncode == 0
+    done = hydra_app(*space, *change, "hydra.sweeper.resume=true")
+    assert done.returncode == 1 and f"cannot resume: {words} (changed since" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr

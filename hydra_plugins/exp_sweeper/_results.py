@@ -249,11 +249,11 @@ class SweepState:
         """The saved state when resuming (checked against ``record``), else ``record``; writes nothing."""
         if resume and path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            changed = [key for key in record if key != "seed" and saved.get(key) != _jsonable(record[key])]
+            changed = _changes(saved, _jsonable(record))
             if changed:
                 raise ValueError(
-                    f"cannot resume: {', '.join(changed)} changed since the sweep in {path.parent} started "
-                    f"(see {path}); use the same settings or another hydra.sweep.dir"
+                    f"cannot resume: {'; '.join(changed)} (changed since the sweep in {path.parent} started, "
+                    f"see {path}); use the same settings or another hydra.sweep.dir"
                 )
             return cls(path, saved)
         return cls(path, _jsonable(record))
@@ -261,6 +261,35 @@ class SweepState:
     def save(self) -> None:
         with atomic_writer(self.path) as handle:
             json.dump(self.record, handle, indent=2, allow_nan=True)
+
+
+def _changes(saved: Dict[str, Any], record: Dict[str, Any]) -> List[str]:
+    """What differs between a saved sweep and this one, option by option with both values ("hydra.sweeper.pruner
+    was asha, now null"). A key on one side only is a change too: the pruner's settings, the constraints and
+    ``pruned_value`` are recorded only where they apply."""
+    changes = []
+    for key in dict.fromkeys([*record, *saved]):
+        old, new = saved.get(key), record.get(key)
+        if key == "seed" or old == new:
+            continue
+        if key == "space":
+            changes.append("space changed")
+        elif key == "sweeper":
+            changes.append(f"hydra/sweeper was {old}, now {new}")
+        elif key == "pruning" and old is not None and new is not None:
+            changes += [_change(k, old.get(k), new.get(k)) for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
+        elif key == "pruning":
+            changes.append(_change("pruner", (old or {}).get("pruner"), (new or {}).get("pruner")))
+        else:
+            changes.append(_change(key, old, new))
+    return changes
+
+
+def _change(option: str, old: Any, new: Any) -> str:
+    def shown(value: Any) -> str:
+        return json.dumps(value, allow_nan=True) if not isinstance(value, str) else value
+
+    return f"hydra.sweeper.{option} was {shown(old)}, now {shown(new)}"
 
 
 def _jsonable(value: Any) -> Any:
