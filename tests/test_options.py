@@ -55,3 +55,10 @@ def test_resume_with_another_pruner_names_the_option_and_both_values(tmp_path, h
     done = hydra_app(*space, *change, "hydra.sweeper.resume=true")
     assert done.returncode == 1 and f"cannot resume: {words} (changed since" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_a_sweep_with_pruned_and_failed_jobs_counts_each_kind_and_never_says_every_job_failed(tmp_path, hydra_app):
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,8)", "+behave.prune=true", "+behave.fail_if=0")
+    assert "8 jobs finished: 0 completed, 7 pruned, 1 failed" in done.stdout + done.stderr, done.stdout[-2000:]
+    assert done.returncode == 1 and "no job completed" in done.stderr and "every job failed" not in done.stderr
+    assert "Traceback" not in done.stderr

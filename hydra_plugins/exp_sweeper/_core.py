@@ -570,7 +570,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed - progress.pruned
-        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None else ""
+        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None or progress.pruned else ""
         log.info(
             "%s: %d jobs finished: %d completed, %s%d failed; results: %s",
             self.kind,
@@ -595,5 +595,9 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
                 f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}"
             )
-        if progress.done and not completed:
+        if progress.done and progress.failed == progress.done:
             raise SweepError(f"{self.kind}: every job failed; see {store.path} and the logs above")
+        if progress.done and not completed:
+            raise SweepError(
+                f"{self.kind}: no job completed ({progress.pruned} pruned, {progress.failed} failed); see {store.path} and the logs above"
+            )

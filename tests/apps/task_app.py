@@ -7,7 +7,8 @@ start and end times), ``result`` (``x``: return x; ``const``; ``none``; ``nan``;
 key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``results`` (a list: return what
 ``result`` names for results[x]), ``exit_if`` (os._exit(3) when cfg.x equals it), ``kill_if`` (SIGKILL
 itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a
-child process, write its pid to the record, then sleep for an hour).
+child process, write its pid to the record, then sleep for an hour), ``prune`` (end as the sweep's pruner would
+stop it, at step 1).
 """
 
 import json
@@ -20,6 +21,8 @@ import time
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from exp_compat import Pruned
 
 
 @hydra.main(version_base=None, config_path=None, config_name=None)
@@ -81,6 +84,8 @@ def main(cfg: DictConfig):
     if "fail_if" in behave and received.get("x") == behave["fail_if"]:
         raise ValueError(f"boom at x={received.get('x')}")
     x = received.get("x", 0)
+    if behave.get("prune"):  # as if the sweep's pruner had stopped it at step 1
+        raise Pruned(1, x)
     kind = behave["results"][int(x)] if behave.get("results") else behave.get("result", "x")
     if kind == "x":
         return x
