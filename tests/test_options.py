@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+import sys
+
 import pytest
+from test_apps import ROOT, readme_block
 
 BIG = "1180591620717411303424"  # 2**70: more than any seed or count a sweep can use
 
@@ -62,3 +68,19 @@ def test_a_sweep_with_pruned_and_failed_jobs_counts_each_kind_and_never_says_eve
     assert "8 jobs finished: 0 completed, 7 pruned, 1 failed" in done.stdout + done.stderr, done.stdout[-2000:]
     assert done.returncode == 1 and "no job completed" in done.stderr and "every job failed" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_quick_start_says_what_runs_shows_the_parameters_only_and_where_the_best_is(tmp_path):
+    """The README's first command, as a new user runs it (fewer trials): the first line says how the trials run and
+    how to run them in parallel, each launch line holds the trial's parameters and what the user typed only, the last names both files."""
+    command = readme_block("## Two commands")[0].split(" && ")[-1]
+    argv = [sys.executable, *shlex.split(command)[1:], "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    first = next(line for line in lines if "exp_gopt" in line)
+    assert "one trial at a time" in first and "hydra/launcher=exp_local" in first and "asynchronous interface" not in first, first
+    launched = [line.split(" : ", 1)[1] for line in lines if re.search(r"#\d+ : ", line)]
+    typed = r"\+\+x=\S+ \+exp\.params=examples/basic\.conf"  # the trial's parameter, then what the user typed
+    assert len(launched) == 3 and all(re.fullmatch(typed, overrides) for overrides in launched), launched
+    assert "opt_configurations.csv" in lines[-1] and "optimization_results.yaml" in lines[-1], lines[-1]

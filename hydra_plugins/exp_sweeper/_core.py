@@ -45,7 +45,7 @@ from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 from hydra_plugins.exp_sweeper._options import check_ranges
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
-from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._progress import Progress, show_parameters_only
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 
@@ -119,6 +119,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     """
 
     kind = "exp"
+    summary: Optional[str] = None  # the file, beside the results, that names the best (exp_gopt)
     schema: Type[ConfT]
     enumerable: bool
 
@@ -134,6 +135,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.launcher: Launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=TimedTask(task_function), config=config
         )
+        show_parameters_only(self.launcher)
         # The asynchronous contract where the launcher offers it (the exp launchers); batches through
         # Launcher.launch otherwise.
         self.async_launcher: Optional[AsyncLauncher] = self.launcher if isinstance(self.launcher, AsyncLauncher) else None
@@ -572,13 +574,14 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         completed = progress.done - progress.failed - progress.pruned
         pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None or progress.pruned else ""
         log.info(
-            "%s: %d jobs finished: %d completed, %s%d failed; results: %s",
+            "%s: %d jobs finished: %d completed, %s%d failed; results: %s%s",
             self.kind,
             progress.done,
             completed,
             pruned,
             progress.failed,
             store.path,
+            f"; best: {self.sweep_dir / self.summary}" if self.summary else "",
         )
         if self.options.pruner is None and self.early is not None and self.early.curves.path.exists():
             log.info(
