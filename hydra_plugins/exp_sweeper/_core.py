@@ -42,11 +42,12 @@ from exp_compat.overrides import env_set_overrides, job_env_overrides, render_va
 from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
+from hydra_plugins.exp_sweeper._earlier import set_aside_sweep
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 from hydra_plugins.exp_sweeper._options import check_ranges
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress, show_parameters_only
-from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
+from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num, set_aside
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
@@ -350,6 +351,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         try:
             self.lock = SweepLock(self.sweep_dir)
             remove_temporaries(self.sweep_dir)  # a killed sweep's half-written results: only the driver writes here
+            if not resume:
+                self.set_aside_earlier_sweep(filename)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
                 log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
             if self.options.pruner is not None:
@@ -357,15 +360,43 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
+        if not resume and (self.sweep_dir / "multirun.yaml").exists():  # a sweep of another name ran here
+            set_aside(self.sweep_dir / "multirun.yaml")
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         self.journal = LaunchJournal(self.sweep_dir / JOBS_DIR, resume=resume)
-        launched = [e["job_num"] for e in self.journal.entries()]
+        launched = [*self.journal.earlier, *(e["job_num"] for e in self.journal.entries())]
         self.job_num = max([next_job_num(self.sweep_dir, store.rows), *(n + 1 for n in launched)])
         if store.rows:
             log.info(
                 "%s: resuming in %s: %d finished jobs kept, continuing at job #%d", self.kind, self.sweep_dir, len(store.rows), self.job_num
             )
         return store
+
+    def set_aside_earlier_sweep(self, filename: str) -> None:
+        """An earlier sweep of this name, moved whole into one folder (see _earlier), or refused where its job
+        directories cannot be told."""
+        name = self.options.name
+        if not any((self.sweep_dir / f).exists() for f in (filename, f"{name}_sweep.json")):
+            return
+        try:
+            aside = set_aside_sweep(self.sweep_dir, name, JOBS_DIR, filename, [self.summary] if self.summary else [])
+        except ValueError as reason:
+            n = 2
+            while Path(f"{self.sweep_dir}-{n}").exists():
+                n += 1
+            raise SweepError(
+                f"{self.kind}: {self.sweep_dir} holds an earlier sweep named {name}, which cannot be set aside whole: {reason}; "
+                f"nothing was changed. Continue it with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}, "
+                f"or start a new one elsewhere: hydra.sweep.dir={self.sweep_dir}-{n}"
+            ) from None
+        log.warning(
+            "%s: %s held an earlier sweep named %s: set aside whole (its files and job directories) in %s; "
+            "to continue a sweep instead, use hydra.sweeper.resume=true",
+            self.kind,
+            self.sweep_dir,
+            name,
+            aside,
+        )
 
     # -- the loop -----------------------------------------------------------------------------
     def stop_reason(self, progress: Progress) -> Optional[str]:

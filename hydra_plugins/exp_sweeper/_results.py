@@ -69,14 +69,7 @@ class ResultsStore:
                     "it was made by a different sweep; use another hydra.sweep.dir"
                 )
             self._rewrite(self.rows)  # drops a torn last line, if any
-        else:
-            if path.exists() and not resume:
-                kept = _set_aside(path)
-                log.warning(
-                    "%s held results of an earlier sweep: kept as %s (to continue a sweep instead, use hydra.sweeper.resume=true)",
-                    path,
-                    kept.name,
-                )
+        else:  # a new sweep never gets here where an earlier one left its results (SweepCore.set_aside_earlier_sweep)
             self._rewrite([])
         self._handle = open(path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
@@ -121,7 +114,7 @@ class CurvesStore:
             else:
                 rows = []
         elif path.exists():
-            _set_aside(path)
+            set_aside(path)
         self.last_steps = {row["job_num"]: float(row["step"]) for row in rows}  # read by a resume, then dropped
         self._crowded = False
         self._handle: Optional[TextIO] = None
@@ -167,8 +160,13 @@ class LaunchJournal:
     """
 
     def __init__(self, directory: Path, resume: bool):
+        # A sweep of another name in the same directory (EXP's habit) sets the earlier one's journal aside; its
+        # job numbers stay taken, so that job directories nested by hydra.sweep.subdir are never reused.
+        self.earlier: List[int] = []
         if not resume and directory.exists():
-            _set_aside(directory)
+            earlier = directory / "launched.jsonl"
+            self.earlier = [entry["job_num"] for entry in json_lines(earlier)] if earlier.exists() else []
+            set_aside(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "launched.jsonl"
         self._handle = open(self.path, "a", encoding="utf-8")
@@ -220,7 +218,7 @@ def write_summary(path: Path, summary: Dict[str, Any]) -> None:
         yaml.safe_dump(summary, handle, sort_keys=False, allow_unicode=True)
 
 
-def _set_aside(path: Path) -> Path:
+def set_aside(path: Path) -> Path:
     """Rename an earlier sweep's file to the first free ``<stem>.<n><suffix>``."""
     n = 1
     while (kept := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
