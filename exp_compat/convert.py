@@ -15,15 +15,22 @@ every job's overrides themselves (:mod:`exp_compat.overrides`) and lose nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shlex
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from exp_compat.errors import SpaceError
-from exp_compat.grid import Grid
+from exp_compat.grid import Grid, grid_length
 from exp_compat.overrides import render_value
-from exp_compat.space import ListParam, RandomParam, RangeParam, Space, ValueParam, canonical
+from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space, ValueParam, canonical
 
 TARGETS = ("basic", "optuna")
+# A parameter's values written out one by one (choice(...)) are each checked through Hydra's parser and the
+# sweeper's re-rendering, about half a millisecond a value: convert writes at most this many, so that it answers
+# at once, as validate does. A float range is written range(...) where Hydra expands it to exactly EXP's values,
+# which is checked value by value (microseconds each) up to RANGE_LIMIT.
+CHOICE_LIMIT = 1_000
+RANGE_LIMIT = 100_000
 FORMATS = ("yaml", "overrides")
 _SWEEPER_CHOICE = {"basic": None, "optuna": "optuna"}
 
@@ -120,20 +127,59 @@ def _param_sweep(key: str, values: Sequence[Any], target: str) -> tuple[str, Lis
     return sweep, carry_problems(key, values, f"{key}={sweep}", target)
 
 
+def hydra_range(key: str, param: RangeParam, axis: Iterable[Any]) -> Optional[str]:
+    """``range(low,high,step)`` where Hydra's own parser expands it to exactly the values of EXP's grid, else None.
+
+    An integer range always is. For floats, Hydra adds the step in ``Decimal`` arithmetic where numpy (EXP)
+    multiplies it, so the two agree for some steps (0.25) and not for others (0.1 gives 0.3 against
+    0.30000000000000004): each value is compared.
+    """
+    if param.dtype == "int":
+        return f"range({param.low},{param.high},{param.step})"
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweep = "range(" + ",".join(render_value(float(v)) for v in (param.low, param.high, param.step)) + ")"
+    expanded = OverridesParser.create().parse_override(f"{key}={sweep}").sweep_iterator()
+    missing = object()
+    same = all(type(a) is float and a == b for a, b in itertools.zip_longest(expanded, axis, fillvalue=missing))
+    return sweep if same else None
+
+
+def _refuse_large(name: str, size: int, limit: float) -> None:
+    """SpaceError where convert would write (or check) more values of one parameter than it does at once."""
+    if size > limit:
+        raise SpaceError(
+            f"{size:,} values, more than convert writes ({CHOICE_LIMIT:,}, or {RANGE_LIMIT:,} for a float range that "
+            "Hydra's range() expands alike); hydra/sweeper=exp_grid +exp.params=FILE reads the space itself, any size; "
+            "or use a coarser step or fewer values",
+            param=name,
+        )
+
+
+def _limit(param: Param) -> float:
+    if isinstance(param, RangeParam):
+        return float("inf") if param.dtype == "int" else RANGE_LIMIT
+    return CHOICE_LIMIT
+
+
 def basic_sweep(space: Space, seed: Optional[int] = None, runs: Optional[int] = None) -> SweepDefinition:
     """The EXP grid as a basic-sweeper definition (random parameters drawn with ``seed``)."""
     space.require_params()
+    for param in space:  # before any value is drawn or built
+        _refuse_large(param.name, grid_length(param), _limit(param))
     grid = Grid(space, seed=seed)
     params: Dict[str, str] = {}
     problems: List[str] = []
     for param, axis in zip(space, grid.axes):
         key = f"++{param.name}"
+        compact = hydra_range(key, param, axis) if isinstance(param, RangeParam) else None
         if isinstance(param, ValueParam):
             params[key] = render_value(param.value)
             problems += carry_problems(key, [param.value], f"{key}={params[key]}", "basic")
-        elif isinstance(param, RangeParam) and param.dtype == "int":
-            params[key] = f"range({param.low},{param.high},{param.step})"
+        elif compact is not None:
+            params[key] = compact
         else:
+            _refuse_large(param.name, len(axis), CHOICE_LIMIT)
             params[key], found = _param_sweep(key, list(axis), "basic")
             problems += found
     if runs is not None:
@@ -152,6 +198,7 @@ def optuna_sweep(space: Space) -> SweepDefinition:
         key = f"++{param.name}"
         if isinstance(param, (ValueParam, ListParam)):
             values = [param.value] if isinstance(param, ValueParam) else list(param.unique_values)
+            _refuse_large(param.name, len(values), CHOICE_LIMIT)
             params[key], found = _param_sweep(key, values, "optuna")
             problems += found
             continue

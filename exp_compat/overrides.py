@@ -83,7 +83,20 @@ def job_env_overrides(identity: Mapping[str, Any]) -> List[str]:
 
 def env_set_overrides(variables: Mapping[str, Any]) -> List[str]:
     """Hydra overrides that export ``variables`` to a job while it runs (``hydra.job.env_set``)."""
-    return [f"++hydra.job.env_set.{name}={render_value(value)}" for name, value in variables.items()]
+    return [f"{ENV_SET}{name}={render_value(value)}" for name, value in variables.items()]
+
+
+ENV_SET = "++hydra.job.env_set."
+# The sweep's own variables (EXP_CONFIG_ID, EXP_RUN, EXP_REPORT, ...) as env_set_overrides renders them: a word,
+# or a single-quoted string (quote_string).
+_SWEEP_ENV_SET = re.compile(r" ?" + re.escape(ENV_SET) + r"EXP_[A-Z_]+=(?:'(?:[^'\\]|\\.)*'|\S+)")
+
+
+def without_sweep_env_set(text: str) -> str:
+    """``text`` (a launcher's line listing a job's overrides) without the variables the sweep exports to the job:
+    the user sees the job's parameters. They must be overrides (Hydra's config has no other way in for a job), and
+    Hydra's launchers hide only overrides written ``hydra.``..., which a new key of ``env_set`` cannot be."""
+    return _SWEEP_ENV_SET.sub("", text) if ENV_SET in text else text
 
 
 def render_overrides(config: Mapping[str, Any] | Iterable[Tuple[str, Any]], prefix: str = "++") -> List[str]:

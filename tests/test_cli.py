@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -255,3 +256,34 @@ def test_export_errors_are_one_line_and_write_nothing(tmp_path, exp_compat, args
     done = exp_compat("export", *args, "-o", "out.conf")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.conf").exists()
+
+
+def test_a_float_range_is_written_as_range_where_hydra_expands_it_alike_else_value_by_value(tmp_path, exp_compat):
+    """Hydra's range() adds its step in Decimal arithmetic, EXP's (numpy's) multiplies it: a float range is written
+    range(...) only where Hydra's own parser expands it to exactly EXP's values."""
+    space = '[q]\ntype = "range"\nbounds = [0.0, 1.0]\nstep = 0.25\n\n[t]\ntype = "range"\nbounds = [0.0, 1.0]\nstep = 0.1\n'
+    (tmp_path / "grid.conf").write_text(space, encoding="utf-8")
+    done = exp_compat("convert", "grid.conf")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "++q: range(0.0,1.0,0.25)" in done.stdout and "++t: choice(0.0,0.1,0.2,0.30000000000000004," in done.stdout
+    (tmp_path / "sweep.yaml").write_text(done.stdout, encoding="utf-8")
+    received = multirun(tmp_path, "--config-dir", str(tmp_path), "--config-name", "sweep")
+    assert Counter(repr(typed(c)) for c in received) == expected_grid(tmp_path, seed=0, runs=None)
+
+
+@pytest.mark.parametrize(
+    "table, words",
+    [
+        ('type = "range"\nbounds = [0.0, 10000000.0]\nstep = 1.0', "10,000,000 values"),
+        ('type = "range"\nbounds = [0.0, 1000.0]\nstep = 0.01', "100,000 values"),
+        ('type = "random"\nn = 5000', "5,000 values"),
+    ],
+    ids=["huge-float-range", "fractional-step", "many-draws"],
+)
+def test_convert_refuses_a_parameter_of_too_many_values_at_once_naming_its_size(tmp_path, exp_compat, table, words):
+    (tmp_path / "big.conf").write_text(f"[x]\n{table}\n", encoding="utf-8")
+    started = time.monotonic()
+    done = exp_compat("convert", "big.conf")
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    assert "x" in done.stderr and words in done.stderr and "exp_grid" in done.stderr, done.stderr
+    assert time.monotonic() - started < 30  # 10^7 values took 120 s and 5.7 GB

@@ -208,8 +208,9 @@ def test_resume_refuses_changed_optimizer_settings_and_writes_nothing(tmp_path, 
     assert hydra_app(*sweep, "hydra.sweeper.n_trials=3").returncode == 0
     before = files_in(tmp_path / "sweep")
     done = hydra_app(*sweep, "hydra.sweeper.n_trials=5", f"hydra.sweeper.{change}", "hydra.sweeper.resume=true")
-    setting = change.split("=")[0]
-    assert done.returncode == 1 and f"cannot resume: {setting} changed since the sweep in" in done.stderr, done.stderr[-2000:]
+    setting, value = change.split("=")
+    assert done.returncode == 1 and f"cannot resume: hydra.sweeper.{setting} was " in done.stderr, done.stderr[-2000:]
+    assert f", now {value} (changed since the sweep in" in done.stderr
     assert "Traceback" not in done.stderr and files_in(tmp_path / "sweep") == before
     more = hydra_app(*sweep, "hydra.sweeper.n_trials=5", "hydra.sweeper.resume=true")  # a larger budget is no change
     assert more.returncode == 0 and len(csv_rows(tmp_path / "sweep" / "opt_configurations.csv")) == 5

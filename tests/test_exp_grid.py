@@ -268,11 +268,43 @@ def test_resume_refuses_a_changed_space(tmp_path, hydra_app):
     assert done.returncode == 1 and "cannot resume: space changed" in done.stderr
 
 
-def test_rerun_into_the_same_directory_keeps_the_earlier_results(tmp_path, hydra_app):
-    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,2)").returncode == 0
-    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)").returncode == 0
-    assert len(csv_rows(tmp_path / "sweep" / "exp_results.1.csv")) == 2
-    assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 3
+def files(directory: Path) -> dict:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file() and p.name != ".exp_lock"}
+
+
+@pytest.mark.parametrize("subdir", ["${hydra.job.num}", "exp/${hydra.job.num}", "run_${hydra.job.num}"])
+def test_a_new_sweep_where_one_ran_sets_the_earlier_sweep_aside_whole_into_one_folder(tmp_path, hydra_app, subdir):
+    sweep = tmp_path / "sweep"
+    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,2)", f"hydra.sweep.subdir={subdir}").returncode == 0
+    before = files(sweep)
+    assert {"exp_results.csv", "exp_params.csv", "exp_sweep.json", subdir.replace("${hydra.job.num}", "1") + "/received.json"} <= set(
+        before
+    )
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", f"hydra.sweep.subdir={subdir}")
+    assert done.returncode == 0 and "set aside whole" in done.stdout + done.stderr, done.stderr[-2000:]
+    assert {f"exp.1/{name}": data for name, data in before.items()}.items() <= files(sweep).items()  # nothing lost
+    assert len(csv_rows(sweep / "exp_results.csv")) == 3 and len(csv_rows(sweep / "exp.1" / "exp_results.csv")) == 2
+    assert (sweep / subdir.replace("${hydra.job.num}", "0") / "received.json").exists()  # numbered from 0 again
+    # a sweep of another name may share the directory, as EXP's experiments did: the earlier one's files are kept
+    now = files(sweep)
+    other = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", f"hydra.sweep.subdir={subdir}", "hydra.sweeper.name=other")
+    assert other.returncode == 0, other.stderr[-2000:]
+    moved = {"multirun.yaml": "multirun.1.yaml", ".exp_jobs": ".exp_jobs.1"}
+    kept = files(sweep)
+    for name, data in now.items():
+        top, _, rest = name.partition("/")
+        assert kept.get(moved.get(top, top) + ("/" + rest if rest else "")) == data, name
+
+
+def test_an_earlier_sweep_whose_job_directories_cannot_be_told_is_refused_and_nothing_changes(tmp_path, hydra_app):
+    sweep = tmp_path / "sweep"
+    subdir = "hydra.sweep.subdir=${hydra.job.override_dirname}"
+    assert hydra_app("hydra/sweeper=exp_grid", "+x=range(0,2)", subdir).returncode == 0
+    before = files(sweep)
+    done = hydra_app("hydra/sweeper=exp_grid", "+x=range(0,3)", subdir)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "depend on more than the job number" in done.stderr, done.stderr
+    assert f"hydra.sweeper.resume=true hydra.sweep.dir={sweep}" in done.stderr and f"hydra.sweep.dir={sweep}-2" in done.stderr
+    assert files(sweep) == before
 
 
 def test_progress_bar_on_request_and_log_lines_always(tmp_path, hydra_app):

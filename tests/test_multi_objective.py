@@ -187,11 +187,12 @@ def test_bad_returns_are_failed_trials_with_clear_errors(tmp_path, sweep):
     errors = {r["x"]: r["exp.error"] for r in rows}
     assert errors == {
         "0": "bad return value: returned 1 values, expected 2 (one per direction)",
-        "1": "bad return value: returned {'loss': 1.0}, expected a list of 2 numbers (one per direction)",
+        "1": "bad return value: returned a dict (keys: loss), expected a list of 2 numbers (one per direction); "
+        "to read a dict, set hydra.sweeper.objective to a list of 2 of its keys",
         "2": "bad return value: returned 'text', expected a list of 2 numbers (one per direction)",
         "3": "bad return value: objective 1: returned nan, expected a finite number",
-        "4": "bad return value: returned {'loss': 4.0, 'latency_ms': 9.0, 'size': 'big', 'accuracy': -3.0}, "
-        "expected a list of 2 numbers (one per direction)",
+        "4": "bad return value: returned a dict (keys: loss, latency_ms, size, accuracy), expected a list of 2 numbers "
+        "(one per direction); to read a dict, set hydra.sweeper.objective to a list of 2 of its keys",
         "5": "",
     }
     assert summary["n_failed"] == 5 and [s["params"]["x"] for s in summary["solutions"]] == [5]

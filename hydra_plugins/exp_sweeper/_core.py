@@ -37,17 +37,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
 from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS, STEPS
-from exp_compat.files import is_plain_file_name, remove_temporaries
+from exp_compat.files import remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.reporting import plain_step
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
+from hydra_plugins.exp_sweeper._earlier import set_aside_sweep
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
+from hydra_plugins.exp_sweeper._options import check_ranges
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
-from hydra_plugins.exp_sweeper._progress import Progress
-from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num
+from hydra_plugins.exp_sweeper._progress import Progress, show_parameters_only
+from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num, set_aside
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
@@ -120,6 +122,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     """
 
     kind = "exp"
+    summary: Optional[str] = None  # the file, beside the results, that names the best (exp_gopt)
     schema: Type[ConfT]
     enumerable: bool
 
@@ -135,6 +138,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.launcher: Launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=TimedTask(task_function), config=config
         )
+        show_parameters_only(self.launcher)
         # The asynchronous contract where the launcher offers it (the exp launchers); batches through
         # Launcher.launch otherwise.
         self.async_launcher: Optional[AsyncLauncher] = self.launcher if isinstance(self.launcher, AsyncLauncher) else None
@@ -221,14 +225,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def check_options(self) -> None:
         """What the options' types cannot say (the types were checked as the options were read)."""
         o = self.options
-        if not is_plain_file_name(o.name):
-            raise SweepError(
-                f"hydra.sweeper.name must be a plain file name (letters, digits, '_', '-', '.'), "
-                f"which starts the names of the sweep's files, got {o.name!r}"
-            )
-        if not 0 <= o.max_failure_rate <= 1:
-            raise SweepError(f"hydra.sweeper.max_failure_rate must be a fraction in [0, 1], got {o.max_failure_rate!r}")
         try:
+            check_ranges(o)
             self.directions = parse_directions(o.direction)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
@@ -243,8 +241,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         where = f"{self.kind}: hydra.sweeper.pruner={kind}"
         if len(self.directions) > 1:
             raise SweepError(f"{where}: a pruner ranks trials by one objective, but hydra.sweeper.direction lists {len(self.directions)}")
-        if not 0 < o.min_resource < float("inf"):
-            raise SweepError(f"{where}: min_resource must be a step > 0 (the first rung), got {o.min_resource!r}")
         if o.max_resource is not None and not o.min_resource < o.max_resource:
             raise SweepError(
                 f"{where}: min_resource={o.min_resource!r} must be smaller than max_resource={o.max_resource!r} "
@@ -252,11 +248,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             )
         if o.max_resource is None and kind == "hyperband":
             raise SweepError(f"{where} needs max_resource, the step at which a trial is complete (its number of epochs)")
-        if o.reduction_factor < 2:
-            raise SweepError(f"{where}: reduction_factor must be a whole number >= 2, got {o.reduction_factor!r}")
-        self.at_least("n_startup_trials", o.n_startup_trials, 0)
-        if not 0 <= o.n_warmup_steps < float("inf"):
-            raise SweepError(f"{where}: n_warmup_steps must be a step >= 0, got {o.n_warmup_steps!r}")
         pruner = make_pruner(kind, o.min_resource, o.max_resource, o.reduction_factor, o.n_startup_trials, o.n_warmup_steps, seed)
         if pruner.bracket_rungs(0).at(0) is None:
             raise SweepError(
@@ -287,12 +278,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         sign = direction_sign(self.directions[0])
         end_job = self.async_launcher.end if self.async_launcher is not None else None
         self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume, end_job)
-
-    @staticmethod
-    def at_least(key: str, value: Optional[int], low: int) -> None:
-        """A whole-number option's lower bound (None passes: where null is allowed, the type says so)."""
-        if value is not None and value < low:
-            raise SweepError(f"hydra.sweeper.{key} must be a whole number >= {low}, got {value!r}")
 
     def params_file(self) -> Optional[Path]:
         """``hydra.sweeper.params_file`` or ``exp.params``, relative to the directory the user ran from."""
@@ -369,6 +354,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         try:
             self.lock = SweepLock(self.sweep_dir)
             remove_temporaries(self.sweep_dir)  # a killed sweep's half-written results: only the driver writes here
+            if not resume:
+                self.set_aside_earlier_sweep(filename)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
                 log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
             if self.options.pruner is not None:
@@ -376,15 +363,43 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
+        if not resume and (self.sweep_dir / "multirun.yaml").exists():  # a sweep of another name ran here
+            set_aside(self.sweep_dir / "multirun.yaml")
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         self.journal = LaunchJournal(self.sweep_dir / JOBS_DIR, resume=resume)
-        launched = [e["job_num"] for e in self.journal.entries()]
+        launched = [*self.journal.earlier, *(e["job_num"] for e in self.journal.entries())]
         self.job_num = max([next_job_num(self.sweep_dir, store.rows), *(n + 1 for n in launched)])
         if store.rows:
             log.info(
                 "%s: resuming in %s: %d finished jobs kept, continuing at job #%d", self.kind, self.sweep_dir, len(store.rows), self.job_num
             )
         return store
+
+    def set_aside_earlier_sweep(self, filename: str) -> None:
+        """An earlier sweep of this name, moved whole into one folder (see _earlier), or refused where its job
+        directories cannot be told."""
+        name = self.options.name
+        if not any((self.sweep_dir / f).exists() for f in (filename, f"{name}_sweep.json")):
+            return
+        try:
+            aside = set_aside_sweep(self.sweep_dir, name, JOBS_DIR, filename, [self.summary] if self.summary else [])
+        except ValueError as reason:
+            n = 2
+            while Path(f"{self.sweep_dir}-{n}").exists():
+                n += 1
+            raise SweepError(
+                f"{self.kind}: {self.sweep_dir} holds an earlier sweep named {name}, which cannot be set aside whole: {reason}; "
+                f"nothing was changed. Continue it with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}, "
+                f"or start a new one elsewhere: hydra.sweep.dir={self.sweep_dir}-{n}"
+            ) from None
+        log.warning(
+            "%s: %s held an earlier sweep named %s: set aside whole (its files and job directories) in %s; "
+            "to continue a sweep instead, use hydra.sweeper.resume=true",
+            self.kind,
+            self.sweep_dir,
+            name,
+            aside,
+        )
 
     # -- the loop -----------------------------------------------------------------------------
     def stop_reason(self, progress: Progress) -> Optional[str]:
@@ -603,15 +618,16 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed - progress.pruned
-        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None else ""
+        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None or progress.pruned else ""
         log.info(
-            "%s: %d jobs finished: %d completed, %s%d failed; results: %s",
+            "%s: %d jobs finished: %d completed, %s%d failed; results: %s%s",
             self.kind,
             progress.done,
             completed,
             pruned,
             progress.failed,
             store.path,
+            f"; best: {self.sweep_dir / self.summary}" if self.summary else "",
         )
         if self.options.pruner is None and self.early is not None and self.early.curves.path.exists():
             log.info(
@@ -628,5 +644,9 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 f"{self.kind}: stopped: {stop}. Finished jobs are in {store.path}; "
                 f"continue with hydra.sweeper.resume=true hydra.sweep.dir={self.sweep_dir}"
             )
-        if progress.done and not completed:
+        if progress.done and progress.failed == progress.done:
             raise SweepError(f"{self.kind}: every job failed; see {store.path} and the logs above")
+        if progress.done and not completed:
+            raise SweepError(
+                f"{self.kind}: no job completed ({progress.pruned} pruned, {progress.failed} failed); see {store.path} and the logs above"
+            )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: af
     from hydra_plugins.exp_sweeper._proposer import Proposer
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
+SUMMARY = "optimization_results.yaml"  # the Optuna sweeper's name for it
 
 
 def describe_exhaustion(size: Optional[int]) -> str:
@@ -309,6 +310,7 @@ def launcher_slots(config: Any) -> Optional[int]:
 
 class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
     kind = "exp_gopt"
+    summary = SUMMARY
     schema = ExpGoptConf
     enumerable = False
 
@@ -320,8 +322,6 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
     def check_options(self) -> None:
         super().check_options()
         o = self.options
-        for key in ("n_trials", "n_initial_points", "n_jobs"):
-            self.at_least(key, getattr(o, key), 1)
         try:
             self.objectives = Objectives(self.directions, o.objective, parse_constraints(o.constraints))
         except ValueError as error:
@@ -377,7 +377,13 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
         if self.asynchronous:
             log.info("%s: keeping %d trials in flight (asynchronous launcher)", self.kind, self.n_jobs)
         elif o.mode is Mode["async"]:
-            log.info("%s: the launcher has no asynchronous interface: batches of %d trials (Launcher.launch)", self.kind, self.n_jobs)
+            how = "one trial at a time" if self.n_jobs == 1 else f"batches of {self.n_jobs} trials, each waiting for its slowest"
+            log.info(
+                "%s: %s runs %s; hydra/launcher=exp_local hydra.sweeper.n_jobs=N runs N at once, each replaced as it ends",
+                self.kind,
+                type(self.launcher).__name__,
+                how,
+            )
         else:
             log.info("%s: mode=sync: batches of %d trials", self.kind, self.n_jobs)
         from hydra_plugins.exp_sweeper._proposer import Proposer
@@ -484,7 +490,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
         counts = {"n_trials": strategy.finished, "n_failed": strategy.n_failed, "n_pruned": strategy.n_pruned}
         if objectives.constraints:
             counts["n_feasible"] = sum(reading.feasible for _, reading in strategy.own_readings())
-        write_summary(self.sweep_dir / "optimization_results.yaml", {"name": self.options.name, **found, **counts})
+        write_summary(self.sweep_dir / SUMMARY, {"name": self.options.name, **found, **counts})
         if objectives.multi:
             log.info("%s: %d Pareto-optimal trials (optimization_results.yaml lists them)", self.kind, len(found["solutions"]))
         elif strategy.best_value is not None:

@@ -129,8 +129,6 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
             raise SweepError(
                 f"{self.kind}: hydra.sweeper.direction is the pruner's, one of minimize or maximize, got {self.options.direction!r}"
             )
-        self.at_least("runs", self.options.runs, 1)
-        self.at_least("max_batch_size", self.options.max_batch_size, 1)
 
     def config_ids(self, grid: Grid) -> Optional[List[int]]:
         ids = self.options.config_ids

@@ -145,6 +145,11 @@ class Objectives:
                 length = None if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__getitem__") else len(value)
             except TypeError:  # a 0-d array
                 length = None
+            if isinstance(value, Mapping):
+                raise ValueError(
+                    f"returned a dict (keys: {', '.join(map(str, value))}), expected a list of {n} numbers (one per direction); "
+                    f"to read a dict, set hydra.sweeper.objective to a list of {n} of its keys"
+                )
             if length is None:
                 raise ValueError(f"returned {value!r:.80}, expected a list of {n} numbers (one per direction)")
             if length != n:

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
+from exp_compat.overrides import without_sweep_env_set
 from hydra_plugins.exp_sweeper.config import ProgressMode
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
@@ -92,3 +93,26 @@ class Progress:
 
     def close(self) -> None:
         self._clear_bar()
+
+
+class ParametersOnly(logging.Filter):
+    """A launcher's line per job ("#3 : lr=0.1 ...") without the variables the sweep exports to the job."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = without_sweep_env_set(message)
+        if shown != message:
+            record.msg, record.args = shown, ()
+        return True
+
+
+def show_parameters_only(launcher: object) -> None:
+    """Filter the loggers of the launcher's package (Hydra's launchers log each job's overrides from the module
+    of their class, or one beside it): records are filtered by the logger that made them, whatever handlers
+    the jobs' logging configuration installs meanwhile."""
+    package = type(launcher).__module__.rsplit(".", 1)[0]
+    names = [name for name in list(sys.modules) if name == package or name.startswith(package + ".")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ParametersOnly) for f in logger.filters):
+            logger.addFilter(ParametersOnly())

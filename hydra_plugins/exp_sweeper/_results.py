@@ -71,14 +71,7 @@ class ResultsStore:
                     "it was made by a different sweep; use another hydra.sweep.dir"
                 )
             self._rewrite(self.rows)  # drops a torn last line, if any
-        else:
-            if path.exists() and not resume:
-                kept = _set_aside(path)
-                log.warning(
-                    "%s held results of an earlier sweep: kept as %s (to continue a sweep instead, use hydra.sweeper.resume=true)",
-                    path,
-                    kept.name,
-                )
+        else:  # a new sweep never gets here where an earlier one left its results (SweepCore.set_aside_earlier_sweep)
             self._rewrite([])
         self._handle = open(path, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
@@ -123,7 +116,7 @@ class CurvesStore:
             else:
                 rows = []
         elif path.exists():
-            _set_aside(path)
+            set_aside(path)
         self.last_steps = {row[JOB_NUM]: float(row[STEP]) for row in rows}  # read by a resume, then dropped
         self._crowded = False
         self._handle: Optional[TextIO] = None
@@ -185,8 +178,13 @@ class LaunchJournal:
     """
 
     def __init__(self, directory: Path, resume: bool):
+        # A sweep of another name in the same directory (EXP's habit) sets the earlier one's journal aside; its
+        # job numbers stay taken, so that job directories nested by hydra.sweep.subdir are never reused.
+        self.earlier: List[int] = []
         if not resume and directory.exists():
-            _set_aside(directory)
+            earlier = directory / "launched.jsonl"
+            self.earlier = [entry["job_num"] for entry in json_lines(earlier)] if earlier.exists() else []
+            set_aside(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "launched.jsonl"
         self._handle = open(self.path, "a", encoding="utf-8")
@@ -238,7 +236,7 @@ def write_summary(path: Path, summary: Dict[str, Any]) -> None:
         yaml.safe_dump(summary, handle, sort_keys=False, allow_unicode=True)
 
 
-def _set_aside(path: Path) -> Path:
+def set_aside(path: Path) -> Path:
     """Rename an earlier sweep's file to the first free ``<stem>.<n><suffix>``."""
     n = 1
     while (kept := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
@@ -267,11 +265,11 @@ class SweepState:
         """The saved state when resuming (checked against ``record``), else ``record``; writes nothing."""
         if resume and path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            changed = [key for key in record if key != "seed" and saved.get(key) != _jsonable(record[key])]
+            changed = _changes(saved, _jsonable(record))
             if changed:
                 raise ValueError(
-                    f"cannot resume: {', '.join(changed)} changed since the sweep in {path.parent} started "
-                    f"(see {path}); use the same settings or another hydra.sweep.dir"
+                    f"cannot resume: {'; '.join(changed)} (changed since the sweep in {path.parent} started, "
+                    f"see {path}); use the same settings or another hydra.sweep.dir"
                 )
             return cls(path, saved)
         return cls(path, _jsonable(record))
@@ -279,6 +277,35 @@ class SweepState:
     def save(self) -> None:
         with atomic_writer(self.path) as handle:
             json.dump(self.record, handle, indent=2, allow_nan=True)
+
+
+def _changes(saved: Dict[str, Any], record: Dict[str, Any]) -> List[str]:
+    """What differs between a saved sweep and this one, option by option with both values ("hydra.sweeper.pruner
+    was asha, now null"). A key on one side only is a change too: the pruner's settings, the constraints and
+    ``pruned_value`` are recorded only where they apply."""
+    changes = []
+    for key in dict.fromkeys([*record, *saved]):
+        old, new = saved.get(key), record.get(key)
+        if key == "seed" or old == new:
+            continue
+        if key == "space":
+            changes.append("space changed")
+        elif key == "sweeper":
+            changes.append(f"hydra/sweeper was {old}, now {new}")
+        elif key == "pruning" and old is not None and new is not None:
+            changes += [_change(k, old.get(k), new.get(k)) for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
+        elif key == "pruning":
+            changes.append(_change("pruner", (old or {}).get("pruner"), (new or {}).get("pruner")))
+        else:
+            changes.append(_change(key, old, new))
+    return changes
+
+
+def _change(option: str, old: Any, new: Any) -> str:
+    def shown(value: Any) -> str:
+        return json.dumps(value, allow_nan=True) if not isinstance(value, str) else value
+
+    return f"hydra.sweeper.{option} was {shown(old)}, now {shown(new)}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,7 +9,7 @@ key name: return {name: x}; ``big``: {"loss": x, "blob": 20 MB of text}), ``resu
 itself), ``eat_if`` (hold 600 MB, then sleep 30 s: over a small SLURM memory request), ``hang_if`` (start a
 child process, write its pid to the record, then sleep for an hour), ``hold_if`` (job x waits, up to 60 s,
 until the file ``hold`` has at least ``hold_lines`` lines, default 0: until it exists; an event, not a race
-with a sleep).
+with a sleep), ``prune`` (end as the sweep's pruner would stop it, at step 1).
 """
 
 import json
@@ -22,6 +22,8 @@ import time
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from exp_compat import Pruned
 
 
 def hold(path: str, lines: int, timeout_s: float = 60.0) -> None:
@@ -97,6 +99,8 @@ def main(cfg: DictConfig):
     if "fail_if" in behave and received.get("x") == behave["fail_if"]:
         raise ValueError(f"boom at x={received.get('x')}")
     x = received.get("x", 0)
+    if behave.get("prune"):  # as if the sweep's pruner had stopped it at step 1
+        raise Pruned(1, x)
     kind = behave["results"][int(x)] if behave.get("results") else behave.get("result", "x")
     if kind == "x":
         return x
