@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -282,8 +281,6 @@ def test_a_float_range_is_written_as_range_where_hydra_expands_it_alike_else_val
 )
 def test_convert_refuses_a_parameter_of_too_many_values_at_once_naming_its_size(tmp_path, exp_compat, table, words):
     (tmp_path / "big.conf").write_text(f"[x]\n{table}\n", encoding="utf-8")
-    started = time.monotonic()
-    done = exp_compat("convert", "big.conf")
+    done = exp_compat("convert", "big.conf")  # within run()'s time limit: 10^7 values took 120 s and 5.7 GB
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
     assert "x" in done.stderr and words in done.stderr and "exp_grid" in done.stderr, done.stderr
-    assert time.monotonic() - started < 30  # 10^7 values took 120 s and 5.7 GB
