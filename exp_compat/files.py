@@ -91,8 +91,9 @@ def json_lines(path: Union[str, os.PathLike]) -> List[Any]:
 
 
 def read_csv(path: Union[str, os.PathLike]) -> Tuple[List[str], List[Dict[str, str]]]:
-    """Header and complete rows of a CSV that a kill may have cut: a torn last line is left out."""
-    with open(path, encoding="utf-8") as handle:
+    """Header and complete rows of a CSV that a kill may have cut: a torn last line is left out. A byte-order
+    mark (a spreadsheet's "CSV UTF-8") is not part of the first column's name."""
+    with open(path, encoding="utf-8-sig") as handle:
         text = handle.read()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]

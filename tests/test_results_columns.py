@@ -160,6 +160,21 @@ def test_warm_start_from_a_file_without_a_status_column_takes_its_complete_rows(
     assert "1 without a number for every objective" in line, line
 
 
+def test_warm_start_reads_a_bom_and_skips_rows_outside_the_space_or_without_finite_objectives(tmp_path):
+    # A CSV saved by a spreadsheet starts with a byte-order mark; a value outside the space (x=5 in [0, 2], y=nan)
+    # or an objective that is NaN or inf would reach the optimizer's fit, which fails on it.
+    (tmp_path / "odd.csv").write_text(
+        "\ufeffx,y,error,duration_s\n0.1,0.2,0.1,0.81\n0.5,0.5,0.5,0.75\n5,0.1,5,0.35\n0.7,nan,0.7,0.1\n0.9,0.3,nan,0.3\n0.3,0.3,0.3,inf\n",
+        encoding="utf-8",
+    )
+    warm = ("hydra.sweeper.n_trials=3", "hydra.sweeper.n_initial_points=1", "hydra.sweeper.warm_start=odd.csv")
+    done = app(tmp_path, "objectives_app.py", *SPACE, *TWO, *warm)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next((line for line in done.stdout.splitlines() if "warm start from odd.csv" in line), done.stdout[-3000:])
+    assert "2 rows taken, 4 skipped" in line and "2 without a value in the space for every parameter" in line, line
+    assert "2 without a number for every objective" in line, line
+
+
 @pytest.mark.parametrize(
     "text,words",
     [

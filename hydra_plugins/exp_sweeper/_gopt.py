@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
@@ -33,7 +34,8 @@ def describe_exhaustion(size: Optional[int]) -> str:
 
 
 def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
-    """A CSV row's parameters as an optimizer point (types from the dimensions)."""
+    """A CSV row's parameters as an optimizer point (types from the dimensions); ValueError for a value outside
+    the space (a warm start's file may hold any), which the optimizer would refuse with a traceback."""
     from skopt.space import Categorical, Integer
 
     point = []
@@ -44,10 +46,11 @@ def point_from_row(search: SearchSpace, row: Dict[str, str]) -> List[Any]:
             if not matches:
                 raise ValueError(f"{dim.name}={text!r} is not one of {list(dim.categories)}")
             point.append(matches[0])
-        elif isinstance(dim, Integer):
-            point.append(int(float(text)))
         else:
-            point.append(float(text))
+            value = int(float(text)) if isinstance(dim, Integer) else float(text)
+            if value not in dim:
+                raise ValueError(f"{dim.name}={text!r} is outside [{dim.low}, {dim.high}]")
+            point.append(value)
     return point
 
 
@@ -477,7 +480,8 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             reading = self.objectives.from_row(row)
         except ValueError:
             reading = None
-        return "without a number for every objective and constrained metric" if reading is None else None
+        finite = reading is not None and all(map(math.isfinite, [*reading.values, *reading.metrics.values()]))
+        return None if finite else "without a number for every objective and constrained metric"
 
     def finish(self, strategy: GoptStrategy, store: ResultsStore) -> None:
         strategy.close()
