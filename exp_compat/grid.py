@@ -128,9 +128,13 @@ class Grid:
         self.run_key = run_key
         self.size = math.prod(len(axis) for axis in self.axes) if self.axes else 0
 
-    def __len__(self) -> int:
-        """Number of jobs: configurations times runs."""
+    @property
+    def jobs(self) -> int:
+        """Number of jobs: configurations times runs (``len`` fails past ``sys.maxsize``, which a lazy grid may pass)."""
         return self.size * self.runs
+
+    def __len__(self) -> int:
+        return self.jobs
 
     def config(self, config_id: int) -> Dict[str, Any]:
         """The parameters of configuration ``config_id`` (no id/run keys)."""
@@ -148,8 +152,8 @@ class Grid:
         return {**{k: _fresh(v) for k, v in config.items()}, self.id_key: config_id, self.run_key: run}
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"job {index} outside 0..{len(self) - 1}")
+        if not 0 <= index < self.jobs:
+            raise IndexError(f"job {index} outside 0..{self.jobs - 1}")
         config_id, run_index = divmod(index, self.runs)
         return self.row(self.config(config_id), config_id, run_index + 1)
 

@@ -183,6 +183,17 @@ def test_max_failure_rate_bounds_failures(tmp_path, hydra_app):
     assert len(csv_rows(tmp_path / "sweep" / "exp_results.csv")) == 2  # 1 of 2 failed after the first batch
 
 
+HUGE = [("hydra.sweeper.runs=1180591620717411303424",), tuple(f"+p{i}=range(0,1000)" for i in range(8))]
+
+
+@pytest.mark.parametrize("huge", HUGE, ids=["2**70 runs", "10**24 configurations"])
+def test_a_grid_of_more_jobs_than_len_can_count_runs_until_stopped(tmp_path, hydra_app, huge):
+    done = hydra_app(
+        "hydra/sweeper=exp_grid", "+x=0,1", *huge, "+behave.fail_if=0", "hydra.sweeper.max_failure_rate=0", "hydra.sweeper.max_batch_size=1"
+    )
+    assert done.returncode == 1 and "more than max_failure_rate=0" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     "text,words",
     [

@@ -181,7 +181,7 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
             raise SweepError(f"{self.kind}: {error}") from None
         self.grid, self.ids = grid, self.config_ids(grid)
         id_key, run_key = self.job_keys(space)
-        self.total = len(self.ids) * runs if self.ids is not None else (len(grid) if grid.names else runs)
+        self.total = len(self.ids) * runs if self.ids is not None else (grid.jobs if grid.names else runs)
         if runs > 1 and run_key is None:
             log.info(
                 "%s: runs=%d: the repeats of a configuration receive identical configs (each job's run "
