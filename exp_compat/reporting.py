@@ -342,6 +342,8 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         raise ValueError(f"report(): step must grow from one report to the next, got {step!r} after {trial.step!r}")
     rung = trial.rungs.crossed(at, trial.next_rung) if trial.rungs is not None and math.isfinite(number) else None
     line: Dict[str, Any] = {"step": plain_step(at), "value": number, "metrics": numbers}
+    # Read before the report is sent: a bad setting fails the job before the sweep can decide (and stop) its trial.
+    timeout_s = decision_timeout_s() if rung is not None else DECISION_TIMEOUT_S
     bell = _own_bell() if rung is not None else None
     if rung is not None:
         line["rung"] = rung
@@ -365,7 +367,7 @@ def report(step: Any, value: Any, **metrics: Any) -> None:
         return
     trial.next_rung = rung + 1
     ring(os.environ.get(BELL_ENV), os.path.basename(trial.channel))  # the sweep reads this job's channel at once
-    if _decision(trial.channel, rung, bell) == STOP:
+    if _decision(trial.channel, rung, bell, timeout_s) == STOP:
         trial.stopped = Pruned(plain_step(at), number)
         raise trial.stopped
 
@@ -390,10 +392,9 @@ def decision_timeout_s() -> float:
     return seconds
 
 
-def _decision(channel: str, rung: int, bell: Optional[Bell]) -> str:
+def _decision(channel: str, rung: int, bell: Optional[Bell], timeout_s: float) -> str:
     path = decision_path(channel, rung)
     started = time.monotonic()
-    timeout_s = decision_timeout_s()
     deadline = started + timeout_s
     pause = FIRST_POLL_S
     while True:
