@@ -52,6 +52,22 @@ def test_an_objective_named_error_and_metrics_named_like_the_sweeps_columns(tmp_
     assert sorted(int(r["exp.job_num"]) for r in rows) == list(range(5))
 
 
+@pytest.mark.parametrize("sweeper", ["exp_grid", "exp_gopt"])
+def test_parameters_named_like_the_sweeps_columns_are_swept_and_resumed(tmp_path, sweeper):
+    # steps, status, error, ... are the sweep's columns under exp.: a parameter may have such a name.
+    names = ("steps", "status", "error", "result", "evaluation", "duration_s", "job_num", "feasible")
+    space = [f"+{name}=choice(1,2)" if sweeper == "exp_grid" and name == "steps" else f"+{name}=interval(1,2)" for name in names]
+    if sweeper == "exp_grid":
+        space = [spec.replace("interval(1,2)", "choice(1.5)") for spec in space]
+    args = [f"hydra/sweeper={sweeper}", *space, "+x=1", *(["hydra.sweeper.n_trials=2"] if sweeper == "exp_gopt" else [])]
+    assert app(tmp_path, "task_app.py", *args).returncode == 0
+    done = app(tmp_path, "task_app.py", *args, "hydra.sweeper.resume=true")
+    assert done.returncode == 0 and "2 finished jobs kept" in done.stdout, done.stderr[-3000:]
+    rows = csv_rows(tmp_path / "sweep" / ("exp_results.csv" if sweeper == "exp_grid" else "opt_configurations.csv"))
+    assert len(rows) == 2 and all(r["exp.status"] == "completed" for r in rows)
+    assert all(1 <= float(r[name]) <= 2 for r in rows for name in names)
+
+
 def test_two_objectives_named_error_and_duration_s_resume_and_warm_start(tmp_path):
     record = tmp_path / "executions.jsonl"
     done = app(tmp_path, "objectives_app.py", *SPACE, *TWO, "hydra.sweeper.n_trials=4", f"+record={record}")

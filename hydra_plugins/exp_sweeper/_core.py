@@ -55,8 +55,6 @@ from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailur
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 BOOKKEEPING = [JOB_NUM, STATUS, DURATION_S, ERROR]  # STEPS too with a pruner: the last step each job reported
-# Parameter names refused as before the sweep's own columns had their prefix (exp_compat.columns).
-RESERVED_COLUMNS = ("id", "run", "evaluation", "result", "steps", "job_num", "status", "duration_s", "error")
 KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
 NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
@@ -319,9 +317,6 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 "sweep overrides such as x=choice(1,2)): running one job",
                 self.kind,
             )
-        clash = [name for name in space.names if name in RESERVED_COLUMNS]
-        if clash:
-            raise SweepError(f"{self.kind}: parameter names {clash} clash with the results columns; rename them")
         for name in space.names:
             self.keys.setdefault(name, f"++{name}")
         self.template = list(dict.fromkeys(self.template))  # a parameter given twice is rendered once
