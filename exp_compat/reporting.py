@@ -272,7 +272,8 @@ def _dropped(step: Any) -> None:
     _late_reports += 1
     if math.log10(_late_reports).is_integer():
         log.warning(
-            "report(step=%r) came from a thread or process of a job that has ended: dropped (%d such reports so far in this process)",
+            "report(step=%r) came from a thread started before this job (or from a job that has ended): dropped, %d so far "
+            "in this process. A report belongs to the job that ran when its thread started: create thread pools in the job",
             step,
             _late_reports,
         )

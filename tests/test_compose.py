@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -167,21 +168,23 @@ def test_a_failing_fast_path_falls_back_to_hydras_and_says_so_once(loader_and_ma
     assert _hydra_internals.MIRRORED in message
 
 
-def test_apps_stopped_stops_a_hydra_app_called_while_it_holds(monkeypatch):
+def test_apps_stopped_stops_a_hydra_app_called_while_it_holds():
     """The private hook of hydra.main that a worker replaces while it runs the app script again (an unguarded
-    script calls its app at import): with the installed Hydra, the app does not run and AppStarted says so."""
-    import hydra
-
-    from hydra_plugins.exp_launcher._hydra_internals import AppStarted, apps_stopped, can_stop_apps
-
-    ran = []
-
-    @hydra.main(version_base=None, config_path=None, config_name=None)
-    def app(cfg):
-        ran.append(cfg)
-
-    monkeypatch.setattr(sys, "argv", ["app.py"])  # the app parses the command line before it runs
-    assert can_stop_apps()
-    with pytest.raises(AppStarted), apps_stopped():
+    script calls its app at import): with the installed Hydra, the app does not run and AppStarted says so.
+    In a process of its own: hydra.main sets the process's version base, which Hydra's suites here rely on."""
+    code = """
+import sys, hydra
+from hydra_plugins.exp_launcher._hydra_internals import AppStarted, apps_stopped, can_stop_apps
+ran = []
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def app(cfg):
+    ran.append(cfg)
+assert can_stop_apps()
+try:
+    with apps_stopped():
         app()
-    assert not ran
+except AppStarted:
+    print("stopped", ran)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "stopped []", done.stdout + done.stderr

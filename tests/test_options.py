@@ -27,6 +27,7 @@ BAD_VALUES = [  # (sweeper, option as typed, what the one line names)
     ("exp_gopt", "hydra.sweeper.xi=-1", "hydra.sweeper.xi must be a number >= 0, got -1.0"),
     ("exp_gopt", "hydra.sweeper.min_resource=nan", "hydra.sweeper.min_resource must be a step > 0, got nan"),
     ("exp_grid", "hydra.sweeper.n_warmup_steps=inf", "hydra.sweeper.n_warmup_steps must be a step >= 0, got inf"),
+    ("exp_gopt", "hydra.sweeper.objective=", "hydra.sweeper.objective='': a key is empty"),
 ]
 
 

@@ -108,6 +108,8 @@ class Objectives:
         if self.keys is not None and len(set(self.keys)) < len(self.keys):
             raise ValueError(f"hydra.sweeper.objective={self.keys!r} names a key twice")
         for key in self.keys or ():
+            if not key:
+                raise ValueError(f"hydra.sweeper.objective={keys!r}: a key is empty; name a key of the dict the task returns")
             check_name(key, f"hydra.sweeper.objective={keys!r}: the key")
         objective_keys = set(self.keys or ())
         self.metric_names = list(dict.fromkeys(c.metric for c in self.constraints if c.metric not in objective_keys))
