@@ -36,11 +36,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS, STEPS
+from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS
 from exp_compat.files import remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
-from exp_compat.pruners import Pruner, make_pruner
 from exp_compat.reporting import plain_step
 from exp_compat.space import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
@@ -49,12 +48,13 @@ from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping
 from hydra_plugins.exp_sweeper._options import check_ranges
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR, Outcome, TimedTask, outcome_from_record, outcome_of, read_record
 from hydra_plugins.exp_sweeper._progress import Progress, show_parameters_only
+from hydra_plugins.exp_sweeper._pruning import NoPruning, pruning_policy
 from hydra_plugins.exp_sweeper._results import LaunchJournal, ResultsStore, SweepLock, SweepState, next_job_num, set_aside
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf, OnFailure, OnInterrupt, direction_sign, parse_directions
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
-BOOKKEEPING = [JOB_NUM, STATUS, DURATION_S, ERROR]  # STEPS too with a pruner: the last step each job reported
+BOOKKEEPING = [JOB_NUM, STATUS, DURATION_S, ERROR]  # and the pruning policy's (_pruning.py)
 KEPT_RETURNS = 100  # JobReturns that sweep() hands back to Hydra (see SweepCore.keep)
 NAMED_FAILURES = 10  # failed jobs named in the last lines; the CSV has every one
 
@@ -151,7 +151,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         self.n_failures = 0
         self.early: Optional[EarlyStopping] = None  # the jobs' reports, once the results are open
         self.directions = [Direction.minimize]  # hydra.sweeper.direction read (check_options)
-        self.silent_jobs = 0  # jobs that ended without reporting, under a pruner
+        self.pruning = NoPruning()  # hydra.sweeper.pruner and its settings read (check_options)
 
     def sweep(self, arguments: List[str]) -> List[List[Any]]:
         """Every sweep's steps, in this order: every input is checked before the results are opened (a bad
@@ -226,53 +226,14 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         try:
             check_ranges(o)
             self.directions = parse_directions(o.direction)
+            self.pruning = pruning_policy(o, self.directions)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
-        if o.pruner is not None:
-            self.pruner(seed=0)
-
-    def pruner(self, seed: int) -> Pruner:
-        """The pruner that the options ask for, or SweepError saying which options contradict each other."""
-        o = self.options
-        assert o.pruner is not None, "no pruner asked for"
-        kind = o.pruner.value
-        where = f"{self.kind}: hydra.sweeper.pruner={kind}"
-        if len(self.directions) > 1:
-            raise SweepError(f"{where}: a pruner ranks trials by one objective, but hydra.sweeper.direction lists {len(self.directions)}")
-        if o.max_resource is not None and not o.min_resource < o.max_resource:
-            raise SweepError(
-                f"{where}: min_resource={o.min_resource!r} must be smaller than max_resource={o.max_resource!r} "
-                "(the step at which a trial is complete)"
-            )
-        if o.max_resource is None and kind == "hyperband":
-            raise SweepError(f"{where} needs max_resource, the step at which a trial is complete (its number of epochs)")
-        pruner = make_pruner(kind, o.min_resource, o.max_resource, o.reduction_factor, o.n_startup_trials, o.n_warmup_steps, seed)
-        if pruner.bracket_rungs(0).at(0) is None:
-            raise SweepError(
-                f"{where}: no step is left where a trial could be stopped: every rung (from min_resource={o.min_resource!r}, "
-                f"after n_warmup_steps={o.n_warmup_steps!r}) is at or past max_resource={o.max_resource!r}"
-            )
-        return pruner
-
-    def pruning(self) -> Optional[Dict[str, Any]]:
-        """The pruner's settings, which a resumed sweep must share (None without a pruner)."""
-        o = self.options
-        if o.pruner is None:
-            return None
-        return {
-            "pruner": o.pruner.value,
-            "min_resource": o.min_resource,
-            "max_resource": o.max_resource,
-            "reduction_factor": o.reduction_factor,
-            "n_startup_trials": o.n_startup_trials,
-            "n_warmup_steps": o.n_warmup_steps,
-            "direction": self.directions[0].value,
-        }
 
     def start_early_stopping(self, seed: int) -> None:
         """Start reading what the jobs report, and with a pruner deciding at rungs (after the results are open:
         a new sweep has set the previous one's files aside)."""
-        pruner = self.pruner(seed) if self.options.pruner is not None else None
+        pruner = self.pruning.pruner(seed)
         sign = direction_sign(self.directions[0])
         end_job = self.async_launcher.end if self.async_launcher is not None else None
         self.early = EarlyStopping(pruner, sign, self.sweep_dir, self.options.name, self.options.resume, end_job)
@@ -333,8 +294,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
     def load_state(self, space: Space) -> SweepState:
         """The sweep's settings and seed: saved ones when resuming (checked against these), else these."""
         record = {"sweeper": self.kind, "space": space.to_mapping(), **self.settings(), "seed": self.options.seed}
-        if self.options.pruner is not None:  # absent without one: sweeps saved before pruners existed still resume
-            record["pruning"] = self.pruning()
+        record.update(self.pruning.state())
         if record["seed"] is None:
             record["seed"] = secrets.randbelow(2**31)
         try:
@@ -353,9 +313,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 self.set_aside_earlier_sweep(filename)
             if resume and not (self.sweep_dir / filename).exists() and not (self.sweep_dir / JOBS_DIR).exists():
                 log.warning("%s: hydra.sweeper.resume=true, but %s holds no sweep to resume: starting a new one", self.kind, self.sweep_dir)
-            if self.options.pruner is not None:
-                columns = [*columns, STEPS]
-            store = ResultsStore(self.sweep_dir / filename, columns, resume=resume)
+            store = ResultsStore(self.sweep_dir / filename, self.pruning.columns(columns), resume=resume)
         except ValueError as error:
             raise SweepError(f"{self.kind}: {error}") from None
         if not resume and (self.sweep_dir / "multirun.yaml").exists():  # a sweep of another name ran here
@@ -565,8 +523,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
         outcome = strategy.tell(trial, outcome)
         row = strategy.row(trial, outcome)
         row.update({JOB_NUM: trial.job_num, STATUS: outcome.status, DURATION_S: outcome.duration_s, ERROR: outcome.error})
-        if self.options.pruner is not None:
-            row[STEPS] = outcome.steps
+        row.update(self.pruning.row(outcome))
         store.append(row)
         if self.early is not None:
             self.early.forget(trial.job_num, trial.extra)
@@ -597,15 +554,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                 )
             return dataclasses.replace(outcome, status="pruned", value=stop.value, steps=stop.step, error="")
         if watched is None or watched.step is None:
-            if not outcome.failed and outcome.steps is None and self.options.pruner is not None:
-                self.silent_jobs += 1
-                if self.silent_jobs == 1:
-                    log.warning(
-                        "%s: job #%d reported no step, so the pruner could not judge it: call exp_compat.report(step, value) "
-                        "in the training loop (see the README)",
-                        self.kind,
-                        trial.job_num,
-                    )
+            self.pruning.unjudged(self.kind, trial.job_num, outcome)
             return outcome
         steps = outcome.steps if outcome.steps is not None else plain_step(watched.step)
         value = watched.value if outcome.value is None and not outcome.failed else outcome.value
@@ -613,7 +562,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
 
     def report(self, progress: Progress, store: ResultsStore, stop: Optional[str]) -> None:
         completed = progress.done - progress.failed - progress.pruned
-        pruned = f"{progress.pruned} pruned, " if self.options.pruner is not None or progress.pruned else ""
+        pruned = f"{progress.pruned} pruned, " if self.pruning.active or progress.pruned else ""
         log.info(
             "%s: %d jobs finished: %d completed, %s%d failed; results: %s%s",
             self.kind,
@@ -624,12 +573,8 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
             store.path,
             f"; best: {self.sweep_dir / self.summary}" if self.summary else "",
         )
-        if self.options.pruner is None and self.early is not None and self.early.curves.path.exists():
-            log.info(
-                "%s: the jobs' reports are in %s; 'exp-compat rungs' on it tells how early a pruner could cut",
-                self.kind,
-                self.early.curves.path,
-            )
+        if self.early is not None:
+            self.pruning.after(self.kind, self.early.curves.path)
         for failure in self.failures:
             log.error("%s: failed job %s", self.kind, failure)
         if self.n_failures > len(self.failures):

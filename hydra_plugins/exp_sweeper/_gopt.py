@@ -19,6 +19,7 @@ from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, 
 from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, normal_scores, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of
 from hydra_plugins.exp_sweeper._progress import Progress
+from hydra_plugins.exp_sweeper._pruning import Pruning
 from hydra_plugins.exp_sweeper._results import ResultsStore, SweepState, cell, write_summary
 from hydra_plugins.exp_sweeper.config import Acquisition, ExpGoptConf, Mode, PrunedValue
 
@@ -334,9 +335,9 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
                 f"{self.kind}: hydra.sweeper.acquisition=LCB with constraints: the acquisition is weighed by the probability "
                 "of meeting them, which needs EI, PI or gp_hedge"
             )
-        if o.pruner is not None and self.objectives.constraints:
+        if isinstance(self.pruning, Pruning) and self.objectives.constraints:
             raise SweepError(
-                f"{self.kind}: hydra.sweeper.pruner={o.pruner.value} with constraints: a pruned trial reports no constraint "
+                f"{self.kind}: hydra.sweeper.pruner={self.pruning.kind} with constraints: a pruned trial reports no constraint "
                 "metric, so whether it was feasible is unknown; drop one of the two"
             )
 
@@ -353,7 +354,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
             "n_initial_points": o.n_initial_points,
             "direction": self.directions[0].value if len(self.directions) == 1 else [d.value for d in self.directions],
             "objective": o.objective,
-            **({"pruned_value": o.pruned_value.value} if o.pruner is not None else {}),
+            **({"pruned_value": o.pruned_value.value} if self.pruning.active else {}),
             # absent without constraints, so that sweeps saved before constraints existed still resume
             **({"constraints": [str(c) for c in self.objectives.constraints]} if self.objectives.constraints else {}),
         }
@@ -405,7 +406,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
         if clash:
             raise SweepError(f"{self.kind}: the objective and metric columns {clash} clash with parameters; rename them")
         strategy = GoptStrategy(
-            search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"], scored=o.pruner is not None
+            search, proposer, o.n_trials, self.objectives, o.pruned_value, seed=state.record["seed"], scored=self.pruning.active
         )
         if o.warm_start:
             strategy.replay(self.warm_start_rows(o.warm_start, space, search), count=False)
@@ -508,5 +509,5 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
                 write_plots(self.sweep_dir, self.options.name, strategy.proposer, strategy.told, strategy.sign)
             else:
                 write_objectives_plots(self.sweep_dir, self.options.name, objectives, strategy.own_readings())
-            if self.early is not None and (self.options.pruner is not None or self.early.curves.path.exists()):
+            if self.early is not None and (self.pruning.active or self.early.curves.path.exists()):
                 write_curves_plot(self.sweep_dir, self.options.name, store.path)
