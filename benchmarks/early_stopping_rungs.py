@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import random
 import statistics
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_library, "1")
@@ -38,7 +38,8 @@ for _library in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from early_stopping import EPOCHS, WORKLOADS, best_at, epochs_to_reach, errors  # noqa: E402
 from early_stopping_sim import judged_by, never_stop, run_slots  # noqa: E402
 
-from exp_compat.pruners import make_pruner  # noqa: E402
+from exp_compat.cli.exp_commands import at_least  # noqa: E402
+from exp_compat.early_stopping.pruners import make_pruner  # noqa: E402
 
 TRIALS = 20  # the no-pruning run's trials: its epochs are the budget
 IMAGES = 450  # the validation set: one image is 1/450 of error
@@ -107,16 +108,6 @@ def search(curves: List[List[float]], seed: int, kind: Optional[str], min_resour
 
     goes_on = judged_by(pruner, str) if pruner is not None else never_stop
     return run_slots(ask, goes_on, lambda *_: None, budget, curve)
-
-
-def at_least(low: int) -> Callable[[str], int]:
-    def number(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
-        return value
-
-    return number
 
 
 def main() -> None:

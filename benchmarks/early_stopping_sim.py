@@ -42,8 +42,8 @@ from early_stopping import (  # noqa: E402
 )
 
 from exp_compat import Space  # noqa: E402
-from exp_compat.hydra_syntax import parse_overrides  # noqa: E402
-from exp_compat.pruners import Pruner, make_pruner  # noqa: E402
+from exp_compat.early_stopping.pruners import Pruner, make_pruner  # noqa: E402
+from exp_compat.space.hydra_syntax import parse_overrides  # noqa: E402
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
 from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
 from hydra_plugins.exp_sweeper._outcome import Outcome  # noqa: E402

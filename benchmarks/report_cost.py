@@ -26,7 +26,8 @@ from pathlib import Path
 
 APP = textwrap.dedent("""
     import json, os, time, hydra
-    from exp_compat import report, reporting
+    from exp_compat import report
+    from exp_compat.early_stopping import reporting
 
     @hydra.main(version_base=None, config_path=None, config_name=None)
     def main(cfg):

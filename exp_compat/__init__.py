@@ -1,6 +1,7 @@
+from exp_compat.early_stopping.reporting import Pruned, report
 from exp_compat.errors import SpaceError
-from exp_compat.reporting import Pruned, report
-from exp_compat.space import ListParam, RandomParam, RangeParam, Space, ValueParam
+from exp_compat.space.model import Space
+from exp_compat.space.parameters import ListParam, RandomParam, RangeParam, ValueParam
 
 __all__ = ["Space", "SpaceError", "ValueParam", "ListParam", "RangeParam", "RandomParam", "runnable", "report", "Pruned"]
 __version__ = "0.1.0"

@@ -15,8 +15,7 @@ import math
 import re
 from typing import Any, Iterable, List, Mapping, Tuple
 
-from exp_compat.search import plain
-from exp_compat.space import check_key, check_value
+from exp_compat.space.parameters import check_key, check_value, plain
 
 _OMEGACONF_INTERPOLATION = re.compile(r"(\\*)\$\{")
 _QUOTE = re.compile(r"(\\*)'")

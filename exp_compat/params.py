@@ -1,4 +1,4 @@
-"""EXP's ``exp.params.ParamSpace`` API, over the typed :class:`~exp_compat.space.Space`.
+"""EXP's ``exp.params.ParamSpace`` API, over the typed :class:`~exp_compat.space.model.Space`.
 
 For code written against EXP (``from exp.params import ParamSpace``): the same
 methods and results, with our validation and views underneath. Random values
@@ -17,9 +17,10 @@ from typing import Any, Dict, Iterator, List, Optional, Type, TypeVar, Union
 
 import numpy as np
 
-from exp_compat.files import atomic_writer, write_atomic
-from exp_compat.grid import ArangeAxis, Grid, draw_random, grid_length
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space, ValueParam
+from exp_compat.files.durable import atomic_writer, write_atomic
+from exp_compat.space.grid import ArangeAxis, Grid, draw_random, grid_length
+from exp_compat.space.model import Space
+from exp_compat.space.parameters import ListParam, Param, RandomParam, RangeParam, ValueParam
 
 _P = TypeVar("_P", ValueParam, ListParam, RangeParam, RandomParam)
 

@@ -21,8 +21,8 @@ from typing import Dict, List
 import pytest
 from conftest import APPS, csv_rows, run
 
-from exp_compat.pruners import AshaPruner, HyperbandPruner, MedianPruner, Pruner, make_pruner
-from exp_compat.reporting import Rungs
+from exp_compat.early_stopping.pruners import AshaPruner, HyperbandPruner, MedianPruner, Pruner, make_pruner
+from exp_compat.early_stopping.rungs import Rungs
 from hydra_plugins.exp_sweeper._results import CurvesStore
 
 CURVE = [sys.executable, str(APPS / "curve_app.py"), "-m"]
@@ -120,7 +120,7 @@ def test_hyperband_brackets_are_weighted_as_hyperband_and_the_same_in_every_proc
     for key in keys:
         counts[pruner.bracket(key)] += 1
     assert [round(c / 100) for c in counts] == [27, 12, 6, 4]
-    code = "from exp_compat.pruners import make_pruner; p = make_pruner('hyperband', 1.0, 27.0, 3, 0, 0.0, 7); "
+    code = "from exp_compat.early_stopping.pruners import make_pruner; p = make_pruner('hyperband', 1.0, 27.0, 3, 0, 0.0, 7); "
     code += "print([p.bracket(f'{i}:1') for i in range(200)])"
     for hash_seed in ("1", "2"):  # Python's hash() differs between these processes; the brackets must not
         out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONHASHSEED=hash_seed), capture_output=True, text=True)
@@ -186,7 +186,7 @@ def test_an_exp_sweep_without_a_pruner_records_every_report_and_stops_nothing(tm
 def test_ringing_a_bell_nobody_drains_never_blocks():
     """A worker's bell outlives its jobs and is drained only while a job waits at a rung: the sweep rings it
     after every decision, and a full bell must not hang the sweep's reading thread (it did, after 10 rings)."""
-    from exp_compat.reporting import Bell, ring
+    from exp_compat.early_stopping.reporting import Bell, ring
 
     bell = Bell()
     try:

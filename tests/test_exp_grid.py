@@ -357,7 +357,7 @@ def test_median_and_hyperband_stop_trials_in_a_real_sweep(tmp_path, kind):
     sweep's seed), a stopped trial trained no epoch past its rung, and the best is never stopped."""
     from test_early_stopping import journal, replayed, sweep, trained
 
-    from exp_compat.pruners import make_pruner
+    from exp_compat.early_stopping.pruners import make_pruner
 
     log = tmp_path / "epochs.jsonl"
     pruning = [f"hydra.sweeper.pruner={kind}", "hydra.sweeper.max_resource=9", "hydra.sweeper.seed=7", "+epochs=9"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exp_compat import ListParam, RandomParam, RangeParam, Space, SpaceError, ValueParam
-from exp_compat.grid import ArangeAxis, Grid
+from exp_compat.space.grid import ArangeAxis, Grid
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

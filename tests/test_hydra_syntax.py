@@ -3,7 +3,7 @@
 import pytest
 
 from exp_compat import ListParam, RandomParam, RangeParam, SpaceError
-from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping
+from exp_compat.space.hydra_syntax import merge, parse_overrides, parse_params_mapping
 
 
 def test_sweeps_become_parameters_and_the_rest_passes_through_in_order():

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exp_compat import SpaceError
-from exp_compat.convert import job_value
 from exp_compat.overrides import render_override, render_value
+from exp_compat.space.convert import job_value
 
 TRICKY = [
     "",

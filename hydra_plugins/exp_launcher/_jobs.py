@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from exp_compat.reporting import Pruned
+from exp_compat.early_stopping.reporting import Pruned
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 

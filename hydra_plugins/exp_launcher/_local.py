@@ -43,7 +43,7 @@ from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, cast
 
 from omegaconf import DictConfig
 
-from exp_compat.hydra_syntax import typed_options
+from exp_compat.plugin_options import typed_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, at_least, device_slots
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, status_word
 from hydra_plugins.exp_launcher._main import MainScript, dumps, main_script

@@ -33,8 +33,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from exp_compat.files import json_lines
-from exp_compat.hydra_syntax import typed_options
+from exp_compat.files.durable import json_lines
+from exp_compat.plugin_options import typed_options
 from hydra_plugins.exp_launcher._compose import Composer
 from hydra_plugins.exp_launcher._devices import LauncherError, at_least
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, number, run_numbered, status_word

@@ -36,12 +36,13 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS
-from exp_compat.files import remove_temporaries
-from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
+from exp_compat.early_stopping.reporting import plain_step
+from exp_compat.files.columns import DURATION_S, ERROR, JOB_NUM, STATUS
+from exp_compat.files.durable import remove_temporaries
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
-from exp_compat.reporting import plain_step
-from exp_compat.space import Param
+from exp_compat.plugin_options import typed_options
+from exp_compat.space.hydra_syntax import merge, parse_overrides, parse_params_mapping
+from exp_compat.space.parameters import Param
 from hydra_plugins.exp_sweeper._contract import AsyncLauncher
 from hydra_plugins.exp_sweeper._earlier import set_aside_sweep
 from hydra_plugins.exp_sweeper._early_stopping import EarlyStopping

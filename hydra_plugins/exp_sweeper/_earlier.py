@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Set, cast
 
-from exp_compat.columns import JOB_NUM, read_table
-from exp_compat.files import json_lines
+from exp_compat.files.columns import JOB_NUM, read_table
+from exp_compat.files.durable import json_lines
 
 JOB_NUM_INTERPOLATION = "${hydra.job.num}"
 # The files a sweep named <name> writes, besides its results CSV: <name><suffix>.

@@ -1,7 +1,7 @@
 """The sweep's end of the report channel: reads what running jobs report, decides at rungs, records both.
 
 Each job appends its reports to ``.exp_jobs/reports/<job num>.jsonl`` (see
-``exp_compat.reporting``); a thread of the sweep driver reads the new lines of
+``exp_compat.early_stopping.reporting``); a thread of the sweep driver reads the new lines of
 every running job's file, appends each report to ``<name>_curves.csv``, and,
 with a pruner, at a rung asks it, journals the decision in
 ``.exp_jobs/rungs.jsonl`` (flushed before the job hears it) and writes the
@@ -38,9 +38,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
 
-from exp_compat.files import json_lines, remove_temporaries, write_atomic
-from exp_compat.pruners import Pruner
-from exp_compat.reporting import BELL_ENV, CONTINUE, REPORT_ENV, RUNGS_ENV, STOP, Bell, decision_path, plain_step, ring, stop_path
+from exp_compat.early_stopping.pruners import Pruner
+from exp_compat.early_stopping.reporting import (
+    BELL_ENV,
+    CONTINUE,
+    REPORT_ENV,
+    RUNGS_ENV,
+    STOP,
+    Bell,
+    decision_path,
+    plain_step,
+    ring,
+    stop_path,
+)
+from exp_compat.files.durable import json_lines, remove_temporaries, write_atomic
 from hydra_plugins.exp_sweeper._outcome import JOBS_DIR
 from hydra_plugins.exp_sweeper._results import CurvesStore
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.columns import ID, RUN, STATUS, read_table
-from exp_compat.search import SearchSpace
+from exp_compat.files.columns import ID, RUN, STATUS, read_table
+from exp_compat.space.search import SearchSpace
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, normal_scores, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome, objective_of

@@ -11,10 +11,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space
-from exp_compat.columns import RESULT, STATUS, own
-from exp_compat.files import atomic_writer
-from exp_compat.grid import Grid
-from exp_compat.space import RESERVED_ROOTS
+from exp_compat.files.columns import RESULT, STATUS, own
+from exp_compat.files.durable import atomic_writer
+from exp_compat.space.grid import Grid
+from exp_compat.space.parameters import RESERVED_ROOTS
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper._progress import Progress
@@ -24,7 +24,7 @@ from hydra_plugins.exp_sweeper.config import ExpGridConf
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 
 # <name>_params.csv calls them id and run, as EXP's files did, the results CSV exp.id and exp.run (the sweep's own
-# columns: exp_compat.columns); jobs receive them under id_key/run_key.
+# columns: exp_compat.files.columns); jobs receive them under id_key/run_key.
 ID, RUN = "id", "run"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _ABSENT = object()

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from exp_compat.columns import EVALUATION, FEASIBLE, check_name, own
+from exp_compat.files.columns import EVALUATION, FEASIBLE, check_name, own
 from hydra_plugins.exp_sweeper._outcome import objective_of
 from hydra_plugins.exp_sweeper.config import Direction, direction_sign
 

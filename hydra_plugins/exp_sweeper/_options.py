@@ -14,7 +14,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Dict
 
-from exp_compat.files import is_plain_file_name
+from exp_compat.files.durable import is_plain_file_name
 
 # The longest sweep name: it starts every file the sweep writes (<name>_configurations.csv, ...), and a file
 # name has at most 255 bytes on the usual file systems.

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from exp_compat.files import write_atomic
-from exp_compat.reporting import Pruned, begin_job, current_trial, end_job, plain_step
-from exp_compat.search import plain
+from exp_compat.early_stopping.reporting import Pruned, begin_job, current_trial, end_job, plain_step
+from exp_compat.files.durable import write_atomic
+from exp_compat.space.parameters import plain
 
 JOBS_DIR = ".exp_jobs"
 # A return value larger than this (pickled) is not kept whole: the driver would hold it and the results CSV

@@ -47,7 +47,7 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from exp_compat.columns import CURVES, JOB_NUM, STATUS, STEP, VALUE, read_table
+    from exp_compat.files.columns import CURVES, JOB_NUM, STATUS, STEP, VALUE, read_table
     from hydra_plugins.exp_sweeper._results import read_results
 
     curves = sweep_dir / f"{name}_curves.csv"

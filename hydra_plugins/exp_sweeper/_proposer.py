@@ -85,8 +85,7 @@ from skopt.space import Categorical, Integer, Space
 from skopt.utils import cook_estimator
 from threadpoolctl import threadpool_limits
 
-from exp_compat.search import plain
-from exp_compat.space import canonical
+from exp_compat.space.parameters import canonical, plain
 from hydra_plugins.exp_sweeper._skopt_internals import (
     FastGP,
     ForestLeaves,

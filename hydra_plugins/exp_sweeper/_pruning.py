@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from exp_compat.columns import STEPS
-from exp_compat.pruners import Pruner, make_pruner
+from exp_compat.early_stopping.pruners import Pruner, make_pruner
+from exp_compat.files.columns import STEPS
 from hydra_plugins.exp_sweeper._outcome import Outcome
 from hydra_plugins.exp_sweeper.config import Direction, ExpSweeperConf
 

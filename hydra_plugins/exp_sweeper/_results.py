@@ -16,8 +16,8 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
-from exp_compat.columns import CURVES, ERROR, JOB_NUM, RESULT, STATUS, STEP, VALUE, read_table
-from exp_compat.files import atomic_writer, json_lines
+from exp_compat.files.columns import CURVES, ERROR, JOB_NUM, RESULT, STATUS, STEP, VALUE, read_table
+from exp_compat.files.durable import atomic_writer, json_lines
 
 FINISHED = ("completed", "pruned", "failed")
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
@@ -98,7 +98,7 @@ class CurvesStore:
     """``<name>_curves.csv``: one row per report of a running job, appended and flushed as it arrives.
 
     Columns are ``exp.job_num``, ``exp.step``, ``exp.value``, then each metric a job reported, by its name (the
-    rule: ``exp_compat.columns``); a metric seen for the first time adds its column (the file is rewritten once,
+    rule: ``exp_compat.files.columns``); a metric seen for the first time adds its column (the file is rewritten once,
     with the new header; rare: jobs report the same metrics at every step).
     """
 

@@ -20,9 +20,10 @@ import shlex
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from exp_compat.errors import SpaceError
-from exp_compat.grid import Grid, grid_length
 from exp_compat.overrides import render_value
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space, ValueParam, canonical
+from exp_compat.space.grid import Grid, grid_length
+from exp_compat.space.model import Space
+from exp_compat.space.parameters import ListParam, Param, RandomParam, RangeParam, ValueParam, canonical
 
 TARGETS = ("basic", "optuna")
 # A parameter's values written out one by one (choice(...)) are each checked through Hydra's parser and the
@@ -232,7 +233,7 @@ def space_from_sweep(overrides: Sequence[str], source: str = "command line") -> 
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from exp_compat.hydra_syntax import parse_overrides
+    from exp_compat.space.hydra_syntax import parse_overrides
 
     parsed = parse_overrides(overrides, source=source, exact_ranges=True)
     by_name = {param.name: param for param in parsed.params}

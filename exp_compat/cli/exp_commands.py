@@ -17,9 +17,9 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
-from exp_compat.files import is_plain_file_name
+from exp_compat.files.durable import is_plain_file_name
 
 MODULES: Dict[str, Any] = {}  # loaded runnables, one per file, per process
 
@@ -59,11 +59,16 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _positive(text: str) -> int:
-    value = whole_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")  # EXP: cannot be <= 0
-    return value
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``, or a one-line usage error."""
+
+    def number(text: str) -> int:
+        value = whole_number(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return number
 
 
 def _name(text: str) -> str:
@@ -90,7 +95,7 @@ def add_common(parser: argparse.ArgumentParser, default_name: str) -> None:
     parser.add_argument(
         "-w",
         "--workers",
-        type=_positive,
+        type=at_least(1),
         default=1,
         help="parallel workers (default 1): exp_local worker processes that stay alive across jobs "
         "(EXP started the same number of processes)",
@@ -203,7 +208,7 @@ def add_commands(commands: Any) -> None:
         "<name>.log (errors) and Hydra's job directories under <name>/ in the current directory.",
     )
     add_common(run, "exp")
-    run.add_argument("-r", "--runs", type=_positive, default=1, help="run every configuration R times (each job gets run=1..R)")
+    run.add_argument("-r", "--runs", type=at_least(1), default=1, help="run every configuration R times (each job gets run=1..R)")
     run.add_argument(
         "-c",
         "--config-ids",
@@ -226,7 +231,7 @@ def add_commands(commands: Any) -> None:
         "under <name>/, in --out or the current directory.",
     )
     add_common(gopt, "opt")
-    gopt.add_argument("-n", "--n", type=_positive, default=1, help="number of trials (configurations evaluated)")
+    gopt.add_argument("-n", "--n", type=at_least(1), default=1, help="number of trials (configurations evaluated)")
     gopt.add_argument(
         "-s",
         "--surrogate",

@@ -1,13 +1,9 @@
-"""The typed model of an EXP parameter space.
+"""The parameters of an EXP space and every rule on their names and values.
 
-EXP users keep their spaces in TOML files; everything else in hydra-exp (the
-grid runner, the optimizer, the Hydra override rendering, the CLI) reads this
-one model instead of the raw TOML, so every rule and every check lives here
-once. The views over it are in :mod:`exp_compat.grid`,
-:mod:`exp_compat.search` and :mod:`exp_compat.overrides`.
-
-TOML shape: every table with a ``type`` key is a parameter; a table without
-one is a namespace, so ``[model.lr]`` is the parameter ``model.lr``.
+A :class:`~exp_compat.space.model.Space` is an ordered collection of these; the
+views (:mod:`exp_compat.space.grid`, :mod:`exp_compat.space.search`,
+:mod:`exp_compat.overrides`) read them through :class:`ParamSet`, so that they
+need not import the space that offers them as methods.
 """
 
 from __future__ import annotations
@@ -15,21 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-import os
 import re
-import sys
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union, cast
+from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Union, cast
 
 from exp_compat.errors import SpaceError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-if TYPE_CHECKING:  # the views import numpy / skopt; the model itself stays light
-    from exp_compat.grid import Grid
-    from exp_compat.search import SearchSpace
 
 PARAM_TYPES = ("value", "list", "range", "random")
 DTYPES = ("float", "int")
@@ -155,6 +140,21 @@ def _bounds(low: Any, high: Any, name: str, dtype: str) -> Tuple[Union[int, floa
     if dtype == "int":
         return _integral(low, name, "the low bound"), _integral(high, name, "the high bound")
     return low, high
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars (what skopt's ``ask`` returns) and 0-d arrays or tensors (what an app may return) as
+    the Python values that configs, overrides and JSON accept; anything else as it is.
+
+    The one numpy-to-Python conversion of the package: the optimizer, the override renderer and the
+    job records all call it, so a value reads the same wherever it travels.
+    """
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        try:
+            return value.item()
+        except Exception:  # several elements (numpy: ValueError, torch: RuntimeError) or another .item(): not a scalar
+            return value
+    return value
 
 
 def canonical(value: Any) -> Any:
@@ -348,171 +348,12 @@ def param_from_table(name: str, table: Mapping[str, Any]) -> Param:
     return RandomParam(name, low, high, table.get("prior", "uniform"), table.get("dtype", "float"), table.get("n", 1))
 
 
-def _walk_tables(mapping: Mapping[str, Any], prefix: str) -> Iterator[Param]:
-    for key, item in mapping.items():
-        name = f"{prefix}{key}"
-        if not isinstance(item, dict):
-            raise SpaceError(
-                f"expected a table, got {item!r}: each parameter is a TOML table with a 'type', e.g. [{name}] type = \"value\" value = ...",
-                param=name,
-            )
-        if "type" in item:
-            yield param_from_table(name, item)
-        elif not item:
-            raise SpaceError("this table has no 'type' and no parameters inside it", param=name)
-        else:
-            yield from _walk_tables(item, f"{name}.")
+class ParamSet(Protocol):
+    """What a view reads of a space: its parameters in file order, their names, the file they came from."""
 
-
-def _describe_decode_error(data: bytes, error: UnicodeDecodeError) -> str:
-    before = data[: error.start]
-    line = before.count(b"\n") + 1
-    column = error.start - (before.rfind(b"\n") + 1) + 1
-    return f"not UTF-8 text: byte 0x{data[error.start]:02x} at line {line}, column {column}"
-
-
-def read_toml(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Read a TOML file, turning every way it can fail into a :class:`SpaceError`."""
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise SpaceError("no such file").located(source) from None
-    except IsADirectoryError:
-        raise SpaceError("is a directory, not a TOML file").located(source) from None
-    except OSError as error:
-        raise SpaceError(f"cannot read the file: {error.strerror}").located(source) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise SpaceError(_describe_decode_error(data, error)).located(source) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpaceError(f"invalid TOML: {error}").located(source) from None
-
-
-class Space:
-    """An ordered collection of parameters: the one model every view reads.
-
-    Order is the file order; it defines the grid's Cartesian product order and
-    therefore the configuration ids.
-    """
-
-    def __init__(self, params: Iterable[Param] = (), source: Optional[str] = None):
-        self.source = source
-        self._params: Dict[str, Param] = {}
-        for param in params:
-            if param.name in self._params:
-                raise SpaceError("defined twice", param=param.name, source=source)
-            self._params[param.name] = param
-        self._check_prefixes()
-
-    def _check_prefixes(self) -> None:
-        names = set(self._params)
-        for name in names:
-            parts = name.split(".")
-            for end in range(1, len(parts)):
-                parent = ".".join(parts[:end])
-                if parent in names:
-                    raise SpaceError(
-                        f"clashes with parameter '{parent}': a key cannot be both a value and a namespace",
-                        param=name,
-                        source=self.source,
-                    )
-
-    @classmethod
-    def from_file(cls, path: Union[str, os.PathLike]) -> "Space":
-        """Load an EXP TOML space; every user mistake is a :class:`SpaceError` naming the file."""
-        source = os.fspath(path)
-        return cls.from_mapping(read_toml(source), source=source)
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], source: Optional[str] = None) -> "Space":
-        """Build a space from parsed TOML (nested tables are namespaces)."""
-        try:
-            return cls(_walk_tables(mapping, ""), source=source)
-        except SpaceError as error:
-            raise error.located(source) from None
+    source: Optional[str]
 
     @property
-    def params(self) -> Tuple[Param, ...]:
-        return tuple(self._params.values())
+    def names(self) -> List[str]: ...
 
-    @property
-    def names(self) -> List[str]:
-        return list(self._params)
-
-    def __len__(self) -> int:
-        return len(self._params)
-
-    def __iter__(self) -> Iterator[Param]:
-        return iter(self._params.values())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._params
-
-    def __getitem__(self, name: str) -> Param:
-        try:
-            return self._params[name]
-        except KeyError:
-            raise KeyError(f"parameter {name!r} not in the space (has: {', '.join(self._params)})") from None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.params == other.params
-
-    def __repr__(self) -> str:
-        return f"Space({list(self._params.values())!r})"
-
-    def replace(self, param: Param) -> "Space":
-        """A new space with ``param`` replacing the one of the same name, or appended."""
-        params = dict(self._params)
-        params[param.name] = param
-        return Space(params.values(), source=self.source)
-
-    def without(self, name: str) -> "Space":
-        return Space((p for p in self._params.values() if p.name != name), source=self.source)
-
-    def require_params(self) -> "Space":
-        """Return self, or fail clearly when there is nothing to sweep over."""
-        if not self._params:
-            raise SpaceError("the space defines no parameters", source=self.source)
-        return self
-
-    def to_mapping(self) -> Dict[str, Any]:
-        """The TOML document for this space, dotted names as nested tables."""
-        document: Dict[str, Any] = {}
-        for param in self._params.values():
-            *parents, leaf = param.name.split(".")
-            table = document
-            for part in parents:
-                table = table.setdefault(part, {})
-            table[leaf] = param.to_toml()
-        return document
-
-    def to_toml(self) -> str:
-        import tomli_w
-
-        for param in self._params.values():
-            if isinstance(param, ValueParam) and param.value is None:
-                raise SpaceError("TOML has no null: a value of None cannot be written", param=param.name)
-        return tomli_w.dumps(self.to_mapping())
-
-    def write(self, path: Union[str, os.PathLike]) -> None:
-        """Write the space as TOML; the file is replaced only once the text is complete."""
-        from exp_compat.files import write_atomic
-
-        write_atomic(path, self.to_toml())
-
-    def grid(self, runs: int = 1, seed: Optional[int] = None) -> "Grid":
-        """The grid view (EXP runner rules); see :class:`exp_compat.grid.Grid`."""
-        from exp_compat.grid import Grid
-
-        return Grid(self, runs=runs, seed=seed)
-
-    def search(self) -> "SearchSpace":
-        """The optimization view (EXP gopt rules); see :mod:`exp_compat.search`."""
-        from exp_compat.search import search_space
-
-        return search_space(self)
+    def __iter__(self) -> Iterator[Param]: ...

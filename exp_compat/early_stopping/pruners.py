@@ -33,7 +33,7 @@ import math
 import statistics
 from typing import Dict, List, Optional
 
-from exp_compat.reporting import Rungs
+from exp_compat.early_stopping.rungs import Rungs
 
 MAX_BRACKETS = 64
 

@@ -1,4 +1,4 @@
-"""The grid view: EXP runner rules over a :class:`~exp_compat.space.Space`.
+"""The grid view: EXP runner rules over a :class:`~exp_compat.space.model.Space`.
 
 Rules (EXP's ``exp.run``): a range excludes its high end exactly like
 ``numpy.arange(low, high, step)``; a random parameter becomes ``n`` values drawn
@@ -19,7 +19,7 @@ import math
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from exp_compat.errors import SpaceError
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space, ValueParam
+from exp_compat.space.parameters import ListParam, Param, ParamSet, RandomParam, RangeParam, ValueParam
 
 Number = Union[int, float]
 
@@ -107,7 +107,7 @@ class Grid:
 
     def __init__(
         self,
-        space: Space,
+        space: ParamSet,
         runs: int = 1,
         seed: Optional[int] = None,
         id_key: str = "id",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Tuple, Union
 
-from exp_compat.files import read_csv
+from exp_compat.files.durable import read_csv
 
 PREFIX = "exp."
 

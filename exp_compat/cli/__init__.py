@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from exp_compat.convert import FORMATS, TARGETS, convert, space_from_sweep
+from exp_compat.cli.exp_commands import add_commands, whole_number
 from exp_compat.errors import SpaceError
-from exp_compat.exp_commands import add_commands, whole_number
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam, Space
+from exp_compat.space.convert import FORMATS, TARGETS, convert, space_from_sweep
+from exp_compat.space.model import Space
+from exp_compat.space.parameters import ListParam, Param, RandomParam, RangeParam
 
 USAGE_ERROR = 2
 
@@ -99,7 +100,7 @@ def _export(args: argparse.Namespace) -> str:
 
 
 def _rungs(args: argparse.Namespace) -> str:
-    from exp_compat.rung_check import check
+    from exp_compat.early_stopping.rung_check import check
 
     return check(Path(args.curves), args.max_resource, args.reduction_factor, args.orders, args.maximize)
 
@@ -191,7 +192,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         return USAGE_ERROR
     print(output)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -13,24 +13,9 @@ import dataclasses
 from typing import Any, Dict, List, Sequence
 
 from exp_compat.errors import SpaceError
-from exp_compat.space import ListParam, RandomParam, RangeParam, Space, ValueParam, canonical, value_kind
+from exp_compat.space.parameters import ListParam, ParamSet, RandomParam, RangeParam, ValueParam, canonical, plain, value_kind
 
 _SCALAR_KINDS = ("boolean", "number", "string")
-
-
-def plain(value: Any) -> Any:
-    """numpy scalars (what skopt's ``ask`` returns) and 0-d arrays or tensors (what an app may return) as
-    the Python values that configs, overrides and JSON accept; anything else as it is.
-
-    The one numpy-to-Python conversion of the package: the optimizer, the override renderer and the
-    job records all call it, so a value reads the same wherever it travels.
-    """
-    if hasattr(value, "item") and not isinstance(value, (list, dict)):
-        try:
-            return value.item()
-        except Exception:  # several elements (numpy: ValueError, torch: RuntimeError) or another .item(): not a scalar
-            return value
-    return value
 
 
 @dataclasses.dataclass
@@ -77,7 +62,7 @@ def _decode(dimension: Any, value: Any) -> Any:
     raise ValueError(f"{value!r} is not a category of {dimension.name}")
 
 
-def search_space(space: Space) -> SearchSpace:
+def search_space(space: ParamSet) -> SearchSpace:
     """Build the skopt view of ``space``; a space with nothing to optimize is still valid (all fixed)."""
     from skopt.space import Categorical, Integer, Real
 

@@ -44,7 +44,8 @@ import threading
 import time
 from typing import Any, Dict, FrozenSet, List, Optional
 
-from exp_compat.columns import check_name
+from exp_compat.early_stopping.rungs import Rungs
+from exp_compat.files.columns import check_name
 
 REPORT_ENV = "EXP_REPORT"
 RUNGS_ENV = "EXP_RUNGS"
@@ -86,45 +87,6 @@ class Diverged(_Stopped):
 
     def __str__(self) -> str:
         return f"diverged at step {self.step} (value {self.value})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Rungs:
-    """The steps at which the sweep decides: ``start * factor**k`` (``factor``) or ``start + k * every``
-    (``every``), for k = 0, 1, ..., below ``end`` (none at or past it: there the trial is complete)."""
-
-    start: float
-    factor: Optional[float] = None
-    every: Optional[float] = None
-    end: Optional[float] = None
-
-    def at(self, k: int) -> Optional[float]:
-        step = self.start * self.factor**k if self.factor is not None else self.start + k * (self.every or 0.0)
-        return step if self.end is None or not reached(self.end, step) else None
-
-    def crossed(self, step: float, first: int) -> Optional[int]:
-        """The last rung index >= ``first`` whose step is <= ``step`` (a report past several rungs decides
-        at the last of them), or None when ``step`` has not reached rung ``first``."""
-        first_step = self.at(first)
-        if first_step is None or not reached(first_step, step):
-            return None
-        # The index in closed form (a step of 10**12 must not walk 10**12 rungs), then corrected for rounding.
-        if self.factor is not None:
-            k = first + int(math.log(step / first_step, self.factor))
-        else:
-            k = first + int((step - first_step) // self.every) if self.every else first
-        while k > first and ((rung := self.at(k)) is None or not reached(rung, step)):
-            k -= 1
-        while (rung := self.at(k + 1)) is not None and reached(rung, step):
-            k += 1
-        return k
-
-    def to_text(self) -> str:
-        return json.dumps({key: value for key, value in dataclasses.asdict(self).items() if value is not None})
-
-    @classmethod
-    def from_text(cls, text: str) -> "Rungs":
-        return cls(**json.loads(text))
 
 
 class Bell:
@@ -178,11 +140,6 @@ def _own_bell() -> Optional[Bell]:
         except (OSError, AttributeError):  # no AF_UNIX, or no abstract namespace: the job polls
             _bells[pid] = None
     return _bells[pid]
-
-
-def reached(rung: float, step: float) -> bool:
-    """``step`` is at or past ``rung``, up to rounding: 0.1 * 3 is 0.30000000000000004, and a step of 0.3 is there."""
-    return rung <= step or math.isclose(rung, step, rel_tol=1e-12)
 
 
 def decision_path(channel: str, rung: int) -> str:

@@ -10,12 +10,10 @@ TOML file. Overrides that are not sweeps pass through unchanged.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Sequence, Tuple, Type, TypeVar, cast
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from exp_compat.errors import SpaceError
-from exp_compat.space import ListParam, Param, RandomParam, RangeParam
-
-T = TypeVar("T")
+from exp_compat.space.parameters import ListParam, Param, RandomParam, RangeParam
 
 
 @dataclasses.dataclass
@@ -30,37 +28,6 @@ class ParsedOverrides:
     keys: Dict[str, str]
     # Every override in the order given: ("param", name) or ("raw", override as typed).
     order: List[Tuple[str, str]]
-
-
-def typed_options(schema: Type[T], options: Mapping[str, Any], prefix: str) -> T:
-    """A plugin's options (as Hydra passes them: values, nested DictConfigs) as its config dataclass.
-
-    Read once, so that a mistyped key or a wrong type fails before the plugin does anything, not
-    when its code path runs. Hydra has checked options that came through the ConfigStore; these
-    checks are for options that did not (a ``_target_`` set by hand). Raises ``ValueError`` with one
-    line naming ``<prefix>.<key>`` and what is wrong, for the plugin to raise as its own error.
-    """
-    from enum import Enum
-
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    # Plain values first (choices by name): Hydra's plugin scan may import the config module again, so the
-    # options' dataclasses and Enums can be other class objects than the schema's, which merge would refuse.
-    plain = {
-        key: OmegaConf.to_container(value, resolve=True, enum_to_str=True)
-        if OmegaConf.is_config(value)
-        else value.name
-        if isinstance(value, Enum)
-        else value
-        for key, value in options.items()
-    }
-    try:
-        return cast(T, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), plain)))
-    except OmegaConfBaseException as error:
-        reason = str(getattr(error, "msg", None) or error).splitlines()[0]
-        key = getattr(error, "full_key", None)
-        raise ValueError(f"{prefix}.{key}: {reason}" if key else f"{prefix}: {reason}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -97,7 +64,7 @@ def _param(name: str, override: Any, source: str, enumerable: bool, exact_ranges
         # dimension when the step is 1, else a choice between the range's values.
         if dtype == "int" and sweep.step == 1 and sweep.stop - sweep.start >= 2:
             return RangeParam(name, sweep.start, sweep.stop - 1, 1, "int")
-        from exp_compat.grid import ArangeAxis
+        from exp_compat.space.grid import ArangeAxis
 
         axis = ArangeAxis(grid)
         return ListParam(name, tuple(axis[i] for i in range(len(axis))))

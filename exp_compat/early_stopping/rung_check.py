@@ -18,10 +18,10 @@ import statistics
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from exp_compat.columns import CURVES, JOB_NUM, STEP, VALUE, read_table
+from exp_compat.early_stopping.pruners import Pruner, make_pruner
+from exp_compat.early_stopping.rungs import Rungs, reached
 from exp_compat.errors import SpaceError
-from exp_compat.pruners import Pruner, make_pruner
-from exp_compat.reporting import Rungs, reached
+from exp_compat.files.columns import CURVES, JOB_NUM, STEP, VALUE, read_table
 
 MIN_TRIALS = 3  # whole curves needed: over fewer, a replay tells nothing
 KEEP_BEST = 0.9  # the suggestion: the cheapest setting that kept the best trial in this share of the orders

@@ -1,0 +1,5 @@
+import sys
+
+from exp_compat.cli import main
+
+sys.exit(main())
