@@ -36,7 +36,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS, STEPS
+from exp_compat.columns import DURATION_S, ERROR, JOB_NUM, STATUS, STEPS, Status
 from exp_compat.files import remove_temporaries
 from exp_compat.hydra_syntax import merge, parse_overrides, parse_params_mapping, typed_options
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
@@ -595,7 +595,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                     f"failed ({outcome.error})" if outcome.failed else "returned a result",
                     stop.step,
                 )
-            return dataclasses.replace(outcome, status="pruned", value=stop.value, steps=stop.step, error="")
+            return dataclasses.replace(outcome, status=Status.PRUNED, value=stop.value, steps=stop.step, error="")
         if watched is None or watched.step is None:
             if not outcome.failed and outcome.steps is None and self.options.pruner is not None:
                 self.silent_jobs += 1
