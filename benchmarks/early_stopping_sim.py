@@ -43,6 +43,7 @@ from early_stopping import (  # noqa: E402
 
 from exp_compat import Space  # noqa: E402
 from exp_compat.early_stopping.pruners import Pruner, make_pruner  # noqa: E402
+from exp_compat.files.columns import Status  # noqa: E402
 from exp_compat.space.hydra_syntax import parse_overrides  # noqa: E402
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy  # noqa: E402
 from hydra_plugins.exp_sweeper._objectives import Objectives  # noqa: E402
@@ -109,7 +110,7 @@ def exp_gopt(
         return (asked[0], asked[0].params) if asked else None
 
     def finish(trial: Any, pruned: bool, error: float) -> None:
-        strategy.tell(trial, Outcome("pruned" if pruned else "completed", value=error))
+        strategy.tell(trial, Outcome(Status.PRUNED if pruned else Status.COMPLETED, value=error))
 
     goes_on = judged_by(pruner, lambda trial: str(trial.extra["id"])) if pruned_value else never_stop
     return run_slots(ask, goes_on, finish, budget, lambda params: errors(workload, params))

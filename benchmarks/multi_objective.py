@@ -33,6 +33,7 @@ import numpy as np
 from methods_table import print_methods_table
 
 from exp_compat import Space
+from exp_compat.files.columns import Status
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._objectives import Objectives, hypervolume, parse_constraints
 from hydra_plugins.exp_sweeper._outcome import Outcome
@@ -131,7 +132,7 @@ def run_exp_gopt(problem: Problem, seed: int, slots: int, surrogate: str = "GP")
         trial = running.pop(rng.randint(len(running)))
         value = problem.evaluate([trial.params[n] for n in names])
         returned.append(value)
-        strategy.tell(trial, Outcome("completed", value=value))
+        strategy.tell(trial, Outcome(Status.COMPLETED, value=value))
         running += strategy.ask(slots - len(running))
     strategy.close()
     return problem.score(returned)

@@ -31,6 +31,7 @@ from skopt import gp_minimize
 from skopt.space import Real
 
 from exp_compat import Space
+from exp_compat.files.columns import Status
 from hydra_plugins.exp_sweeper._gopt import GoptStrategy
 from hydra_plugins.exp_sweeper._objectives import Objectives
 from hydra_plugins.exp_sweeper._outcome import Outcome
@@ -85,7 +86,7 @@ def run_async(f, dims, budget, seed, slots=4, surrogate="GP"):
         if strategy.fitting is not None:
             strategy.fitting.result()
         trial = running.pop(rng.randint(len(running)))
-        strategy.tell(trial, Outcome("completed", value=f([trial.params[d.name] for d in dims])))
+        strategy.tell(trial, Outcome(Status.COMPLETED, value=f([trial.params[d.name] for d in dims])))
         running += strategy.ask(1)
     strategy.close()
     return strategy.best_value

@@ -451,3 +451,28 @@ def test_a_job_taken_back_after_its_worker_went_on_leaves_the_worker_on_the_job_
     assert jobs[3].future.result(timeout=1) == "result 3"
     engine._assign()  # a is free again: the job taken back runs there, its future already running
     assert a.job is jobs[2] and jobs[2].future.running() and peers[0].recv() == ("job", 2, ["+x=2"])
+
+
+def test_a_message_travels_as_a_tuple_kind_first_and_a_done_with_cloudpickle():
+    """The wire format between exp_local's driver and a worker: each message a pickled tuple, its kind first; a
+    Done with cloudpickle, as its JobReturn may hold an object of a class that plain pickle cannot name."""
+    import pickle
+
+    from hydra_plugins.exp_launcher._messages import Done, Hello, RunJob, Started, Stop, TakeBack, TakenBack, decode, encode
+
+    class Made:  # a class defined where pickle cannot find it by name, as in a job's script
+        def __eq__(self, other):
+            return type(other).__name__ == "Made"
+
+    wire = [
+        (Hello(), ("hello",)),
+        (RunJob(3, ["+x=3"]), ("job", 3, ["+x=3"])),
+        (TakeBack(2), ("take_back", 2)),
+        (TakenBack(2), ("taken_back", 2)),
+        (Started(3, {"name": "app"}), ("started", 3, {"name": "app"})),
+        (Stop(), ("stop",)),
+    ]
+    for message, words in wire:
+        assert pickle.loads(encode(message)) == words and decode(encode(message)) == message
+    done = decode(encode(Done(4, Made())))
+    assert isinstance(done, Done) and done.idx == 4 and done.job_return == Made()

@@ -206,3 +206,19 @@ def test_warm_start_from_a_file_with_nothing_to_take_fails_before_any_job(tmp_pa
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert f"exp_gopt: hydra.sweeper.warm_start=nothing.csv: {words}" in done.stderr, done.stderr[-3000:]
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_status_is_written_and_read_back_as_its_word():
+    """A trial's status is one ``Status``, written to the results CSV, a job's JSON record and the log as the bare
+    word (as before the enum), and read back from a record as the same member."""
+    from exp_compat.files.columns import Status
+    from hydra_plugins.exp_sweeper._outcome import Outcome, outcome_from_record
+    from hydra_plugins.exp_sweeper._results import cell
+
+    words = ["completed", "pruned", "failed"]
+    assert [cell(status) for status in Status] == [f"{status}" for status in Status] == ["%s" % s for s in Status] == words
+    assert [json.loads(json.dumps({"status": status})) for status in Status] == [{"status": word} for word in words]
+    assert [outcome_from_record({"status": word, "ended": 1.0}).status for word in words] == list(Status)
+    assert Outcome("pruned").status is Status.PRUNED and Outcome("pruned").pruned
+    with pytest.raises(ValueError):
+        Outcome("running")

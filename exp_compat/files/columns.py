@@ -14,6 +14,7 @@ either.
 
 from __future__ import annotations
 
+import enum
 import os
 from typing import Dict, Iterable, List, Tuple, Union
 
@@ -32,6 +33,18 @@ ID, RUN, RESULT, STEPS = own("id"), own("run"), own("result"), own("steps")
 EVALUATION, FEASIBLE = own("evaluation"), own("feasible")
 STEP, VALUE = own("step"), own("value")
 CURVES = [JOB_NUM, STEP, VALUE]  # the curves file's first columns; each reported metric follows, by its own name
+
+
+class Status(str, enum.Enum):
+    """How a trial ended: the values of the ``exp.status`` column and of a job's record. A ``str``, so that it
+    is written to CSV and JSON as the word itself and equals the word read back from them."""
+
+    COMPLETED = "completed"
+    PRUNED = "pruned"  # stopped at a rung; its value is its last report
+    FAILED = "failed"
+
+    def __str__(self) -> str:  # the word in messages and files, not ``Status.FAILED``
+        return self.value
 
 
 def check_name(name: str, what: str) -> None:

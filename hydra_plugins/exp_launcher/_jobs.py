@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from omegaconf import OmegaConf
 
 from exp_compat.early_stopping.reporting import Pruned
+from exp_compat.files.columns import Status
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
 
@@ -51,10 +52,10 @@ def failed_return(job: Job, error: BaseException) -> Any:
 
 
 def status_word(job_return: Any) -> str:
-    """How a JobReturn ended, in the sweep's words: completed, failed, or pruned (the job let
-    ``exp_compat.Pruned`` propagate, which Hydra counts as a failure)."""
+    """How a JobReturn ended, in the sweep's words: a :class:`Status` (pruned: the job let ``exp_compat.Pruned``
+    propagate, which Hydra counts as a failure), or Hydra's own word for a status the sweep has no name for."""
     status = getattr(getattr(job_return, "status", None), "name", "FAILED").lower()
-    return "pruned" if status == "failed" and isinstance(getattr(job_return, "_return_value", None), Pruned) else status
+    return Status.PRUNED if status == Status.FAILED and isinstance(getattr(job_return, "_return_value", None), Pruned) else status
 
 
 def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[..., None]) -> List[Any]:
@@ -65,8 +66,10 @@ def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[...,
         shutdown(cancel=True)
         raise
     words = [status_word(r) for r in returns]
-    pruned = f"{words.count('pruned')} pruned, " if "pruned" in words else ""
-    log.info("%s: %d jobs done: %d completed, %s%d failed", name, len(returns), words.count("completed"), pruned, words.count("failed"))
+    pruned = f"{words.count(Status.PRUNED)} pruned, " if Status.PRUNED in words else ""
+    log.info(
+        "%s: %d jobs done: %d completed, %s%d failed", name, len(returns), words.count(Status.COMPLETED), pruned, words.count(Status.FAILED)
+    )
     return returns
 
 

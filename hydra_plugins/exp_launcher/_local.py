@@ -30,7 +30,6 @@ import atexit
 import collections
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -47,6 +46,20 @@ from exp_compat.plugin_options import typed_options
 from hydra_plugins.exp_launcher._devices import LauncherError, Slot, at_least, device_slots
 from hydra_plugins.exp_launcher._jobs import Job, collect, failed_return, status_word
 from hydra_plugins.exp_launcher._main import MainScript, dumps, main_script
+from hydra_plugins.exp_launcher._messages import (
+    Done,
+    Hello,
+    Ready,
+    RunJob,
+    Started,
+    Stop,
+    TakeBack,
+    TakenBack,
+    ToWorker,
+    receive,
+    send,
+    send_setup,
+)
 from hydra_plugins.exp_launcher.config import ExpLocalConf
 
 log = logging.getLogger("hydra_plugins.exp_launcher")
@@ -100,7 +113,7 @@ class Worker:
     def ask_to_stop(self) -> None:
         """Let an idle worker end on its own (its job code's exit handlers run)."""
         try:
-            self.conn.send(("stop",))
+            send(self.conn, Stop())
         except OSError:
             self.terminate()
 
@@ -388,7 +401,7 @@ class LocalEngine:
                 if worker.ahead.future.cancelled() or idle > 0:
                     idle -= not worker.ahead.future.cancelled()
                     worker.taking_back = worker.ahead.idx
-                    self._send(worker, ("take_back", worker.ahead.idx))
+                    self._send(worker, TakeBack(worker.ahead.idx))
 
     def _next_queued(self, claim: bool) -> Optional[Job]:
         """The first queued job not cancelled, its future set running (``claim``) or left pending."""
@@ -405,12 +418,12 @@ class LocalEngine:
         return job.future.running() or job.future.set_running_or_notify_cancel()
 
     def _hand(self, worker: Worker, job: Job) -> None:
-        self._send(worker, ("job", job.idx, job.overrides))
+        self._send(worker, RunJob(job.idx, job.overrides))
 
     @staticmethod
-    def _send(worker: Worker, message: Any) -> None:
+    def _send(worker: Worker, message: ToWorker) -> None:
         try:
-            worker.conn.send(message)
+            send(worker.conn, message)
         except OSError:  # it just died: reading its end fails its job with the cause
             pass
 
@@ -461,7 +474,7 @@ class LocalEngine:
         worker = self.workers[slot]
         assert worker is not None
         try:
-            message = pickle.loads(worker.conn.recv_bytes())
+            message = receive(worker.conn)
         except (EOFError, OSError):
             worker.finish()
             self.workers[slot] = None
@@ -474,38 +487,41 @@ class LocalEngine:
                 log.error("exp_local: job #%d: %s died (%s)", worker.job.idx, worker.where, how)
             self._fail(worker, RuntimeError(f"the worker process died ({how})"))
             return
-        kind = message[0]
-        if kind == "hello":
-            try:
-                worker.conn.send_bytes(pickle.dumps((list(sys.path), self.main)))
-                worker.conn.send_bytes(self.payload)
-            except OSError:  # it just died: reading its end says how
-                pass
-        elif kind == "ready":
-            worker.ready = True
-        elif kind == "started" and worker.job is not None:
-            worker.job.where = message[2]
-            log.info("exp_local: job #%d started on %s", message[1], worker.where)
-        elif kind == "taken_back":  # the job handed ahead, which had not started
-            if worker.job is not None and worker.job.idx == message[1]:  # its previous job's end came first
-                taken = worker.job
-                self._go_on(worker)  # to a job handed ahead since, which the worker now runs instead
-                worker.ahead = taken
-            self._requeue(worker)
-        elif kind == "done" and worker.job is not None:
-            job, worker.job = worker.job, None
-            worker.jobs_done += 1
-            status = status_word(message[2])
-            log.info("exp_local: job #%d %s on %s in %.2fs", job.idx, status, worker.where, time.monotonic() - (job.started or 0))
-            if not job.future.cancelled():  # one handed ahead, cancelled as the worker went on to it
-                job.future.set_result(message[2])
-            limit = self.options.max_jobs_per_worker
-            if limit is not None and worker.jobs_done >= limit:
+        match message:
+            case Hello():
+                try:
+                    send_setup(worker.conn, list(sys.path), self.main, self.payload)
+                except OSError:  # it just died: reading its end says how
+                    pass
+            case Ready():
+                worker.ready = True
+            case Started(idx, where) if worker.job is not None:
+                worker.job.where = where
+                log.info("exp_local: job #%d started on %s", idx, worker.where)
+            case TakenBack(idx):  # the job handed ahead, which had not started
+                if worker.job is not None and worker.job.idx == idx:  # its previous job's end came first
+                    taken = worker.job
+                    self._go_on(worker)  # to a job handed ahead since, which the worker now runs instead
+                    worker.ahead = taken
                 self._requeue(worker)
-                worker.stop()
-                self.workers[slot] = None
-            else:
-                self._go_on(worker)
+            case Done(_, job_return) if worker.job is not None:
+                self._done(slot, worker, worker.job, job_return)
+
+    def _done(self, slot: int, worker: Worker, job: Job, job_return: Any) -> None:
+        """The worker's job ended: its future gets the JobReturn; the worker goes on, or stops at its limit."""
+        worker.job = None
+        worker.jobs_done += 1
+        status = status_word(job_return)
+        log.info("exp_local: job #%d %s on %s in %.2fs", job.idx, status, worker.where, time.monotonic() - (job.started or 0))
+        if not job.future.cancelled():  # one handed ahead, cancelled as the worker went on to it
+            job.future.set_result(job_return)
+        limit = self.options.max_jobs_per_worker
+        if limit is not None and worker.jobs_done >= limit:
+            self._requeue(worker)
+            worker.stop()
+            self.workers[slot] = None
+        else:
+            self._go_on(worker)
 
     def _go_on(self, worker: Worker) -> None:
         """The worker goes on by itself to the job handed ahead, if any, as its current job ends."""

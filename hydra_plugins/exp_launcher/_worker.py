@@ -29,13 +29,29 @@ import ctypes
 import functools
 import logging
 import os
-import pickle
 import signal
 import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Deque, Dict, List, Set
+from typing import Any, Callable, Deque, Dict, List, Set, Union
+
+from hydra_plugins.exp_launcher._messages import (
+    Done,
+    FromWorker,
+    Hello,
+    Ready,
+    RunJob,
+    Started,
+    Stop,
+    TakeBack,
+    TakenBack,
+    encode,
+    receive,
+    receive_payload,
+    receive_setup,
+    send,
+)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -236,38 +252,41 @@ class Inbox:
 
     The driver hands a worker its next job before the current one ends, so that the worker goes on to it
     without a round trip; until that job starts, the driver may take it back for a worker that has gone
-    idle (``("take_back", idx)``, answered ``("taken_back", idx)`` if it had not started). Only this thread
-    reads the connection; sends from both threads go one at a time.
+    idle (``TakeBack``, answered ``TakenBack`` if it had not started). Only this thread reads the connection;
+    sends from both threads go one at a time.
     """
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.sending = threading.Lock()
         self.arrived = threading.Condition()
-        self.messages: Deque[Any] = collections.deque()
+        self.messages: Deque[Union[RunJob, Stop]] = collections.deque()
         self.closed = False
         threading.Thread(target=self._read, daemon=True, name="exp-worker-inbox").start()
 
     def _read(self) -> None:
         try:
             while True:
-                message = self.conn.recv()
+                message = receive(self.conn)
                 with self.arrived:
-                    if message[0] != "take_back":
+                    if isinstance(message, (RunJob, Stop)):
                         self.messages.append(message)
                         self.arrived.notify()
-                        continue
-                    waiting = [m for m in self.messages if m[0] == "job" and m[1] == message[1]]
-                    if waiting:  # not started: back to the driver (a started one answers "started")
-                        self.messages.remove(waiting[0])
-                        self.send(("taken_back", message[1]))
+                    elif isinstance(message, TakeBack):
+                        self._take_back(message.idx)
         except (EOFError, OSError):
             with self.arrived:
                 self.closed = True
                 self.arrived.notify()
 
-    def next(self) -> Any:
-        """The next message (a job or "stop"); EOFError once the driver is gone and nothing is left."""
+    def _take_back(self, idx: int) -> None:
+        waiting = [m for m in self.messages if isinstance(m, RunJob) and m.idx == idx]
+        if waiting:  # not started: back to the driver (a started one answers Started)
+            self.messages.remove(waiting[0])
+            self.send(TakenBack(idx))
+
+    def next(self) -> Union[RunJob, Stop]:
+        """The next job, or Stop; EOFError once the driver is gone and nothing is left."""
         with self.arrived:
             while not self.messages and not self.closed:
                 self.arrived.wait()
@@ -275,9 +294,8 @@ class Inbox:
                 raise EOFError
             return self.messages.popleft()
 
-    def send(self, message: Any) -> None:
-        with self.sending:
-            self.conn.send(message)
+    def send(self, message: FromWorker) -> None:
+        self.send_bytes(encode(message))
 
     def send_bytes(self, payload: bytes) -> None:
         with self.sending:
@@ -293,7 +311,6 @@ def serve(conn: Connection) -> None:
 
 
 def _serve(conn: Connection) -> None:
-    import cloudpickle
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobReturn, JobStatus, setup_globals
 
@@ -301,11 +318,11 @@ def _serve(conn: Connection) -> None:
     from hydra_plugins.exp_launcher._jobs import number, run_numbered
     from hydra_plugins.exp_launcher._main import prepare
 
-    conn.send(("hello",))  # the driver sends the payload only now: it never waits for a worker's imports
-    sys.path[:], main = pickle.loads(conn.recv_bytes())
+    send(conn, Hello())  # the driver sends the payload only now: it never waits for a worker's imports
+    sys.path[:], main = receive_setup(conn)
     if main is not None:  # before the payload, whose classes and functions from the script refer to it
         prepare(main)
-    hydra_context, config, task_function, singleton_state = cloudpickle.loads(conn.recv_bytes())
+    hydra_context, config, task_function, singleton_state = receive_payload(conn)
     task_function = guarded(task_function)
     setup_globals()
     Singleton.set_state(singleton_state)
@@ -316,21 +333,21 @@ def _serve(conn: Connection) -> None:
         """A job that failed around its task (the worker stays): ``text``, on one line, is its error."""
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=RuntimeError(" ".join(text.split())))
 
-    conn.send(("ready",))
+    send(conn, Ready())
     inbox = Inbox(conn)
     while True:
         message = inbox.next()
-        if message[0] == "stop":
+        if isinstance(message, Stop):
             return
-        _, idx, overrides = message
+        idx, overrides = message.idx, message.overrides
         state.restore()
         try:
             sweep_config = composer.compose(overrides)
         except Exception as error:  # an override that Hydra refuses for this config
-            inbox.send_bytes(cloudpickle.dumps(("done", idx, failed(overrides, f"Hydra cannot compose the job's config: {error}"))))
+            inbox.send(Done(idx, failed(overrides, f"Hydra cannot compose the job's config: {error}")))
             continue
         where = number(sweep_config, idx, f"{sweep_config.hydra.job.name}_{idx}")
-        inbox.send(("started", idx, where))
+        inbox.send(Started(idx, where))
         try:
             ret = run_numbered(hydra_context, task_function, sweep_config)
         except Exception as error:  # raised by Hydra's run_job around the task
@@ -342,7 +359,7 @@ def _serve(conn: Connection) -> None:
                 "exp_local: job #%d left %d processes running: killed (a job's processes end with it)", idx, left
             )
         try:
-            payload = cloudpickle.dumps(("done", idx, ret))
+            payload = encode(Done(idx, ret))
         except Exception as error:  # a return value (or exception) that cannot travel back
             ret = JobReturn(
                 overrides=ret.overrides,
@@ -353,7 +370,7 @@ def _serve(conn: Connection) -> None:
                 status=JobStatus.FAILED,
                 _return_value=RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"),
             )
-            payload = cloudpickle.dumps(("done", idx, ret))
+            payload = encode(Done(idx, ret))
         inbox.send_bytes(payload)
 
 

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from exp_compat import Space, SpaceError
 from exp_compat.early_stopping.reporting import plain_step
-from exp_compat.files.columns import DURATION_S, ERROR, JOB_NUM, STATUS
+from exp_compat.files.columns import DURATION_S, ERROR, JOB_NUM, STATUS, Status
 from exp_compat.files.durable import remove_temporaries
 from exp_compat.overrides import env_set_overrides, job_env_overrides, render_value
 from exp_compat.plugin_options import typed_options
@@ -553,7 +553,7 @@ class SweepCore(abc.ABC, Generic[ConfT, StrategyT]):
                     f"failed ({outcome.error})" if outcome.failed else "returned a result",
                     stop.step,
                 )
-            return dataclasses.replace(outcome, status="pruned", value=stop.value, steps=stop.step, error="")
+            return dataclasses.replace(outcome, status=Status.PRUNED, value=stop.value, steps=stop.step, error="")
         if watched is None or watched.step is None:
             self.pruning.unjudged(self.kind, trial.job_num, outcome)
             return outcome

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space, SpaceError
-from exp_compat.files.columns import ID, RUN, STATUS, read_table
+from exp_compat.files.columns import ID, RUN, STATUS, Status, read_table
 from exp_compat.space.search import SearchSpace
 from hydra_plugins.exp_sweeper._core import BOOKKEEPING, SweepCore, SweepError, Trial
 from hydra_plugins.exp_sweeper._objectives import Objectives, Reading, Scalarisation, non_dominated, normal_scores, parse_constraints
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # scikit-optimize and scikit-learn take seconds to import: af
 
 log = logging.getLogger("hydra_plugins.exp_sweeper")
 SUMMARY = "optimization_results.yaml"  # the Optuna sweeper's name for it
+VALUED = (Status.COMPLETED, Status.PRUNED)  # the trials whose row holds an objective value
 
 
 def describe_exhaustion(size: Optional[int]) -> str:
@@ -147,7 +148,7 @@ class GoptStrategy:
             except (KeyError, ValueError) as error:
                 raise SweepError(f"exp_gopt: cannot read an earlier result: {error}") from None
             value: Any = None
-            if row[STATUS] in ("completed", "pruned"):
+            if row[STATUS] in VALUED:
                 try:
                     value = self.objectives.from_row(row)
                 except KeyError as error:
@@ -159,11 +160,11 @@ class GoptStrategy:
                 if value is not None and self.objectives.plain:
                     value = value.values[0]
             valued = value is not None
-            self._learn(point, self.search.to_config(point), value, completed=row[STATUS] == "completed", own=count)
+            self._learn(point, self.search.to_config(point), value, completed=row[STATUS] == Status.COMPLETED, own=count)
             if count:
                 self.finished += 1
                 self.n_failed += not valued
-                self.n_pruned += valued and row[STATUS] == "pruned"
+                self.n_pruned += valued and row[STATUS] == Status.PRUNED
                 self.next_id = max(self.next_id, int(row[ID]) + 1)
 
     def _tell_untold(self, fit: bool, redraw: bool = False) -> None:
@@ -452,7 +453,7 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
         for row in rows:
             reason = self._unusable(row, search)
             if reason is None:
-                taken.append({**row, STATUS: row.get(STATUS, "completed")})
+                taken.append({**row, STATUS: row.get(STATUS, Status.COMPLETED)})
             else:
                 skipped[reason] += 1
         reasons = "; ".join(f"{n} {reason}" for reason, n in skipped.most_common())
@@ -470,8 +471,8 @@ class GoptSweep(SweepCore[ExpGoptConf, GoptStrategy]):
 
     def _unusable(self, row: Dict[str, str], search: SearchSpace) -> Optional[str]:
         """Why a warm start cannot take this row (None: it can)."""
-        status = row.get(STATUS, "completed")
-        if status not in ("completed", "pruned"):
+        status = row.get(STATUS, Status.COMPLETED)
+        if status not in VALUED:
             return f"with status {status or 'empty'}"
         try:
             point_from_row(search, row)

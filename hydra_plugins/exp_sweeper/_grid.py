@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from omegaconf import OmegaConf
 
 from exp_compat import Space
-from exp_compat.files.columns import RESULT, STATUS, own
+from exp_compat.files.columns import RESULT, STATUS, Status, own
 from exp_compat.files.durable import atomic_writer
 from exp_compat.space.grid import Grid
 from exp_compat.space.parameters import RESERVED_ROOTS
@@ -210,8 +210,8 @@ class GridSweep(SweepCore[ExpGridConf, GridStrategy]):
             self.total,
             self.options.progress,
             done=len(store.rows),
-            failed=sum(r[STATUS] == "failed" for r in store.rows),
-            pruned=sum(r[STATUS] == "pruned" for r in store.rows),
+            failed=sum(r[STATUS] == Status.FAILED for r in store.rows),
+            pruned=sum(r[STATUS] == Status.PRUNED for r in store.rows),
         )
 
     def lanes(self) -> Tuple[int, bool]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from exp_compat.early_stopping.reporting import Pruned, begin_job, current_trial, end_job, plain_step
+from exp_compat.files.columns import Status
 from exp_compat.files.durable import write_atomic
 from exp_compat.space.parameters import plain
 
@@ -100,14 +101,14 @@ class TimedTask:
             value = kept_value(self.timed_function(cfg))
         except Pruned as pruned:
             logging.getLogger(__name__).info("the job was %s", pruned)
-            record.update(status="pruned", value=pruned.value, steps=pruned.step)
+            record.update(status=Status.PRUNED, value=pruned.value, steps=pruned.step)
             raise
         except Exception as error:
             logging.getLogger(__name__).exception("the job raised an exception")
-            record.update(status="failed", error=describe_error(error))
+            record.update(status=Status.FAILED, error=describe_error(error))
             raise
         else:
-            record.update(status="completed", value=jsonable(value), value_repr=_short(value))
+            record.update(status=Status.COMPLETED, value=jsonable(value), value_repr=_short(value))
             return value
         finally:
             trial = current_trial()
@@ -143,7 +144,7 @@ def read_record(sweep_dir: Any, job_num: Any) -> Optional[Dict[str, Any]]:
 class Outcome:
     """One finished job as the sweep records it."""
 
-    status: str  # "completed", "pruned" (stopped at a rung; value: its last report) or "failed"
+    status: Status
     value: Any = None
     error: str = ""
     started: Optional[float] = None
@@ -152,13 +153,16 @@ class Outcome:
     log_path: Optional[str] = None
     steps: Any = None  # the last step the job reported, if it reported
 
+    def __post_init__(self) -> None:  # the word read from a record or a results file, or ValueError
+        self.status = Status(self.status)
+
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status is Status.FAILED
 
     @property
     def pruned(self) -> bool:
-        return self.status == "pruned"
+        return self.status is Status.PRUNED
 
     @property
     def duration_s(self) -> Optional[float]:
@@ -167,7 +171,7 @@ class Outcome:
         return round(self.ended - self.started, 6)
 
     def fail(self, error: str) -> "Outcome":
-        return dataclasses.replace(self, status="failed", error=error)
+        return dataclasses.replace(self, status=Status.FAILED, error=error)
 
 
 def describe_error(error: BaseException) -> str:
@@ -183,7 +187,7 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
     """
     from hydra.core.utils import JobStatus
 
-    outcome = Outcome("completed")
+    outcome = Outcome(Status.COMPLETED)
     hydra_cfg = getattr(job_return, "hydra_cfg", None)
     if hydra_cfg is not None:
         hydra = hydra_cfg.hydra
@@ -196,7 +200,7 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
     if job_return.status == JobStatus.FAILED:
         error = job_return._return_value
         if isinstance(error, Pruned):
-            return dataclasses.replace(outcome, status="pruned", value=error.value, steps=error.step)
+            return dataclasses.replace(outcome, status=Status.PRUNED, value=error.value, steps=error.step)
         return outcome.fail(describe_error(error))
     outcome.value = job_return.return_value
     return outcome
@@ -204,10 +208,10 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
 
 def outcome_from_record(record: Dict[str, Any]) -> Optional[Outcome]:
     """The outcome of a job that finished while no driver was there to hear it (None if it never finished)."""
-    if record.get("status") not in ("completed", "pruned", "failed") or "ended" not in record:
+    if record.get("status") not in tuple(Status) or "ended" not in record:
         return None
     value = record.get("value")
-    if record["status"] == "completed" and value is None and record.get("value_repr") not in (None, "None"):
+    if record["status"] == Status.COMPLETED and value is None and record.get("value_repr") not in (None, "None"):
         return None  # its return value could not be saved: run it again rather than guess
     return Outcome(
         record["status"],

@@ -47,7 +47,7 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from exp_compat.files.columns import CURVES, JOB_NUM, STATUS, STEP, VALUE, read_table
+    from exp_compat.files.columns import CURVES, JOB_NUM, STATUS, STEP, VALUE, Status, read_table
     from hydra_plugins.exp_sweeper._results import read_results
 
     curves = sweep_dir / f"{name}_curves.csv"
@@ -61,8 +61,8 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
         steps.append(float(row[STEP]))
         values.append(float(row[VALUE]))
     styles: Dict[str, Dict[str, Any]] = {
-        "pruned": dict(color="0.6", linewidth=0.8, alpha=0.7),
-        "failed": dict(color="tab:red", linewidth=0.8),
+        Status.PRUNED: dict(color="0.6", linewidth=0.8, alpha=0.7),
+        Status.FAILED: dict(color="tab:red", linewidth=0.8),
     }
     figure, axes = plt.subplots(figsize=(8, 5))
     labelled = set()
@@ -75,7 +75,7 @@ def write_curves_plot(sweep_dir: Path, name: str, results: Path) -> None:
         labelled.add(kind)
     axes.set_xlabel("step")
     axes.set_ylabel("reported value")
-    axes.set_title(f"{name}: learning curves ({sum(s == 'pruned' for s in status.values())} pruned)")
+    axes.set_title(f"{name}: learning curves ({sum(s == Status.PRUNED for s in status.values())} pruned)")
     axes.legend()
     figure.savefig(sweep_dir / f"{name}_curves.png", dpi=100, bbox_inches="tight")
     plt.close(figure)

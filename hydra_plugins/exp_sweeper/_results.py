@@ -16,10 +16,10 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
-from exp_compat.files.columns import CURVES, ERROR, JOB_NUM, RESULT, STATUS, STEP, VALUE, read_table
+from exp_compat.files.columns import CURVES, ERROR, JOB_NUM, RESULT, STATUS, STEP, VALUE, Status, read_table
 from exp_compat.files.durable import atomic_writer, json_lines
 
-FINISHED = ("completed", "pruned", "failed")
+FINISHED = tuple(Status)
 # Free-form columns (a job's return value, an error message) hold at most this many characters: a job that
 # returns 200 MB must not make a 200 MB CSV. The job's own record and log keep what it said.
 LONG_CELL = 10_000
