@@ -19,7 +19,9 @@ setup(
     # the version it mirrors; CI also runs the marked tests against the newest releases these bounds allow
     # (.ci/run, `pytest -m upstream`), so a release that moves that code is caught before users install it.
     install_requires=[
-        "hydra-core>=1.3.2,<1.4",  # exp_launcher/_hydra_internals.py: Hydra 1.3's private sweep-config loading
+        # exp_launcher/_hydra_internals.py: Hydra 1.3's private sweep-config loading; exp_compat/_hydra_internals.py:
+        # the private names of Hydra that the sweepers and exp-compat convert need too
+        "hydra-core>=1.3.2,<1.4",
         "omegaconf>=2.3,<2.4",
         "tomli>=1.1; python_version < '3.11'",
         "tomli-w>=1.0",

@@ -168,6 +168,36 @@ def test_a_failing_fast_path_falls_back_to_hydras_and_says_so_once(loader_and_ma
     assert _hydra_internals.MIRRORED in message
 
 
+def test_apply_overrides_sets_value_overrides_in_a_config_as_hydra_does():
+    """exp_compat's private Hydra function (``exp-compat convert``'s check of what a job receives, and the cached
+    composition's last step): adding, forcing, changing, deleting and merging a dict value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from exp_compat._hydra_internals import apply_overrides
+
+    config = OmegaConf.create({"a": {"b": 1, "d": {"e": 1}}, "gone": 2})
+    apply_overrides(OverridesParser.create().parse_overrides(["a.b=3", "+c=[1,2]", "++f=x", "~gone", "a.d={g: 2}"]), config)
+    assert OmegaConf.to_container(config) == {"a": {"b": 3, "d": {"e": 1, "g": 2}}, "c": [1, 2], "f": "x"}
+
+
+def test_job_error_is_the_exception_a_failed_job_raised(capsys):
+    """The private field of JobReturn that exp_compat reads: what a failed job raised, set with the public setter as
+    Hydra's run_job and the launchers set it, and which the public ``return_value`` raises instead of returning."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from exp_compat._hydra_internals import job_error
+    from hydra_plugins.exp_launcher._jobs import failed_job_return
+
+    error = ValueError("bad")
+    failed = failed_job_return(error, overrides=["a=1"])
+    assert job_error(failed) is error
+    with pytest.raises(ValueError):
+        failed.return_value  # noqa: B018
+    completed = JobReturn(status=JobStatus.COMPLETED)
+    completed.return_value = 3
+    assert job_error(completed) is None and completed.return_value == 3
+
+
 def test_apps_stopped_stops_a_hydra_app_called_while_it_holds():
     """The private hook of hydra.main that a worker replaces while it runs the app script again (an unguarded
     script calls its app at import): with the installed Hydra, the app does not run and AppStarted says so.

@@ -236,3 +236,27 @@ def test_forest_leaves_replace_a_fitted_value_as_if_the_trees_had_been_grown_wit
         at = leaves.offsets[t] + node
         assert replaced.weight[at] == pytest.approx(weights[inside].sum())
         assert replaced.value[at] == pytest.approx(mean) and replaced.variance[at] == pytest.approx(variance)
+
+
+def test_the_optimizer_attributes_written_behind_tell_are_what_tell_uses():
+    """``_skopt_internals``' access to the Optimizer's estimator, told values and fitted models: ``tell`` clones
+    the estimator set, and learns the values told again at its next fit; the models are the latest fit's."""
+    from skopt import Optimizer
+    from skopt.learning import ExtraTreesRegressor, GaussianProcessRegressor
+
+    from hydra_plugins.exp_sweeper._skopt_internals import base_estimator, fitted_models, set_estimator, set_fitted_model, set_told_values
+
+    optimizer = Optimizer([Real(0.0, 1.0)], "GP", n_initial_points=3, acq_optimizer="sampling", random_state=0, model_queue_size=1)
+    assert isinstance(base_estimator(optimizer), GaussianProcessRegressor) and fitted_models(optimizer) == []
+    optimizer.tell([[0.1], [0.5], [0.9]], [1.0, 2.0, 3.0])
+    [first] = fitted_models(optimizer)
+    assert first.predict([[0.1]])[0] < first.predict([[0.9]])[0]
+    set_told_values(optimizer, [3.0, 2.0, 1.0])
+    optimizer.tell([0.3], 2.5)
+    [refit] = fitted_models(optimizer)
+    assert refit.predict([[0.1]])[0] > refit.predict([[0.9]])[0]
+    set_estimator(optimizer, ExtraTreesRegressor(n_estimators=5, random_state=0))
+    optimizer.tell([0.7], 1.5)
+    assert isinstance(fitted_models(optimizer)[-1], ExtraTreesRegressor)
+    set_fitted_model(optimizer, first)
+    assert fitted_models(optimizer) == [first]

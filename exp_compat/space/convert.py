@@ -92,13 +92,14 @@ def _emitted(line: str, target: str) -> List[str]:
 
 def job_value(override_line: str) -> Any:
     """What a job's config holds for this override, resolved, as Hydra composes it."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from exp_compat._hydra_internals import apply_overrides
+
     override = OverridesParser.create().parse_override(override_line)
     config = OmegaConf.create({})
-    ConfigLoaderImpl._apply_overrides_to_config([override], config)
+    apply_overrides([override], config)
     container = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
     node: Any = container
     for part in override.key_or_group.split("."):

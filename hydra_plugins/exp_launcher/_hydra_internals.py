@@ -1,4 +1,7 @@
-"""Hydra's private sweep-config loading: the one module that reaches into ``hydra._internal``.
+"""Hydra's private sweep-config loading, and the private names of ``hydra.main`` the launchers use.
+
+The private names of Hydra that ``exp_compat`` and the sweeper need too are in ``exp_compat/_hydra_internals.py``
+(which says why there are two such modules); this one holds those of the launcher alone.
 
 Mirrors hydra-core 1.3 (read from 1.3.8, the newest 1.3 release; ``setup.py`` keeps hydra-core below
 1.4): how ``ConfigLoaderImpl._load_configuration_impl`` composes the defaults tree, and the steps it
@@ -36,7 +39,9 @@ from hydra.core.utils import JobRuntime
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-MIRRORED = "hydra-core 1.3.8"
+# the Hydra release that both modules of its private code mirror, named once
+from exp_compat._hydra_internals import MIRRORED as MIRRORED
+from exp_compat._hydra_internals import apply_overrides
 
 
 class AppStarted(BaseException):
@@ -102,7 +107,7 @@ def finish(
     cfg = copy.deepcopy(tree.config)
     OmegaConf.set_struct(cfg, True)
     OmegaConf.set_readonly(cfg.hydra, False)
-    ConfigLoaderImpl._apply_overrides_to_config(list(values), cfg)
+    apply_overrides(list(values), cfg)
     app_overrides = []
     for override in parsed:
         if override.is_hydra_override():

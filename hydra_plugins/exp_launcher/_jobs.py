@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
+from exp_compat._hydra_internals import job_error
 from exp_compat.early_stopping.reporting import Pruned
 from exp_compat.files.columns import Status
 
@@ -27,8 +28,6 @@ class Job:
 
 def failed_return(job: Job, error: BaseException) -> Any:
     """A FAILED JobReturn for a job that could not return one itself (crash, timeout, cancellation)."""
-    from hydra.core.utils import JobReturn, JobStatus
-
     hydra_cfg = None
     if job.where is not None:  # enough of the job's Hydra config to find its output directory and log
         hydra_cfg = OmegaConf.create(
@@ -40,22 +39,23 @@ def failed_return(job: Job, error: BaseException) -> Any:
                 }
             }
         )
-    return JobReturn(
-        overrides=job.overrides,
-        cfg=None,
-        hydra_cfg=hydra_cfg,
-        working_dir=None,
-        task_name=None,
-        status=JobStatus.FAILED,
-        _return_value=error,
-    )
+    return failed_job_return(error, overrides=job.overrides, hydra_cfg=hydra_cfg)
+
+
+def failed_job_return(error: BaseException, **fields: Any) -> Any:
+    """A FAILED JobReturn of ``error`` (with the JobReturn ``fields`` given), set as Hydra's ``run_job`` sets it."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    job_return = JobReturn(status=JobStatus.FAILED, **fields)
+    job_return.return_value = error
+    return job_return
 
 
 def status_word(job_return: Any) -> str:
     """How a JobReturn ended, in the sweep's words: a :class:`Status` (pruned: the job let ``exp_compat.Pruned``
     propagate, which Hydra counts as a failure), or Hydra's own word for a status the sweep has no name for."""
     status = getattr(getattr(job_return, "status", None), "name", "FAILED").lower()
-    return Status.PRUNED if status == Status.FAILED and isinstance(getattr(job_return, "_return_value", None), Pruned) else status
+    return Status.PRUNED if status == Status.FAILED and isinstance(job_error(job_return), Pruned) else status
 
 
 def collect(name: str, futures: Sequence["Future[Any]"], shutdown: Callable[..., None]) -> List[Any]:

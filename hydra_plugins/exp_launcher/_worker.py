@@ -312,10 +312,10 @@ def serve(conn: Connection) -> None:
 
 def _serve(conn: Connection) -> None:
     from hydra.core.singleton import Singleton
-    from hydra.core.utils import JobReturn, JobStatus, setup_globals
+    from hydra.core.utils import JobReturn, setup_globals
 
     from hydra_plugins.exp_launcher._compose import Composer
-    from hydra_plugins.exp_launcher._jobs import number, run_numbered
+    from hydra_plugins.exp_launcher._jobs import failed_job_return, number, run_numbered
     from hydra_plugins.exp_launcher._main import prepare
 
     send(conn, Hello())  # the driver sends the payload only now: it never waits for a worker's imports
@@ -331,7 +331,7 @@ def _serve(conn: Connection) -> None:
 
     def failed(overrides: List[str], text: str) -> JobReturn:
         """A job that failed around its task (the worker stays): ``text``, on one line, is its error."""
-        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=RuntimeError(" ".join(text.split())))
+        return failed_job_return(RuntimeError(" ".join(text.split())), overrides=list(overrides))
 
     send(conn, Ready())
     inbox = Inbox(conn)
@@ -361,14 +361,13 @@ def _serve(conn: Connection) -> None:
         try:
             payload = encode(Done(idx, ret))
         except Exception as error:  # a return value (or exception) that cannot travel back
-            ret = JobReturn(
+            ret = failed_job_return(
+                RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"),
                 overrides=ret.overrides,
                 cfg=ret.cfg,
                 hydra_cfg=ret.hydra_cfg,
                 working_dir=ret.working_dir,
                 task_name=ret.task_name,
-                status=JobStatus.FAILED,
-                _return_value=RuntimeError(f"the job's result cannot be sent back (pickling failed: {error})"),
             )
             payload = encode(Done(idx, ret))
         inbox.send_bytes(payload)

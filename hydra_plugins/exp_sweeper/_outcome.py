@@ -174,7 +174,7 @@ class Outcome:
         return dataclasses.replace(self, status=Status.FAILED, error=error)
 
 
-def describe_error(error: BaseException) -> str:
+def describe_error(error: Optional[BaseException]) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -187,6 +187,8 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
     """
     from hydra.core.utils import JobStatus
 
+    from exp_compat._hydra_internals import job_error
+
     outcome = Outcome(Status.COMPLETED)
     hydra_cfg = getattr(job_return, "hydra_cfg", None)
     if hydra_cfg is not None:
@@ -198,7 +200,7 @@ def outcome_of(job_return: Any, sweep_dir: Any) -> Outcome:
         outcome.started, outcome.ended = record.get("started"), record.get("ended")
         outcome.steps = record.get("steps")
     if job_return.status == JobStatus.FAILED:
-        error = job_return._return_value
+        error = job_error(job_return)
         if isinstance(error, Pruned):
             return dataclasses.replace(outcome, status=Status.PRUNED, value=error.value, steps=error.step)
         return outcome.fail(describe_error(error))

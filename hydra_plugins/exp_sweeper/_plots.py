@@ -21,10 +21,12 @@ def write_plots(sweep_dir: Path, name: str, proposer: Any, told: Sequence[float]
     from skopt.plots import plot_convergence, plot_objective
     from skopt.utils import create_result
 
+    from hydra_plugins.exp_sweeper._skopt_internals import fitted_models
+
     if not told:
         log.warning("exp_gopt: no completed trial, no plots")
         return
-    models = proposer.optimizer.models if proposer.optimizer is not None else []
+    models = fitted_models(proposer.optimizer) if proposer.optimizer is not None else []
     result = create_result(proposer.X, list(told), proposer.space, np.random.RandomState(0), models=models)
     plot_convergence(result)
     if sign < 0:

@@ -92,9 +92,13 @@ from hydra_plugins.exp_sweeper._skopt_internals import (
     QuantileGBRT,
     acquisition,
     acquisition_1d,
+    base_estimator,
     fitted_kernel,
+    fitted_models,
     own_next_point,
     set_estimator,
+    set_fitted_model,
+    set_told_values,
 )
 
 N_CANDIDATES = 10_000  # random candidates the acquisition is evaluated on, per proposed point
@@ -218,7 +222,7 @@ class Proposer:
                     random_state=seed,
                     model_queue_size=1,
                 )
-            self.base = clone(self.optimizer.base_estimator_)
+            self.base = clone(base_estimator(self.optimizer))
 
     @staticmethod
     def single_thread() -> contextlib.AbstractContextManager:
@@ -250,7 +254,7 @@ class Proposer:
             raise ValueError(f"retell: {len(values)} values for {len(self.y)} results")
         self.y = [float(v) for v in values]
         if self.optimizer is not None:
-            self.optimizer.yi = list(self.y)
+            set_told_values(self.optimizer, self.y)
 
     def _add(self, points: Sequence[Sequence[Any]], values: Sequence[float], slacks: Sequence[Sequence[float]], fit: bool) -> None:
         if not points:
@@ -275,7 +279,7 @@ class Proposer:
             # scikit-optimize's own point knows nothing of constraints
             feasibility = self._feasibility(n) if fit else None
         if fit:
-            self._publish(self.optimizer.models[-1], n, own_point=not self.n_constraints, feasibility=feasibility)
+            self._publish(fitted_models(self.optimizer)[-1], n, own_point=not self.n_constraints, feasibility=feasibility)
 
     def refit(self, pending: Sequence[Sequence[Any]] = ()) -> None:
         """Fit the surrogate to every result recorded so far, and draw and score the candidates of the
@@ -293,7 +297,7 @@ class Proposer:
         running = [list(p) for p in pending]
         with self.single_thread():
             model = self._fit(self._estimator(n), X, y)
-            self.optimizer.models = [model]  # what the plots draw
+            set_fitted_model(self.optimizer, model)  # what the plots draw
             believed: List[Tuple[List[Any], float]] = []
             if running and is_forest(model):
                 believed = list(zip(running, (float(v) for v in model.predict(self.space.transform(running)))))

@@ -7,8 +7,11 @@ is private and may move:
 * ``skopt.acquisition._gaussian_acquisition`` (the acquisition over many points) and
   ``gaussian_acquisition_1D`` (one point with its gradient, for L-BFGS), both undocumented;
 * ``Optimizer._next_x``, the optimizer's own next point, computed when results are told;
-* ``Optimizer.base_estimator_``, which ``Optimizer.tell`` clones and fits (replaced to choose how a GP's
-  hyper-parameters are searched);
+* ``Optimizer.base_estimator_``, which ``Optimizer.tell`` clones and fits (read, and replaced to choose
+  how a GP's hyper-parameters are searched);
+* ``Optimizer.yi`` and ``Optimizer.models``, the told values and the fitted models: documented to read,
+  but only ``tell`` keeps them consistent, and they are written here behind it (values told again under
+  another scalarisation; the model of a fit made outside ``tell``, for the plots);
 * ``skopt.learning.gaussian_process.gpr._param_for_white_kernel_in_Sum`` and the attributes skopt's
   ``GaussianProcessRegressor.fit`` sets (``noise_``, ``K_inv_``, ``y_train_std_``, ``y_train_mean_``,
   the last two copied from scikit-learn's private ``_y_train_std``/``_y_train_mean``);
@@ -72,9 +75,29 @@ class QuantileGBRT(GradientBoostingQuantileRegressor):
         return mean, (high - low) / 2.0
 
 
+def base_estimator(optimizer: Optimizer) -> Any:
+    """The (unfitted) estimator that ``optimizer.tell`` clones and fits."""
+    return optimizer.base_estimator_
+
+
 def set_estimator(optimizer: Optimizer, estimator: Any) -> None:
     """Make ``optimizer.tell`` fit (a clone of) ``estimator`` from now on."""
     optimizer.base_estimator_ = estimator
+
+
+def set_told_values(optimizer: Optimizer, values: Sequence[float]) -> None:
+    """Replace the values told so far (in the order told) by ``values``: the next fit learns them."""
+    optimizer.yi = list(values)
+
+
+def fitted_models(optimizer: Optimizer) -> List[Any]:
+    """The models of the optimizer's latest fits, the latest last (none before its first fit)."""
+    return list(optimizer.models)
+
+
+def set_fitted_model(optimizer: Optimizer, model: Any) -> None:
+    """Make ``model``, fitted outside ``optimizer.tell``, the optimizer's latest (what its plots draw)."""
+    optimizer.models = [model]
 
 
 def fitted_kernel(gp: GaussianProcessRegressor, fixed_noise: bool = True) -> Any:
