@@ -172,6 +172,12 @@ _current: Optional[_Trial] = None
 _late_reports = 0
 
 
+def _env_rungs() -> Optional[Rungs]:
+    """The rungs the sweep gave the job in its environment (None: no pruner)."""
+    rungs = os.environ.get(RUNGS_ENV)
+    return Rungs.from_text(rungs) if rungs else None
+
+
 def begin_job() -> None:
     """Bind the reports of this process, its threads started from now on and its child processes to the job
     that the environment names (the sweep calls this as each job starts, in the job's process)."""
@@ -180,10 +186,9 @@ def begin_job() -> None:
     if not channel:
         _current = None
         return
-    rungs = os.environ.get(RUNGS_ENV)
     here = threading.current_thread()
     earlier = frozenset(thread for thread in threading.enumerate() if thread is not here)
-    _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None, bound=True, earlier_threads=earlier)
+    _current = _Trial(channel, _env_rungs(), bound=True, earlier_threads=earlier)
     try:  # the channel exists from the job's start: a report that finds it gone comes after the sweep recorded the job
         with open(channel + ".jsonl", "a", encoding="utf-8"):
             pass
@@ -215,8 +220,7 @@ def _trial() -> Optional[_Trial]:
     if not channel:
         return None
     if _current is None or _current.channel != channel:
-        rungs = os.environ.get(RUNGS_ENV)
-        _current = _Trial(channel, Rungs.from_text(rungs) if rungs else None)
+        _current = _Trial(channel, _env_rungs())
     return _current
 
 
